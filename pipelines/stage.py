@@ -1,0 +1,214 @@
+"""The stage protocol: every cleaning step is a typed, validated model that runs on a batch.
+
+A stage is configured by its fields (pydantic validates them before any work starts) and works on
+a `polars.DataFrame` holding at least `id` and `text`. The runner fuses document stages into one
+pass per shard; global stages (dedup, mix) see the whole corpus through scan → decide → apply.
+Every stage also runs alone on a DataFrame or an Arrow table: `.filter(df)`, `.annotate(df)`.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import polars as pl
+import pyarrow as pa
+from pydantic import BaseModel, ConfigDict, Field
+
+TEXT = "text"
+ID = "id"
+SOURCE = "source"
+REASON = "reason"
+ORDER = "_cm_order"
+"""Global input order of a row (unit << 40 | row in unit): 'first' for dedup, stable sorting."""
+
+Frame = pl.DataFrame | pa.Table
+
+
+def to_polars(data: Frame) -> pl.DataFrame:
+    if isinstance(data, pl.DataFrame):
+        return data
+    if isinstance(data, pa.Table):
+        return pl.from_arrow(data)  # type: ignore[return-value]
+    raise TypeError(f"expected a polars DataFrame or a pyarrow Table, got {type(data).__name__}")
+
+
+def like(original: Frame, df: pl.DataFrame) -> Frame:
+    """Return `df` in the same kind of frame the caller passed in."""
+    return df.to_arrow() if isinstance(original, pa.Table) else df
+
+
+def with_reason(df: pl.DataFrame, reason: str | pl.Expr | None) -> pl.DataFrame:
+    value = pl.lit(reason, pl.String) if reason is None or isinstance(reason, str) else reason
+    return df.with_columns(value.cast(pl.String).alias(REASON))
+
+
+@dataclass
+class StageResult:
+    """What a stage did to one batch: the rows it kept, the rows it removed (with `reason`)."""
+
+    kept: pl.DataFrame
+    rejected: pl.DataFrame
+    modified: dict[str, int] = field(default_factory=dict)
+    added: int = 0
+
+
+@dataclass
+class Context:
+    """What a global stage may use besides its own batch: a folder for its passes, the pool."""
+
+    workdir: Path
+    workers: int = 1
+    seed: int = 0
+    map: Callable[[Callable[[Any], Any], Iterable[Any]], list[Any]] = field(
+        default=lambda fn, items: [fn(item) for item in items], repr=False
+    )
+    cache: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"workdir": self.workdir, "workers": self.workers, "seed": self.seed}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(**state)  # type: ignore[misc]
+
+
+class Stage(BaseModel):
+    """Base of all stages. Subclasses declare `type: Literal["..."] = "..."` and their parameters."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+    type: str
+    name: str | None = Field(None, description="label in stats and reasons; distinguishes two stages of one type")
+
+    @property
+    def label(self) -> str:
+        return self.name or self.type
+
+    def process(self, df: pl.DataFrame) -> StageResult:
+        raise NotImplementedError
+
+    def filter(self, data: Frame) -> Frame:
+        """The rows this stage keeps (changed as the stage changes them)."""
+        return like(data, self.process(_checked(to_polars(data))).kept)
+
+    def annotate(self, data: Frame) -> Frame:
+        """Every row, in input order, plus `reason` (null where the row is kept)."""
+        df = _checked(to_polars(data)).with_row_index("_cm_row")
+        result = self.process(df)
+        rows = pl.concat([with_reason(result.kept, None), result.rejected], how="diagonal_relaxed")
+        return like(data, rows.sort("_cm_row").drop("_cm_row"))
+
+
+def _checked(df: pl.DataFrame) -> pl.DataFrame:
+    if TEXT not in df.columns:
+        raise ValueError(f"the frame has no '{TEXT}' column (columns: {', '.join(df.columns)})")
+    return df
+
+
+class DocumentStage(Stage):
+    """A stage that decides each document on its own: fused with its neighbours, one pass per shard."""
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One published rule: `fails` is True where a document breaks it.
+
+    `metric` and `threshold` name what the rule compares, so `clean explain` can show it.
+    """
+
+    name: str
+    fails: pl.Expr
+    metric: str | None = None
+    threshold: float | None = None
+
+
+class Filter(DocumentStage):
+    """Scoring separate from selecting: `measure` adds columns, `rules` turn them into reasons."""
+
+    mode: Literal["filter", "annotate"] = Field(
+        "filter", description="filter: drop with a reason; annotate: keep all, add measured columns"
+    )
+
+    def measure(self, df: pl.DataFrame) -> pl.DataFrame:
+        """`df` plus the measured columns the rules read (prefixed with the stage type)."""
+        return df
+
+    def rules(self) -> list[Rule]:
+        raise NotImplementedError
+
+    def reason_expr(self) -> pl.Expr:
+        """The first rule a document breaks, as `label:rule`; null when it breaks none."""
+        checks = [pl.when(pl.col(TEXT).is_null()).then(pl.lit(f"{self.label}:no_text"))]
+        checks += [pl.when(rule.fails.fill_null(False)).then(pl.lit(f"{self.label}:{rule.name}")) for rule in self.rules()]
+        return pl.coalesce(checks)
+
+    def process(self, df: pl.DataFrame) -> StageResult:
+        measured = self.measure(df).with_columns(self.reason_expr().alias(REASON))
+        if self.mode == "annotate":
+            kept = measured.rename({REASON: f"{self.label}_reason"})
+            return StageResult(kept, with_reason(df.clear(), None))
+        removed = pl.col(REASON).is_not_null()
+        return StageResult(measured.filter(~removed).select(df.columns), measured.filter(removed))
+
+    def annotate(self, data: Frame) -> Frame:
+        """Every row, plus the measured columns and `reason` (null where the row passes)."""
+        df = _checked(to_polars(data))
+        return like(data, self.measure(df).with_columns(self.reason_expr().alias(REASON)))
+
+
+class Mapper(DocumentStage):
+    """A stage that changes documents rather than removing them."""
+
+    def transform(self, df: pl.DataFrame) -> tuple[pl.DataFrame, dict[str, int]]:
+        """The changed rows, and how many documents each kind of change touched."""
+        raise NotImplementedError
+
+    def process(self, df: pl.DataFrame) -> StageResult:
+        changed, modified = self.transform(df)
+        return StageResult(changed, with_reason(df.clear(), None), {k: v for k, v in modified.items() if v})
+
+
+class GlobalStage(Stage):
+    """A stage that needs the whole corpus (dedup, mix), run as passes over all shards.
+
+    1. `scan` runs on every batch of every shard (fused with the pass before it) and returns a
+       small summary frame, written by the engine to Parquet files.
+    2. `decide` runs once with the paths of all those files; it writes its decisions under
+       `ctx.workdir` (keep memory bounded: partition on disk, use `ctx.map` for parallel work)
+       and returns details for `stats/<stage>.json`.
+    3. `apply` runs on every batch again (fused with the pass after it) and uses the decisions.
+    Batches carry the `ORDER` column: a row's position in the whole input.
+    """
+
+    def scan(self, df: pl.DataFrame) -> pl.DataFrame | None:
+        raise NotImplementedError
+
+    def decide(self, scans: list[Path], ctx: Context) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def apply(self, df: pl.DataFrame, ctx: Context) -> StageResult:
+        raise NotImplementedError
+
+    def process(self, df: pl.DataFrame) -> StageResult:
+        """The whole-corpus run on one in-memory frame: scan, decide and apply in a scratch folder."""
+        if ORDER not in df.columns:
+            df = df.with_row_index(ORDER).with_columns(pl.col(ORDER).cast(pl.UInt64))
+            added_order = True
+        else:
+            added_order = False
+        with tempfile.TemporaryDirectory(prefix="cleanmix-") as tmp:
+            ctx = Context(workdir=Path(tmp))
+            scans = []
+            summary = self.scan(df)
+            if summary is not None:
+                scans.append(Path(tmp) / "scan-00000.parquet")
+                summary.write_parquet(scans[0])
+            self.decide(scans, ctx)
+            result = self.apply(df, ctx)
+        if added_order:
+            result.kept = result.kept.drop(ORDER)
+            result.rejected = result.rejected.drop(ORDER)
+        return result
