@@ -1,0 +1,193 @@
+"""The pipeline file: parsed safely, validated completely before any work starts."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
+
+from pipelines.errors import UserError
+from pipelines.registry import stage_types
+from pipelines.stage import GlobalStage, Stage
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class InputConfig(Strict):
+    path: str = Field(description="a folder of *.parquet, a single file, or a glob")
+    text_column: str = "text"
+    id_column: str = Field("id", description="generated stably (<file>:<row>) when the column is missing")
+    source_column: str | None = Field(None, description="used by mix and by per-source stats")
+    on_error: Literal["fail", "skip"] = Field("fail", description="an unreadable shard: stop, or skip it and count it")
+    batch_rows: int = Field(20_000, ge=1, description="rows per batch held in memory by one worker")
+
+
+class OutputConfig(Strict):
+    path: str
+    keep_rejected: bool = Field(True, description="also write removed documents, by stage, for audit")
+    shard_rows: int = Field(100_000, ge=1, description="rows per output shard")
+    shard_bytes: int | None = Field(None, ge=1, description="text bytes per output shard (instead of shard_rows)")
+
+
+class PipelineConfig(Strict):
+    input: InputConfig
+    output: OutputConfig
+    workers: int | None = Field(None, ge=1, description="local processes; default: number of cores")
+    seed: int = 0
+    limit: int | None = Field(None, ge=1, description="a quick run on the first N documents")
+    stages: list[Stage] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _unique_stage_names(self) -> PipelineConfig:
+        seen: dict[str, int] = {}
+        for index, stage in enumerate(self.stages):
+            if stage.label in seen:
+                raise ValueError(
+                    f"stages.{index} and stages.{seen[stage.label]} are both named '{stage.label}': "
+                    "give one of them a distinct `name`"
+                )
+            seen[stage.label] = index
+        return self
+
+    def resolved_yaml(self) -> str:
+        data = self.model_dump(mode="json")
+        data["stages"] = [stage.model_dump(mode="json") for stage in self.stages]
+        return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+
+    def fingerprint(self) -> str:
+        """What makes two runs produce the same output: everything but the worker count."""
+        data = yaml.safe_load(self.resolved_yaml())
+        data.pop("workers", None)
+        return json.dumps(data, sort_keys=True)
+
+    def segments(self) -> list[list[Stage]]:
+        """Consecutive document stages fused; each global stage starts a new segment."""
+        segments: list[list[Stage]] = [[]]
+        for stage in self.stages:
+            if isinstance(stage, GlobalStage) and segments[-1]:
+                segments.append([])
+            segments[-1].append(stage)
+        return segments
+
+
+def stage_adapter() -> TypeAdapter[Any]:
+    union = Union[tuple(stage_types().values())]  # type: ignore[valid-type]
+    return TypeAdapter(Annotated[union, Field(discriminator="type")])
+
+
+def load_pipeline(path: str | Path, overrides: list[str] = ()) -> PipelineConfig:  # type: ignore[assignment]
+    """Read, override and validate a pipeline file; every mistake becomes a UserError."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise UserError(f"{path}: cannot read the pipeline file ({error.strerror}).") from None
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise UserError(f"{path}: this is not valid YAML. {_one_line(str(error))}") from None
+    lines = _line_numbers(node) if node is not None else {}
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: expected a mapping with input, output and stages at the top, found {type(data).__name__}.")
+    for override in overrides:
+        _apply_override(path, data, override)
+    return validate_pipeline(data, str(path), lines)
+
+
+def validate_pipeline(data: dict[str, Any], origin: str = "<pipeline>", lines: dict[tuple, int] | None = None) -> PipelineConfig:
+    lines = lines or {}
+    stages = data.get("stages") or []
+    if not isinstance(stages, list):
+        raise UserError(f"{origin}: key 'stages' must be a list of stage mappings, found {type(stages).__name__}.")
+    known = stage_types()
+    parsed: list[Stage] = []
+    for index, entry in enumerate(stages):
+        where = _where(origin, ("stages", index), lines)
+        if not isinstance(entry, dict) or "type" not in entry:
+            raise UserError(f"{where}: every stage is a mapping with a `type` key; found {entry!r}.")
+        if entry["type"] not in known:
+            raise UserError(
+                f"{where}: unknown stage type '{entry['type']}'. Known types: {', '.join(known)}. "
+                "`clean stages` lists them with their parameters."
+            )
+        try:
+            parsed.append(known[entry["type"]].model_validate(entry))
+        except ValidationError as error:
+            raise UserError(_explain(error, origin, ("stages", index), lines)) from None
+    try:
+        return PipelineConfig.model_validate({**data, "stages": parsed})
+    except ValidationError as error:
+        raise UserError(_explain(error, origin, (), lines)) from None
+
+
+def _explain(error: ValidationError, origin: str, prefix: tuple, lines: dict[tuple, int]) -> str:
+    problems = []
+    for item in error.errors():
+        loc = prefix + tuple(item["loc"])
+        key = ".".join(str(part) for part in loc) or "(top level)"
+        found = "" if item["type"] == "missing" else f"; found {item.get('input')!r}"
+        message = "this key is not allowed (misspelt or not a parameter of this stage)" if item["type"] == "extra_forbidden" else item["msg"]
+        line = _nearest_line(loc, lines)
+        problems.append(f"key '{key}'" + (f" (line {line})" if line else "") + f": {message}{found}")
+    return f"{origin}: the pipeline is not valid. " + " ".join(p + "." for p in problems) + " Nothing was run."
+
+
+def _where(origin: str, loc: tuple, lines: dict[tuple, int]) -> str:
+    line = _nearest_line(loc, lines)
+    key = ".".join(str(part) for part in loc)
+    return f"{origin}, key '{key}'" + (f" (line {line})" if line else "")
+
+
+def _nearest_line(loc: tuple, lines: dict[tuple, int]) -> int | None:
+    for end in range(len(loc), -1, -1):
+        if loc[:end] in lines:
+            return lines[loc[:end]]
+    return None
+
+
+def _line_numbers(node: yaml.Node, prefix: tuple = ()) -> dict[tuple, int]:
+    found = {prefix: node.start_mark.line + 1}
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            found.update(_line_numbers(value, prefix + (key.value,)))
+            found[prefix + (key.value,)] = key.start_mark.line + 1
+    elif isinstance(node, yaml.SequenceNode):
+        for index, value in enumerate(node.value):
+            found.update(_line_numbers(value, prefix + (index,)))
+    return found
+
+
+def _apply_override(path: Path, data: dict[str, Any], override: str) -> None:
+    if "=" not in override:
+        raise UserError(f"--set {override!r}: expected KEY.PATH=VALUE, e.g. --set stages.0.min_score=0.8.")
+    key, raw = override.split("=", 1)
+    try:
+        value = yaml.safe_load(raw) if raw else ""
+    except yaml.YAMLError:
+        value = raw
+    parts = key.strip().split(".")
+    target: Any = data
+    for depth, part in enumerate(parts):
+        last = depth == len(parts) - 1
+        if isinstance(target, list):
+            if not part.isdigit() or int(part) >= len(target):
+                raise UserError(f"--set {override!r}: '{'.'.join(parts[:depth + 1])}' is not an index of a list of {len(target)} in {path}.")
+            part = int(part)
+        elif not isinstance(target, dict):
+            raise UserError(f"--set {override!r}: '{'.'.join(parts[:depth])}' is a value, not a mapping, in {path}.")
+        if last:
+            target[part] = value
+        else:
+            if isinstance(target, dict) and part not in target:
+                target[part] = {}
+            target = target[part]
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())

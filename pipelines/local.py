@@ -1,0 +1,401 @@
+"""The local engine: a process pool over units of input, one fused pass per segment of stages.
+
+Layout of the scratch folder `<output>/_work/` (removed when the run completes):
+  seg-K/uNNNNN.parquet      rows kept by segment K for unit N        (written, then renamed)
+  seg-K/uNNNNN.json         marker: the unit is done; its stage stats (written last)
+  scan-K/uNNNNN.parquet     summaries for the global stage that heads segment K
+  global-<label>/           the global stage's own passes; decided-K.json marks them done
+  rejected/<label>/uNNNNN.parquet
+A re-run skips every unit with a marker and every decided global stage, so a crash costs only
+unfinished units, and the output is the same as an uninterrupted run's.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+import yaml
+
+from pipelines.config import InputConfig, PipelineConfig
+from pipelines.errors import UserError
+from pipelines.progress import Reporter
+from pipelines.shards import ID, ORDER, SOURCE, TEXT, InputPlan, ShardWriter, Unit, plan_input, read_unit, write_parquet
+from pipelines.stage import Context, GlobalStage, Stage
+from pipelines.stats import StageStats, text_bytes
+
+WORK = "_work"
+
+
+@dataclass(frozen=True)
+class Segment:
+    """Stages fused into one pass: an optional global stage's apply, then document stages."""
+
+    index: int
+    head: GlobalStage | None
+    stages: tuple[Stage, ...]
+    scan_for: GlobalStage | None
+    reads: int | None
+    """The segment whose kept rows this one reads; None: the raw input."""
+    writes: bool
+
+    @property
+    def all_stages(self) -> tuple[Stage, ...]:
+        return ((self.head,) if self.head else ()) + self.stages
+
+
+def plan_segments(config: PipelineConfig) -> list[Segment]:
+    groups = config.segments()
+    if groups and groups[0] and isinstance(groups[0][0], GlobalStage):
+        groups.insert(0, [])
+    segments: list[Segment] = []
+    reads: int | None = None
+    for k, group in enumerate(groups):
+        head = group[0] if group and isinstance(group[0], GlobalStage) else None
+        rest = tuple(group[1:] if head else group)
+        nxt = groups[k + 1][0] if k + 1 < len(groups) else None
+        last = k == len(groups) - 1
+        writes = bool(group) or last
+        segments.append(Segment(k, head, rest, nxt if isinstance(nxt, GlobalStage) else None, reads, writes))
+        if writes:
+            reads = k
+    return segments
+
+
+@dataclass(frozen=True)
+class Job:
+    """Everything a worker needs to run one segment over one unit (pickled to the worker)."""
+
+    segment: Segment
+    input: InputConfig
+    work: Path
+    keep_rejected: bool
+    seed: int
+    workers: int
+
+
+def unit_file(folder: Path, unit: int, suffix: str = "parquet") -> Path:
+    return folder / f"u{unit:05d}.{suffix}"
+
+
+def run_unit(job: Job, unit: Unit) -> dict[str, Any]:
+    """Run one segment over one unit; returns (and records in a marker) the unit's stage stats."""
+    seg = job.segment
+    stats = [StageStats(stage.label, stage.type) for stage in seg.all_stages]
+    ctx = Context(job.work / f"global-{seg.head.label}", job.workers, job.seed) if seg.head else None
+    kept = ShardWriter(unit_file(job.work / f"seg-{seg.index}", unit.index))
+    scans = ShardWriter(unit_file(job.work / f"scan-{seg.index + 1}", unit.index))
+    rejected: dict[str, ShardWriter] = {}
+    docs_in = bytes_in_total = 0
+    try:
+        for df in _batches(job, unit):
+            bytes_in = text_bytes(df)
+            docs_in += df.height
+            bytes_in_total += bytes_in
+            for stage, stage_stats in zip(seg.all_stages, stats):
+                started = time.perf_counter()
+                result = stage.apply(df, ctx) if stage is seg.head else stage.process(df)
+                bytes_in = stage_stats.record(df, result, time.perf_counter() - started, bytes_in)
+                if job.keep_rejected and result.rejected.height:
+                    if stage.label not in rejected:
+                        rejected[stage.label] = ShardWriter(unit_file(job.work / "rejected" / stage.label, unit.index))
+                    rejected[stage.label].write(result.rejected)
+                df = result.kept
+            if seg.writes and (df.height or kept.writer is None):
+                kept.write(df)
+            if seg.scan_for and df.height:
+                summary = seg.scan_for.scan(df)
+                if summary is not None and summary.height:
+                    scans.write(summary)
+    except InputUnreadable as error:
+        if job.input.on_error != "skip":
+            raise UserError(str(error)) from None
+        marker = {"unit": unit.index, "skipped": str(error)}
+    else:
+        for writer in (kept, scans, *rejected.values()):
+            writer.close()
+        marker = {"unit": unit.index, "docs": docs_in, "bytes": bytes_in_total, "stats": [s.to_json() for s in stats]}
+    _write_json(unit_file(job.work / f"seg-{seg.index}", unit.index, "json"), marker)
+    return marker
+
+
+class InputUnreadable(Exception):
+    pass
+
+
+def _batches(job: Job, unit: Unit) -> Iterator[pl.DataFrame]:
+    seg = job.segment
+    if seg.reads is None:
+        try:
+            yield from read_unit(unit, job.input)
+        except (OSError, pa.ArrowException) as error:
+            raise InputUnreadable(
+                f"input file {unit.path} could not be read (row groups {unit.row_groups[0]}–{unit.row_groups[-1]}): "
+                f"{' '.join(str(error).split())}. Fix or remove it, or set input.on_error: skip to skip it and count it."
+            ) from None
+        return
+    path = unit_file(job.work / f"seg-{seg.reads}", unit.index)
+    file = pq.ParquetFile(path)
+    yielded = False
+    for batch in file.iter_batches(batch_size=job.input.batch_rows):
+        yield pl.from_arrow(batch)  # type: ignore[misc]
+        yielded = True
+    if not yielded:
+        yield pl.from_arrow(file.schema_arrow.empty_table())  # type: ignore[misc]
+
+
+class Pool:
+    """Worker processes (spawned, so no inherited locks); `workers == 1` runs in this process."""
+
+    def __init__(self, workers: int) -> None:
+        self.workers = workers
+        self.executor: ProcessPoolExecutor | None = None
+        if workers > 1:
+            os.environ.setdefault("POLARS_MAX_THREADS", str(max(1, (os.cpu_count() or 1) // workers)))
+            self.executor = ProcessPoolExecutor(workers, mp_context=get_context("spawn"))
+
+    def map(self, fn: Callable[[Any], Any], items: Iterable[Any]) -> list[Any]:
+        if self.executor is None:
+            return [fn(item) for item in items]
+        return list(self.executor.map(fn, items))
+
+    def each(self, fn: Callable[..., Any], job: Any, items: list[Any]) -> Iterator[Any]:
+        """Results as they complete (any order)."""
+        if self.executor is None:
+            for item in items:
+                yield fn(job, item)
+            return
+        pending = {self.executor.submit(fn, job, item) for item in items}
+        try:
+            while pending:
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for future in done:
+                    yield future.result()
+        finally:
+            for future in pending:
+                future.cancel()
+
+    def close(self) -> None:
+        if self.executor is not None:
+            self.executor.shutdown(cancel_futures=True)
+
+
+def prepare_output(out: Path, config: PipelineConfig, overwrite: bool) -> bool:
+    """Check the output folder; returns True when it already holds this run, complete."""
+    if out.exists() and not out.is_dir():
+        raise UserError(f"output.path '{out}' exists and is not a folder.")
+    if out.exists() and any(out.iterdir()):
+        resolved = out / "pipeline.yaml"
+        if not resolved.exists():
+            raise UserError(
+                f"output.path '{out}' is not empty and was not written by cleanmix (no pipeline.yaml in it). "
+                "Choose a new or empty folder; cleanmix never deletes folders it did not write."
+            )
+        same = _fingerprint(resolved) == config.fingerprint()
+        if overwrite:
+            shutil.rmtree(out)
+        elif not same:
+            raise UserError(
+                f"output.path '{out}' holds a run of a different pipeline ({resolved} differs from this one). "
+                "Choose another output folder, or pass --overwrite to replace it."
+            )
+        elif (out / "stats" / "summary.json").exists():
+            shutil.rmtree(out / WORK, ignore_errors=True)
+            return True
+    out.mkdir(parents=True, exist_ok=True)
+    (out / WORK).mkdir(exist_ok=True)
+    _write_text(out / "pipeline.yaml", config.resolved_yaml())
+    return False
+
+
+def _fingerprint(resolved: Path) -> str | None:
+    try:
+        data = yaml.safe_load(resolved.read_text(encoding="utf-8"))
+        from pipelines.config import validate_pipeline
+
+        return validate_pipeline(data, str(resolved)).fingerprint()
+    except (OSError, yaml.YAMLError, UserError):
+        return None
+
+
+def run_local(config: PipelineConfig, pipeline: str, reporter: Reporter, overwrite: bool = False) -> dict[str, Any]:
+    """Run the pipeline; returns the summary (also written to stats/summary.json)."""
+    plan = plan_input(config.input, config.limit)
+    out = Path(config.output.path)
+    if prepare_output(out, config, overwrite):
+        reporter.log(f"{out} already holds this run, complete: nothing to do (--overwrite runs it again).")
+        return json.loads((out / "stats" / "summary.json").read_text())
+    work = out / WORK
+    started = datetime.now(timezone.utc)
+    clock = time.perf_counter()
+    workers = config.workers or os.cpu_count() or 1
+    segments = plan_segments(config)
+    stats = {stage.label: StageStats(stage.label, stage.type) for stage in config.stages}
+    details: dict[str, dict[str, Any]] = {}
+    markers: dict[int, dict[str, Any]] = {}
+    pool = Pool(min(workers, max(1, len(plan.units))))
+    try:
+        for seg in segments:
+            if seg.head:
+                details[seg.head.label] = _decide(seg, work, pool, config, reporter, stats[seg.head.label])
+            job = Job(seg, config.input, work, config.output.keep_rejected, config.seed, workers)
+            units = [u for u in plan.units if "skipped" not in markers.get(u.index, {})]
+            done: dict[int, dict[str, Any]] = {}
+            for unit in units:
+                marker_path = unit_file(work / f"seg-{seg.index}", unit.index, "json")
+                if marker_path.exists():
+                    done[unit.index] = json.loads(marker_path.read_text())
+            todo = [u for u in units if u.index not in done]
+            with reporter.task(_describe(seg), total_units=len(units), done_units=len(done)) as task:
+                for marker in pool.each(run_unit, job, todo):
+                    done[marker["unit"]] = marker
+                    task.advance(marker.get("docs", 0), marker.get("bytes", 0))
+            for index in sorted(done):
+                _absorb(stats, markers, done[index], seg)
+        reporter.log("writing output shards")
+        final = segments[-1].index
+        live = [u for u in plan.units if "skipped" not in markers.get(u.index, {})]
+        jobs = [(sorted_files(work / f"seg-{final}", live), out / "data", config)]
+        if config.output.keep_rejected:
+            jobs += [(sorted_files(work / "rejected" / label, live), out / "rejected" / label, config) for label in stats]
+        written = pool.map(_compact, jobs)
+    finally:
+        pool.close()
+    shards, docs_out, bytes_out = written[0]
+    summary = {
+        "pipeline": str(pipeline),
+        "started": started.isoformat(timespec="seconds"),
+        "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "seconds": round(time.perf_counter() - clock, 3),
+        "input": {
+            "docs": sum(m.get("docs", 0) for m in markers.values()),
+            "bytes": sum(m.get("bytes", 0) for m in markers.values()),
+            "shards": len(plan.files),
+            "skipped_shards": {**plan.skipped, **{_unit_path(plan, i): m["skipped"] for i, m in markers.items() if "skipped" in m}},
+        },
+        "stages": [stats[s.label].summary() for s in config.stages],
+        "output": {"docs": docs_out, "bytes": bytes_out, "shards": shards},
+    }
+    for stage in config.stages:
+        detail = {**stats[stage.label].to_json(), "parameters": stage.model_dump(mode="json")}
+        if stage.label in details:
+            detail["details"] = details[stage.label]
+        _write_json(out / "stats" / f"{stage.label}.json", detail)
+    from pipelines.report import write_report
+
+    write_report(out, summary)
+    _write_json(out / "stats" / "summary.json", summary)
+    shutil.rmtree(work, ignore_errors=True)
+    return summary
+
+
+def _describe(seg: Segment) -> str:
+    names = [s.label for s in seg.all_stages] + ([f"scan:{seg.scan_for.label}"] if seg.scan_for else [])
+    return " → ".join(names) or "copy"
+
+
+def _unit_path(plan: InputPlan, index: int) -> str:
+    return next(u.path for u in plan.units if u.index == index)
+
+
+def _absorb(stats: dict[str, StageStats], markers: dict[int, dict[str, Any]], marker: dict[str, Any], seg: Segment) -> None:
+    unit = marker["unit"]
+    if "skipped" in marker:
+        markers[unit] = marker
+        return
+    if seg.reads is None:
+        markers[unit] = {"docs": marker["docs"], "bytes": marker["bytes"]}
+    for entry in marker["stats"]:
+        stats[entry["name"]].merge(StageStats.from_json(entry))
+
+
+def _decide(seg: Segment, work: Path, pool: Pool, config: PipelineConfig, reporter: Reporter, stage_stats: StageStats) -> dict[str, Any]:
+    """Run a global stage's decide pass once; a marker makes it resumable."""
+    assert seg.head is not None
+    marker = work / f"decided-{seg.index}.json"
+    if marker.exists():
+        done = json.loads(marker.read_text())
+    else:
+        reporter.log(f"{seg.head.label}: deciding over the whole corpus")
+        ctx = Context(work / f"global-{seg.head.label}", pool.workers, config.seed, pool.map)
+        ctx.workdir.mkdir(parents=True, exist_ok=True)
+        started = time.perf_counter()
+        details = seg.head.decide(sorted((work / f"scan-{seg.index}").glob("u*.parquet")), ctx)
+        done = {"details": details, "seconds": time.perf_counter() - started}
+        _write_json(marker, done)
+    stage_stats.seconds += done["seconds"]
+    return done["details"]
+
+
+def sorted_files(folder: Path, units: list[Unit]) -> list[Path]:
+    return [p for u in units if (p := unit_file(folder, u.index)).exists()]
+
+
+def _compact(job: tuple[list[Path], Path, PipelineConfig]) -> tuple[int, int, int]:
+    """Re-chunk unit files, in unit order, into part-NNNNN.parquet of `shard_rows` rows (or bytes)."""
+    files, dest, config = job
+    renames = {TEXT: config.input.text_column, ID: config.input.id_column}
+    if config.input.source_column:
+        renames[SOURCE] = config.input.source_column
+    limit_rows, limit_bytes = config.output.shard_rows, config.output.shard_bytes
+    pending: list[pl.DataFrame] = []
+    pending_rows = pending_bytes = 0
+    shards = docs = total_bytes = 0
+
+    def flush() -> None:
+        nonlocal pending, pending_rows, pending_bytes, shards
+        df = pl.concat(pending, how="diagonal_relaxed") if pending else pl.DataFrame()
+        df = df.drop(ORDER, strict=False).rename({k: v for k, v in renames.items() if k in df.columns})
+        write_parquet(df.to_arrow().combine_chunks(), dest / f"part-{shards:05d}.parquet")
+        shards += 1
+        pending, pending_rows, pending_bytes = [], 0, 0
+
+    for path in files:
+        for batch in pq.ParquetFile(path).iter_batches(batch_size=8192):
+            df: pl.DataFrame = pl.from_arrow(batch)  # type: ignore[assignment]
+            while df.height:
+                if limit_bytes:
+                    sizes = df.get_column(TEXT).str.len_bytes().fill_null(0).cum_sum()
+                    take = max(1, int((sizes <= limit_bytes - pending_bytes).sum())) if pending_rows == 0 else int((sizes <= limit_bytes - pending_bytes).sum())
+                else:
+                    take = min(df.height, limit_rows - pending_rows)
+                if take == 0:
+                    flush()
+                    continue
+                piece, df = df.head(take), df.slice(take)
+                piece_bytes = text_bytes(piece)
+                pending.append(piece)
+                pending_rows += piece.height
+                pending_bytes += piece_bytes
+                docs += piece.height
+                total_bytes += piece_bytes
+                if pending_rows >= limit_rows or (limit_bytes and pending_bytes >= limit_bytes):
+                    flush()
+    if pending or (shards == 0 and dest.name == "data"):
+        if not pending and files:
+            pending = [pl.from_arrow(pq.read_schema(files[0]).empty_table())]  # type: ignore[list-item]
+        flush()
+    return shards, docs, total_bytes
+
+
+def _write_json(path: Path, data: Any) -> None:
+    _write_text(path, json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
+
+
+def _write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)

@@ -1,0 +1,84 @@
+"""Progress: a live bar with docs/s and MB/s on a terminal, plain log lines otherwise."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Protocol, TextIO
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+
+class Task(Protocol):
+    def advance(self, docs: int, nbytes: int) -> None: ...
+
+
+class Reporter:
+    def __init__(self, stream: TextIO | None = None, quiet: bool = False) -> None:
+        self.stream = stream or sys.stderr
+        self.quiet = quiet
+        self.live = not quiet and self.stream.isatty()
+        self.console = Console(file=self.stream)
+
+    def log(self, message: str) -> None:
+        if not self.quiet:
+            self.console.print(f"[dim]{time.strftime('%H:%M:%S')}[/] {message}", highlight=False)
+
+    @contextmanager
+    def task(self, label: str, total_units: int, done_units: int = 0) -> Iterator[Task]:
+        task = _LiveTask(self, label, total_units, done_units) if self.live else _LogTask(self, label, total_units, done_units)
+        try:
+            yield task
+        finally:
+            task.close()
+
+
+class _LogTask:
+    def __init__(self, reporter: Reporter, label: str, total: int, done: int) -> None:
+        self.reporter, self.label, self.total, self.done = reporter, label, total, done
+        self.docs = self.bytes = 0
+        self.started = time.perf_counter()
+        self.last = 0.0
+        resumed = f" ({done} already done, resuming)" if done else ""
+        reporter.log(f"{label}: {total} units{resumed}")
+
+    def advance(self, docs: int, nbytes: int) -> None:
+        self.done += 1
+        self.docs += docs
+        self.bytes += nbytes
+        now = time.perf_counter()
+        if now - self.last > 10 or self.done == self.total:
+            self.last = now
+            self.reporter.log(f"{self.label}: {self.done}/{self.total} units, {_rates(self.docs, self.bytes, now - self.started)}")
+
+    def close(self) -> None:
+        pass
+
+
+class _LiveTask:
+    def __init__(self, reporter: Reporter, label: str, total: int, done: int) -> None:
+        self.docs = self.bytes = 0
+        self.started = time.perf_counter()
+        self.progress = Progress(
+            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("{task.fields[rates]}"), TimeElapsedColumn(), console=reporter.console, transient=False,
+        )
+        self.progress.start()
+        self.id = self.progress.add_task(label, total=total, completed=done, rates="")
+
+    def advance(self, docs: int, nbytes: int) -> None:
+        self.docs += docs
+        self.bytes += nbytes
+        rates = _rates(self.docs, self.bytes, time.perf_counter() - self.started)
+        self.progress.update(self.id, advance=1, rates=rates)
+
+    def close(self) -> None:
+        self.progress.stop()
+
+
+def _rates(docs: int, nbytes: int, seconds: float) -> str:
+    seconds = max(seconds, 1e-9)
+    return f"{docs / seconds:,.0f} docs/s, {nbytes / seconds / 1e6:,.1f} MB/s"

@@ -1,0 +1,63 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The project's real public text (../shared/data); tests that need it skip on a fresh clone."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip("../shared/data is absent (fresh clone): real-data tests skipped")
+    return SHARED_DATA
+
+
+def write_shards(folder: Path, texts: list[list[str | None]], **extra_columns: list[list]) -> Path:
+    """One Parquet file per inner list, with ids doc-<shard>-<row>."""
+    import polars as pl
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for shard, shard_texts in enumerate(texts):
+        columns = {"id": [f"doc-{shard}-{row}" for row in range(len(shard_texts))], "text": shard_texts}
+        columns.update({name: values[shard] for name, values in extra_columns.items()})
+        pl.DataFrame(columns, schema_overrides={"text": pl.String}).write_parquet(folder / f"shard-{shard:03d}.parquet")
+    return folder
+
+
+def write_pipeline(path: Path, input_path: Path, output_path: Path, stages: list[dict], **top) -> Path:
+    import yaml
+
+    data = {"input": {"path": str(input_path)}, "output": {"path": str(output_path)}, "stages": stages}
+    for key, value in top.items():
+        if isinstance(value, dict) and isinstance(data.get(key), dict):
+            data[key].update(value)
+        else:
+            data[key] = value
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def clean(*args: str, cwd: Path | None = None, check: bool = False):
+    """Run the real `clean` command in a subprocess."""
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-m", "pipelines.cli", *args], cwd=cwd or REPO, capture_output=True, text=True, timeout=600,
+        env=_env(),
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"clean {' '.join(args)} failed ({result.returncode}):\n{result.stderr}")
+    return result
+
+
+def _env() -> dict[str, str]:
+    import os
+
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
+    return env

@@ -1,0 +1,167 @@
+"""The local engine end to end on real Parquet files: outputs, stats, ids, edge cases."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from conftest import clean, write_pipeline, write_shards
+from pipelines.config import validate_pipeline
+from pipelines.local import run_local
+from pipelines.progress import Reporter
+
+
+def run(tmp_path: Path, input_path: Path, stages: list[dict], name: str = "out", **top) -> tuple[Path, dict]:
+    out = tmp_path / name
+    data = {"input": {"path": str(input_path)}, "output": {"path": str(out)}, "stages": stages}
+    for key, value in top.items():
+        data[key] = {**data[key], **value} if isinstance(value, dict) and key in data else value
+    summary = run_local(validate_pipeline(data), "test.yaml", Reporter(quiet=True))
+    return out, summary
+
+
+def check_invariants(summary: dict) -> None:
+    docs = summary["input"]["docs"]
+    for stage in summary["stages"]:
+        assert stage["docs_in"] == docs, stage
+        assert stage["docs_in"] == stage["docs_out"] + sum(stage["removed"].values()) - stage.get("added", 0)
+        docs = stage["docs_out"]
+    assert summary["output"]["docs"] == docs
+
+
+def test_kept_rejected_and_stats_are_exact(tmp_path):
+    corpus = write_shards(
+        tmp_path / "in",
+        [["short", "a document that is long enough", None], ["", "x" * 40, "ok\u200b  fine document here"]],
+        meta=[[1, 2, 3], [4, 5, 6]],
+    )
+    out, summary = run(tmp_path, corpus, [{"type": "normalize"}, {"type": "length", "min_chars": 10}], output={"shard_rows": 2})
+    check_invariants(summary)
+    kept = pl.read_parquet(out / "data")
+    assert kept.get_column("id").to_list() == ["doc-0-1", "doc-1-1", "doc-1-2"]
+    assert kept.get_column("meta").to_list() == [2, 5, 6]
+    assert kept.get_column("text").to_list()[2] == "ok fine document here"
+    assert sorted(p.name for p in (out / "data").iterdir()) == ["part-00000.parquet", "part-00001.parquet"]
+    rejected = pl.read_parquet(out / "rejected" / "length").sort("id")
+    assert rejected.select("id", "reason").rows() == [
+        ("doc-0-0", "length:too_short"), ("doc-0-2", "length:no_text"), ("doc-1-0", "length:too_short")
+    ]
+    assert rejected.get_column("length_chars").to_list() == [5, None, 0]
+    length, normalize = summary["stages"][1], summary["stages"][0]
+    assert normalize["modified"] == {"normalize:control": 1, "normalize:whitespace": 1}
+    assert length["removed"] == {"length:no_text": 1, "length:too_short": 2}
+    assert length["bytes_out"] == len("a document that is long enough") + 40 + len("ok fine document here")
+    assert summary["output"] == {"docs": 3, "bytes": length["bytes_out"], "shards": 2}
+    detail = json.loads((out / "stats" / "length.json").read_text())
+    assert detail["parameters"]["min_chars"] == 10
+    assert [s["id"] for s in detail["samples"]["length:too_short"]] == ["doc-0-0", "doc-1-0"]
+    resolved = (out / "pipeline.yaml").read_text()
+    assert "min_chars: 10" in resolved and "form: NFC" in resolved
+    assert not (out / "_work").exists()
+    assert "<td>length</td>" in (out / "report.html").read_text()
+
+
+def test_stable_generated_ids_and_custom_columns(tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    pl.DataFrame({"body": ["one doc here", "two doc here"], "src": ["a", "b"]}).write_parquet(folder / "x.parquet")
+    stages = [{"type": "length"}]
+    cfg = {"input": {"text_column": "body", "id_column": "uid", "source_column": "src"}}
+    out1, _ = run(tmp_path, folder, stages, "o1", **cfg)
+    out2, _ = run(tmp_path, folder, stages, "o2", **cfg)
+    first = pl.read_parquet(out1 / "data")
+    assert first.columns == ["body", "src", "uid"]
+    assert first.get_column("uid").to_list() == ["x.parquet:0", "x.parquet:1"]
+    assert first.equals(pl.read_parquet(out2 / "data"))
+
+
+def test_zero_row_shards_null_texts_and_empty_output(tmp_path):
+    corpus = write_shards(tmp_path / "in", [[], [None, None], []])
+    out, summary = run(tmp_path, corpus, [{"type": "normalize"}, {"type": "length"}])
+    check_invariants(summary)
+    assert summary["input"]["docs"] == 2
+    assert summary["stages"][1]["removed"] == {"length:no_text": 2}
+    assert summary["output"] == {"docs": 0, "bytes": 0, "shards": 1}
+    empty = pq.read_table(out / "data" / "part-00000.parquet")
+    assert empty.num_rows == 0 and {"id", "text"} <= set(empty.column_names)
+
+
+def test_ten_megabyte_single_line_document(tmp_path):
+    huge = "word " * 2_000_000
+    corpus = write_shards(tmp_path / "in", [[huge, "small"]])
+    out, summary = run(tmp_path, corpus, [{"type": "normalize"}, {"type": "length", "max_chars": 1_000_000}])
+    check_invariants(summary)
+    assert summary["stages"][1]["removed"] == {"length:too_long": 1}
+    assert summary["input"]["bytes"] == len(huge) + 5
+    rejected = pl.read_parquet(out / "rejected" / "length")
+    assert rejected.get_column("text").str.len_chars().to_list() == [len(huge) - 1]
+
+
+def test_no_stages_copies_input(tmp_path):
+    corpus = write_shards(tmp_path / "in", [["a", "b"], ["c"]])
+    out, summary = run(tmp_path, corpus, [])
+    assert pl.read_parquet(out / "data").get_column("text").to_list() == ["a", "b", "c"]
+    assert summary["stages"] == [] and summary["output"]["docs"] == 3
+
+
+def test_shard_bytes_and_limit(tmp_path):
+    corpus = write_shards(tmp_path / "in", [["x" * 10] * 25, ["y" * 10] * 25])
+    out, summary = run(tmp_path, corpus, [], output={"shard_bytes": 100}, limit=33)
+    sizes = [pq.read_metadata(p).num_rows for p in sorted((out / "data").iterdir())]
+    assert sizes == [10, 10, 10, 3]
+    assert summary["input"]["docs"] == 33
+
+
+def test_big_file_is_split_into_units_at_row_groups(tmp_path, monkeypatch):
+    import pipelines.shards
+
+    monkeypatch.setattr(pipelines.shards, "UNIT_ROWS", 100)
+    folder = tmp_path / "in"
+    folder.mkdir()
+    table = pa.table({"id": list(range(1000)), "text": [f"document number {i}" for i in range(1000)]})
+    pq.write_table(table, folder / "big.parquet", row_group_size=50)
+    plan = pipelines.shards.plan_input(validate_pipeline({"input": {"path": str(folder)}, "output": {"path": "x"}}).input)
+    assert [u.rows for u in plan.units] == [100] * 10
+    out, summary = run(tmp_path, folder, [{"type": "length", "min_chars": 18}], workers=2)
+    kept = pl.read_parquet(out / "data").get_column("id").to_list()
+    assert kept == list(range(10, 1000))
+
+
+def test_arrow_and_polars_api_without_runner():
+    from filters.length import Length
+    from filters.normalize import Normalize
+
+    df = pl.DataFrame({"id": [1, 2, 3], "text": ["A long enough document " * 3, "too short", None]})
+    assert Length(min_chars=20).filter(df).get_column("id").to_list() == [1]
+    table = Length(min_chars=20).filter(df.to_arrow())
+    assert isinstance(table, pa.Table) and table.column("id").to_pylist() == [1]
+    audit = Length(min_chars=20).annotate(df)
+    assert audit.get_column("reason").to_list() == [None, "length:too_short", "length:no_text"]
+    assert audit.get_column("length_chars").to_list() == [69, 9, None]
+    assert Normalize(form="NFKC").filter(pl.DataFrame({"text": ["ｆｕｌｌ　width"]})).item(0, "text") == "full width"
+    annotated = Length(min_chars=20, mode="annotate").filter(df)
+    assert annotated.height == 3 and annotated.get_column("length_reason").to_list()[1] == "length:too_short"
+
+
+def test_cli_validate_and_stages(tmp_path):
+    corpus = write_shards(tmp_path / "in", [["a", "b"], ["c"]])
+    path = write_pipeline(tmp_path / "p.yaml", corpus, tmp_path / "o", [{"type": "normalize"}, {"type": "length"}])
+    result = clean("validate", str(path), check=True)
+    assert "2 file(s), 2 unit(s), 3 documents" in result.stdout
+    assert "pass 0: normalize → length" in result.stdout
+    assert not (tmp_path / "o").exists()
+    listing = clean("stages", check=True).stdout
+    assert "min_chars: int, default 1." in listing and "fix_mojibake" in listing
+
+
+def test_cli_run_and_stats_table(tmp_path):
+    corpus = write_shards(tmp_path / "in", [["a document", "b"], ["c"]])
+    path = write_pipeline(tmp_path / "p.yaml", corpus, tmp_path / "o", [{"type": "length", "min_chars": 2}])
+    result = clean("run", str(path), check=True)
+    assert "3 documents in, 1 kept" in result.stdout
+    table = clean("stats", str(tmp_path / "o"), check=True).stdout
+    assert "length:too_short 2" in table and "33.3%" in table
