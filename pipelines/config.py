@@ -19,12 +19,29 @@ class Strict(BaseModel):
 
 
 class InputConfig(Strict):
-    path: str = Field(description="a folder of *.parquet, a single file, or a glob")
+    path: str | None = Field(None, description="a folder of *.parquet, a single file, or a glob")
+    sources: dict[str, str] | None = Field(
+        None, description="instead of path: one input per source, {name: folder, file or glob}; sets the `source` column"
+    )
     text_column: str = "text"
     id_column: str = Field("id", description="generated stably (<file>:<row>) when the column is missing")
     source_column: str | None = Field(None, description="used by mix and by per-source stats")
     on_error: Literal["fail", "skip"] = Field("fail", description="an unreadable shard: stop, or skip it and count it")
     batch_rows: int = Field(20_000, ge=1, description="rows per batch held in memory by one worker")
+
+    @model_validator(mode="after")
+    def _one_way_in(self) -> InputConfig:
+        if (self.path is None) == (self.sources is None):
+            raise ValueError("give exactly one of input.path (one corpus) or input.sources ({name: path} per source)")
+        if self.sources is not None and not self.sources:
+            raise ValueError("input.sources is empty: name at least one source")
+        if self.sources is not None and self.source_column:
+            raise ValueError("input.sources sets the source of every document: drop input.source_column")
+        return self
+
+    def locations(self) -> dict[str | None, str]:
+        """Where the input lives, by source name (None: the source, if any, comes from a column)."""
+        return dict(self.sources) if self.sources is not None else {None: self.path}  # type: ignore[dict-item]
 
 
 class OutputConfig(Strict):

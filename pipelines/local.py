@@ -24,6 +24,7 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -267,7 +268,10 @@ def run_local(config: PipelineConfig, pipeline: str, reporter: Reporter, overwri
         reporter.log("writing output shards")
         final = segments[-1].index
         live = [u for u in plan.units if "skipped" not in markers.get(u.index, {})]
-        jobs = [(sorted_files(work / f"seg-{final}", live), out / "data", config)]
+        kept_files = sorted_files(work / f"seg-{final}", live)
+        if any(isinstance(stage, GlobalStage) and stage.reorders for stage in config.stages):
+            kept_files = sort_by_order(kept_files, work / "sorted", pool)
+        jobs = [(kept_files, out / "data", config)]
         if config.output.keep_rejected:
             jobs += [(sorted_files(work / "rejected" / label, live), out / "rejected" / label, config) for label in stats]
         written = pool.map(_compact, jobs)
@@ -341,6 +345,46 @@ def _decide(seg: Segment, work: Path, pool: Pool, config: PipelineConfig, report
 
 def sorted_files(folder: Path, units: list[Unit]) -> list[Path]:
     return [p for u in units if (p := unit_file(folder, u.index)).exists()]
+
+
+SORT_BUCKET_ROWS = 200_000
+SAMPLE_EVERY = 64
+
+
+def sort_by_order(files: list[Path], folder: Path, pool: Pool) -> list[Path]:
+    """External sort of rows by ORDER: range buckets cut at sampled quantiles, each sorted alone.
+
+    Memory is bounded by one unit file and one bucket, never by the corpus."""
+    shutil.rmtree(folder, ignore_errors=True)
+    sampled = pool.map(_sample_order, files)
+    total = sum(rows for rows, _ in sampled)
+    buckets = max(1, -(-total // SORT_BUCKET_ROWS))
+    sample = np.sort(np.concatenate([values for _, values in sampled] or [np.empty(0, np.uint64)]))
+    cuts = np.linspace(0, len(sample), buckets + 1)[1:-1].astype(np.int64)
+    bounds = np.unique(sample[cuts]) if len(sample) else np.empty(0, np.uint64)
+    pool.map(_scatter, [(path, bounds, folder) for path in files])
+    pool.map(_sort_bucket, [folder / f"b{b:05d}" for b in range(len(bounds) + 1)])
+    return [path for b in range(len(bounds) + 1) if (path := folder / f"b{b:05d}.parquet").exists()]
+
+
+def _sample_order(path: Path) -> tuple[int, np.ndarray]:
+    order = pq.read_table(path, columns=[ORDER]).column(ORDER).to_numpy()
+    return len(order), order[::SAMPLE_EVERY]
+
+
+def _scatter(job: tuple[Path, np.ndarray, Path]) -> None:
+    path, bounds, folder = job
+    df = pl.read_parquet(path)
+    bucket = np.searchsorted(bounds, df.get_column(ORDER).to_numpy(), side="right")
+    for (b,), part in df.with_columns(pl.Series("_cm_bucket", bucket)).partition_by("_cm_bucket", as_dict=True).items():
+        write_parquet(part.drop("_cm_bucket"), folder / f"b{b:05d}" / path.name)
+
+
+def _sort_bucket(folder: Path) -> None:
+    pieces = sorted(folder.glob("u*.parquet"))
+    if pieces:
+        rows = pl.concat([pl.read_parquet(p) for p in pieces], how="diagonal_relaxed").sort(ORDER, maintain_order=True)
+        write_parquet(rows, folder.with_suffix(".parquet"))
 
 
 def _compact(job: tuple[list[Path], Path, PipelineConfig]) -> tuple[int, int, int]:

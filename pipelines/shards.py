@@ -28,6 +28,7 @@ class Unit:
     index: int
     path: str
     name: str
+    source: str | None
     row_groups: tuple[int, ...]
     first_row: int
     rows: int
@@ -42,65 +43,68 @@ class InputPlan:
     bytes: int
 
 
-def input_files(config: InputConfig) -> tuple[list[str], Path]:
-    """The Parquet files named by `input.path`, in a stable order, and the root names are relative to."""
-    path = Path(config.path)
+def input_files(location: str) -> tuple[list[str], Path]:
+    """The Parquet files at one location, in a stable order, and the root names are relative to."""
+    path = Path(location)
     if path.is_dir():
         files = sorted(str(p) for p in path.rglob("*.parquet") if p.is_file())
         root = path
     elif path.is_file():
         files, root = [str(path)], path.parent
-    elif glob.has_magic(config.path):
-        files = sorted(p for p in glob.glob(config.path, recursive=True) if Path(p).is_file())
+    elif glob.has_magic(location):
+        files = sorted(p for p in glob.glob(location, recursive=True) if Path(p).is_file())
         root = Path(os.path.commonpath(files)) if files else Path(".")
         root = root.parent if root.is_file() else root
     else:
-        raise UserError(f"input.path '{config.path}' does not exist (relative paths are read from {Path.cwd()}).")
+        raise UserError(f"input path '{location}' does not exist (relative paths are read from {Path.cwd()}).")
     if not files:
-        raise UserError(f"input.path '{config.path}' holds no *.parquet files: there is nothing to process.")
+        raise UserError(f"input path '{location}' holds no *.parquet files: there is nothing to process.")
     return files, root
 
 
 def plan_input(config: InputConfig, limit: int | None = None) -> InputPlan:
     """Read every file's footer (not its data): units, row counts, and unreadable files early."""
-    files, root = input_files(config)
     units: list[Unit] = []
+    all_files: list[str] = []
     skipped: dict[str, str] = {}
     total_rows = 0
     total_bytes = 0
-    for path in files:
-        try:
-            meta = pq.ParquetFile(path).metadata
-            schema = meta.schema.to_arrow_schema()
-        except Exception as error:  # noqa: BLE001 - any unreadable footer is the same user problem
-            if config.on_error == "skip":
-                skipped[path] = _one_line(error)
-                continue
-            raise UserError(
-                f"input file {path} is not a readable Parquet file ({_one_line(error)}). "
-                "Fix or remove it, or set input.on_error: skip to skip unreadable shards and count them."
-            ) from None
-        check_columns(path, schema, config)
-        name = str(Path(path).relative_to(root)) if Path(path).is_relative_to(root) else Path(path).name
-        group: list[int] = []
-        group_rows = 0
-        first = 0
-        row = 0
-        for rg in range(meta.num_row_groups):
-            rows = meta.row_group(rg).num_rows
-            total_bytes += _text_bytes_hint(meta, rg, schema.get_field_index(config.text_column))
-            group.append(rg)
-            group_rows += rows
-            row += rows
-            if group_rows >= UNIT_ROWS or rg == meta.num_row_groups - 1:
-                units.append(Unit(len(units), path, name, tuple(group), first, group_rows))
-                group, group_rows, first = [], 0, row
-        if meta.num_row_groups == 0:
-            units.append(Unit(len(units), path, name, (), 0, 0))
-        total_rows += meta.num_rows
+    for source, location in config.locations().items():
+        files, root = input_files(location)
+        all_files += files
+        for path in files:
+            try:
+                meta = pq.ParquetFile(path).metadata
+                schema = meta.schema.to_arrow_schema()
+            except Exception as error:  # noqa: BLE001 - any unreadable footer is the same user problem
+                if config.on_error == "skip":
+                    skipped[path] = _one_line(error)
+                    continue
+                raise UserError(
+                    f"input file {path} is not a readable Parquet file ({_one_line(error)}). "
+                    "Fix or remove it, or set input.on_error: skip to skip unreadable shards and count them."
+                ) from None
+            check_columns(path, schema, config)
+            name = str(Path(path).relative_to(root)) if Path(path).is_relative_to(root) else Path(path).name
+            name = f"{source}/{name}" if source is not None else name
+            text_column = schema.get_field_index(config.text_column)
+            group: list[int] = []
+            group_rows = first = row = 0
+            for rg in range(meta.num_row_groups):
+                rows = meta.row_group(rg).num_rows
+                total_bytes += meta.row_group(rg).column(text_column).total_uncompressed_size
+                group.append(rg)
+                group_rows += rows
+                row += rows
+                if group_rows >= UNIT_ROWS or rg == meta.num_row_groups - 1:
+                    units.append(Unit(len(units), path, name, source, tuple(group), first, group_rows))
+                    group, group_rows, first = [], 0, row
+            if meta.num_row_groups == 0:
+                units.append(Unit(len(units), path, name, source, (), 0, 0))
+            total_rows += meta.num_rows
     if limit is not None:
         units, total_rows = _limit(units, limit), min(total_rows, limit)
-    return InputPlan(units, files, skipped, total_rows, total_bytes)
+    return InputPlan(units, all_files, skipped, total_rows, total_bytes)
 
 
 def _limit(units: list[Unit], limit: int) -> list[Unit]:
@@ -109,14 +113,9 @@ def _limit(units: list[Unit], limit: int) -> list[Unit]:
     for unit in units:
         if left <= 0:
             break
-        kept.append(Unit(unit.index, unit.path, unit.name, unit.row_groups, unit.first_row, min(unit.rows, left)))
+        kept.append(Unit(unit.index, unit.path, unit.name, unit.source, unit.row_groups, unit.first_row, min(unit.rows, left)))
         left -= unit.rows
     return kept
-
-
-def _text_bytes_hint(meta: pq.FileMetaData, rg: int, column: int) -> int:
-    """Uncompressed size of the text column from the footer: a plan estimate, not a stat."""
-    return meta.row_group(rg).column(column).total_uncompressed_size if column >= 0 else 0
 
 
 def check_columns(path: str, schema: pa.Schema, config: InputConfig) -> None:
@@ -135,7 +134,7 @@ def check_columns(path: str, schema: pa.Schema, config: InputConfig) -> None:
     if config.source_column:
         renamed[config.source_column] = SOURCE
     for name in names:
-        if name in (TEXT, ID, SOURCE) and renamed.get(name) != name and name not in renamed:
+        if name in (TEXT, ID) and name not in renamed:
             raise UserError(
                 f"input file {path} has a column '{name}' that is not the configured {name} column; "
                 f"cleanmix uses that name internally. Set input.{name}_column: {name}, or rename the column."
@@ -172,6 +171,8 @@ def _canonical(df: pl.DataFrame, renames: dict[str, str], unit: Unit, row: int) 
     n = df.height
     if ID not in df.columns:
         df = df.with_columns((pl.lit(f"{unit.name}:") + pl.int_range(row, row + n, dtype=pl.Int64).cast(pl.String)).alias(ID))
+    if unit.source is not None:
+        df = df.with_columns(pl.lit(unit.source, pl.String).alias(SOURCE))
     local = row - unit.first_row
     order = pl.int_range(local, local + n, dtype=pl.UInt64) + pl.lit(unit.index << ORDER_SHIFT, pl.UInt64)
     return df.with_columns(order.alias(ORDER))

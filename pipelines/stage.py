@@ -12,7 +12,7 @@ import tempfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import polars as pl
 import pyarrow as pa
@@ -180,8 +180,12 @@ class GlobalStage(Stage):
        `ctx.workdir` (keep memory bounded: partition on disk, use `ctx.map` for parallel work)
        and returns details for `stats/<stage>.json`.
     3. `apply` runs on every batch again (fused with the pass after it) and uses the decisions.
-    Batches carry the `ORDER` column: a row's position in the whole input.
+    Batches carry the `ORDER` column: a row's position in the whole input. The output is written
+    in `ORDER` order; a stage that rewrites `ORDER` to place rows elsewhere (mix interleaves
+    sources) sets `reorders = True`, and the engine then sorts the final rows by it.
     """
+
+    reorders: ClassVar[bool] = False
 
     def scan(self, df: pl.DataFrame) -> pl.DataFrame | None:
         raise NotImplementedError

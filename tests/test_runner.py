@@ -165,3 +165,48 @@ def test_cli_run_and_stats_table(tmp_path):
     assert "3 documents in, 1 kept" in result.stdout
     table = clean("stats", str(tmp_path / "o"), check=True).stdout
     assert "length:too_short 2" in table and "33.3%" in table
+
+
+def test_input_sources_set_the_source_column(tmp_path):
+    web = write_shards(tmp_path / "web", [["web one", "web two"]])
+    books = write_shards(tmp_path / "books", [["book one"]])
+    out = tmp_path / "out"
+    config = validate_pipeline({"input": {"sources": {"web": str(web), "books": str(books)}}, "output": {"path": str(out)}})
+    summary = run_local(config, "p.yaml", Reporter(quiet=True))
+    kept = pl.read_parquet(out / "data")
+    assert kept.select("id", "source").rows() == [("doc-0-0", "web"), ("doc-0-1", "web"), ("doc-0-0", "books")]
+    assert summary["input"]["shards"] == 2
+
+
+def test_input_needs_exactly_one_of_path_and_sources(tmp_path):
+    from pipelines.errors import UserError
+
+    for bad in ({}, {"path": "a", "sources": {"x": "b"}}, {"sources": {}}):
+        try:
+            validate_pipeline({"input": bad, "output": {"path": "o"}})
+        except UserError as error:
+            assert "input" in str(error)
+        else:
+            raise AssertionError(f"{bad} was accepted")
+
+
+def test_external_sort_by_order_is_exact_with_bounded_buckets(tmp_path, monkeypatch):
+    import numpy as np
+
+    import pipelines.local
+    from pipelines.local import Pool, sort_by_order
+
+    monkeypatch.setattr(pipelines.local, "SORT_BUCKET_ROWS", 700)
+    order = np.random.default_rng(0).permutation(5000).astype(np.uint64)
+    files = []
+    for unit in range(5):
+        path = tmp_path / f"u{unit:05d}.parquet"
+        chunk = order[unit * 1000:(unit + 1) * 1000]
+        pl.DataFrame({"_cm_order": chunk, "text": [str(v) for v in chunk]}).write_parquet(path)
+        files.append(path)
+    buckets = sort_by_order(files, tmp_path / "sorted", Pool(1))
+    assert len(buckets) >= 6
+    assert max(pq.read_metadata(b).num_rows for b in buckets) < 1400
+    rows = pl.concat([pl.read_parquet(b) for b in buckets])
+    assert rows.get_column("_cm_order").to_list() == list(range(5000))
+    assert rows.get_column("text").to_list() == [str(v) for v in range(5000)]
