@@ -18,6 +18,8 @@ import polars as pl
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field
 
+from pipelines.histogram import histogram
+
 TEXT = "text"
 ID = "id"
 SOURCE = "source"
@@ -54,6 +56,8 @@ class StageResult:
     rejected: pl.DataFrame
     modified: dict[str, int] = field(default_factory=dict)
     added: int = 0
+    tallies: dict[str, dict[str, int]] = field(default_factory=dict)
+    """Counts summed over all batches into `stats/<stage>.json`, e.g. a histogram per measured value."""
 
 
 @dataclass
@@ -146,12 +150,21 @@ class Filter(DocumentStage):
         return pl.coalesce(checks)
 
     def process(self, df: pl.DataFrame) -> StageResult:
-        measured = self.measure(df).with_columns(self.reason_expr().alias(REASON))
+        return self.select(df, self.measure(df))
+
+    def select(self, df: pl.DataFrame, measured: pl.DataFrame) -> StageResult:
+        """Keep or drop by the rules, from already measured rows; histograms of every metric."""
+        measured = measured.with_columns(self.reason_expr().alias(REASON))
+        tallies = self.histograms(measured)
         if self.mode == "annotate":
             kept = measured.rename({REASON: f"{self.label}_reason"})
-            return StageResult(kept, with_reason(df.clear(), None))
+            return StageResult(kept, with_reason(df.clear(), None), tallies=tallies)
         removed = pl.col(REASON).is_not_null()
-        return StageResult(measured.filter(~removed).select(df.columns), measured.filter(removed))
+        return StageResult(measured.filter(~removed).select(df.columns), measured.filter(removed), tallies=tallies)
+
+    def histograms(self, measured: pl.DataFrame) -> dict[str, dict[str, int]]:
+        metrics = dict.fromkeys(rule.metric for rule in self.rules() if rule.metric in measured.columns)
+        return {metric: histogram(measured.get_column(metric)) for metric in metrics if metric}
 
     def annotate(self, data: Frame) -> Frame:
         """Every row, plus the measured columns and `reason` (null where the row passes)."""

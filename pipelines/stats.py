@@ -8,6 +8,7 @@ from typing import Any
 
 import polars as pl
 
+from pipelines import histogram
 from pipelines.stage import ID, REASON, TEXT, StageResult
 
 SAMPLES_PER_REASON = 5
@@ -36,6 +37,7 @@ class StageStats:
     modified: Counter = field(default_factory=Counter)
     added: int = 0
     samples: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    tallies: dict[str, dict[str, int]] = field(default_factory=dict)
 
     def record(self, before: pl.DataFrame, result: StageResult, seconds: float, bytes_in: int | None = None) -> int:
         """Count one batch; returns bytes_out so the next stage can reuse it as its bytes_in."""
@@ -47,6 +49,7 @@ class StageStats:
         self.seconds += seconds
         self.added += result.added
         self.modified.update(result.modified)
+        histogram.merge(self.tallies, result.tallies)
         if result.rejected.height:
             counts = result.rejected.get_column(REASON).value_counts()
             self.removed.update(dict(zip(counts.get_column(REASON).to_list(), counts.get_column("count").to_list())))
@@ -78,6 +81,7 @@ class StageStats:
         self.added += other.added
         self.removed.update(other.removed)
         self.modified.update(other.modified)
+        histogram.merge(self.tallies, other.tallies)
         for reason, rows in other.samples.items():
             bucket = self.samples.setdefault(reason, [])
             bucket.extend(rows[: SAMPLES_PER_REASON - len(bucket)])
@@ -99,7 +103,7 @@ class StageStats:
         return entry
 
     def to_json(self) -> dict[str, Any]:
-        return {**self.summary(), "samples": self.samples}
+        return {**self.summary(), "samples": self.samples, "tallies": self.tallies}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> StageStats:
@@ -107,5 +111,5 @@ class StageStats:
             name=data["name"], type=data["type"], docs_in=data["docs_in"], docs_out=data["docs_out"],
             bytes_in=data["bytes_in"], bytes_out=data["bytes_out"], seconds=data["seconds"],
             removed=Counter(data["removed"]), modified=Counter(data["modified"]),
-            added=data.get("added", 0), samples=data.get("samples", {}),
+            added=data.get("added", 0), samples=data.get("samples", {}), tallies=data.get("tallies", {}),
         )

@@ -59,6 +59,7 @@ def test_kept_rejected_and_stats_are_exact(tmp_path):
     detail = json.loads((out / "stats" / "length.json").read_text())
     assert detail["parameters"]["min_chars"] == 10
     assert [s["id"] for s in detail["samples"]["length:too_short"]] == ["doc-0-0", "doc-1-0"]
+    assert detail["tallies"]["length_chars"] == {"0": 1, "5": 1, "20": 3}
     resolved = (out / "pipeline.yaml").read_text()
     assert "min_chars: 10" in resolved and "form: NFC" in resolved
     assert not (out / "_work").exists()
