@@ -13,7 +13,9 @@ from typing import Any
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from pipelines.errors import UserError
 
@@ -53,20 +55,29 @@ def _load(pipeline: str, sets: tuple[str, ...], output: str | None, workers: int
 @click.option("--output", "-o", help="output folder (overrides output.path)")
 @click.option("--set", "sets", multiple=True, metavar="KEY.PATH=VALUE", help="override a key, e.g. stages.0.min_score=0.8")
 @click.option("--workers", type=click.IntRange(min=1), help="local worker processes (default: cores)")
-@click.option("--engine", type=click.Choice(["local"]), default="local", show_default=True)
+@click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="local: processes on this machine; ray: Ray Data on a Ray cluster (pip install 'cleanmix[ray]')")
+@click.option("--address", help="--engine ray: the cluster to join (auto, or HOST:PORT); default: start a local Ray")
 @click.option("--limit", type=click.IntRange(min=1), help="a quick run on the first N documents")
 @click.option("--overwrite", is_flag=True, help="replace an output folder made from a different pipeline")
 @click.option("--quiet", "-q", is_flag=True, help="no progress output")
 @user_errors
 def run(pipeline: str, output: str | None, sets: tuple[str, ...], workers: int | None, engine: str,
-        limit: int | None, overwrite: bool, quiet: bool) -> None:
+        address: str | None, limit: int | None, overwrite: bool, quiet: bool) -> None:
     """Run PIPELINE (a pipeline YAML file); re-running resumes an interrupted run."""
     from pipelines.local import run_local
     from pipelines.progress import Reporter
 
     config = _load(pipeline, sets, output, workers, limit)
     reporter = Reporter(quiet=quiet)
-    summary = run_local(config, pipeline, reporter, overwrite=overwrite)
+    if address and engine != "ray":
+        raise UserError("--address joins a Ray cluster: use it with --engine ray.")
+    if engine == "ray":
+        from pipelines.ray_engine import run_ray
+
+        summary = run_ray(config, pipeline, reporter, overwrite=overwrite, address=address)
+    else:
+        summary = run_local(config, pipeline, reporter, overwrite=overwrite)
     out = config.output.path
     click.echo(
         f"{summary['input']['docs']:,} documents in, {summary['output']['docs']:,} kept "
@@ -101,22 +112,154 @@ def validate(pipeline: str, sets: tuple[str, ...]) -> None:
 @click.argument("outdir", type=click.Path(file_okay=False))
 @user_errors
 def stats(outdir: str) -> None:
-    """Print the summary of a finished run as a table."""
+    """Print the summary of a finished run: a row per stage, then its reasons and changes."""
+    summary = _summary(outdir)
+    inp, out = summary.get("input", {}), summary.get("output", {})
+    table = Table(title=f"{outdir}: {inp.get('docs', 0):,} docs in → {out.get('docs', 0):,} kept "
+                        f"({_pct(out.get('docs', 0), inp.get('docs', 0))}) in {summary.get('seconds', 0):,.1f} s")
+    for column in ("stage", "docs in", "docs out", "kept", "MB out", "seconds", "removed / modified", "of stage input"):
+        table.add_column(column, justify="left" if column in ("stage", "removed / modified") else "right", no_wrap=True)
+    for stage in summary.get("stages", []):
+        docs_in = stage.get("docs_in", 0)
+        notes = [(f"{k} {v:,}", v, "red") for k, v in sorted(stage.get("removed", {}).items(), key=lambda item: -item[1])]
+        notes += [(f"{k} {v:,} (changed)", v, "magenta") for k, v in stage.get("modified", {}).items()]
+        if stage.get("added"):
+            notes.append((f"added {stage['added']:,}", stage["added"], "green"))
+        first = notes[0] if notes else ("—", None, "dim")
+        table.add_row(Text(stage["name"]), f"{docs_in:,}", f"{stage.get('docs_out', 0):,}", _pct(stage.get("docs_out", 0), docs_in),
+                      f"{stage.get('bytes_out', 0) / 1e6:,.2f}", f"{stage.get('seconds', 0):.2f}", *_note(first, docs_in),
+                      end_section=len(notes) <= 1)
+        for i, note in enumerate(notes[1:], 2):
+            table.add_row("", "", "", "", "", "", *_note(note, docs_in), end_section=i == len(notes))
+    Console(width=None if sys.stdout.isatty() else 160).print(table)
+
+
+def _summary(outdir: str) -> dict[str, Any]:
     path = Path(outdir) / "stats" / "summary.json"
     if not path.exists():
         raise UserError(f"{path} does not exist: '{outdir}' is not a finished cleanmix output folder.")
-    summary = json.loads(path.read_text())
-    table = Table(title=f"{outdir}: {summary['input']['docs']:,} docs in → {summary['output']['docs']:,} out ({summary['seconds']} s)")
-    for column in ("stage", "docs in", "docs out", "kept", "MB out", "seconds", "removed / modified"):
-        table.add_column(column, justify="left" if column in ("stage", "removed / modified") else "right", no_wrap=column != "removed / modified")
-    for stage in summary["stages"]:
-        kept = stage["docs_out"] / stage["docs_in"] if stage["docs_in"] else 1.0
-        notes = [f"{k} {v:,}" for k, v in stage["removed"].items()] + [f"{k} {v:,} (changed)" for k, v in stage["modified"].items()]
-        if stage.get("added"):
-            notes.append(f"added {stage['added']:,}")
-        table.add_row(stage["name"], f"{stage['docs_in']:,}", f"{stage['docs_out']:,}", f"{kept:.1%}",
-                      f"{stage['bytes_out'] / 1e6:,.2f}", f"{stage['seconds']:.2f}", "\n".join(notes) or "—")
-    Console(width=None if sys.stdout.isatty() else 160).print(table)
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def _pct(part: float, whole: float) -> str:
+    return f"{part / whole:.1%}" if whole else "—"
+
+
+def _note(note: tuple[str, int | None, str], docs_in: int) -> tuple[Text, str]:
+    """A reason (or change) and its share of the stage's input; a Text, not markup: reasons hold brackets."""
+    label, count, style = note
+    return Text(label, style=style), "" if count is None else _pct(count, docs_in)
+
+
+@main.command()
+@click.argument("outdir", type=click.Path(file_okay=False))
+@user_errors
+def report(outdir: str) -> None:
+    """(Re)write OUTDIR/report.html from a finished run's stats."""
+    from pipelines.report import write_report
+
+    click.echo(write_report(Path(outdir), _summary(outdir)))
+
+
+@main.command()
+@click.argument("pipeline", type=click.Path(dir_okay=False))
+@click.option("--text", help="the document's text")
+@click.option("--file", "file_", type=click.Path(dir_okay=False, exists=True), help="a UTF-8 text file holding the document")
+@click.option("--id", "doc_id", help="the id of a document in the pipeline's input (or in --input)")
+@click.option("--input", "location", help="with --id: a folder, file or glob of Parquet to look in (default: the pipeline's input)")
+@click.option("--set", "sets", multiple=True, metavar="KEY.PATH=VALUE", help="override a key, e.g. stages.1.min_chars=500")
+@click.option("--json", "as_json", is_flag=True, help="print the explanation as JSON")
+@user_errors
+def explain(pipeline: str, text: str | None, file_: str | None, doc_id: str | None, location: str | None,
+            sets: tuple[str, ...], as_json: bool) -> None:
+    """Run PIPELINE's document stages on one document: per rule, the measured value, the threshold, the verdict."""
+    import polars as pl
+
+    from pipelines.explain import explain as explain_docs
+    from pipelines.explain import find_document
+
+    if sum(x is not None for x in (text, file_, doc_id)) != 1:
+        raise UserError("give exactly one of --text, --file or --id (with --id, optionally --input DIR).")
+    if location and doc_id is None:
+        raise UserError("--input says where to look for --id: use it with --id.")
+    config = _load(pipeline, sets, None, None, None)
+    if doc_id is not None:
+        docs = find_document(config, doc_id, location)
+    else:
+        body = text if text is not None else Path(file_).read_text(encoding="utf-8")  # type: ignore[arg-type]
+        docs = pl.DataFrame({"id": [file_ or "--text"], "text": [body]})
+    (result,) = explain_docs(config, docs)
+    if as_json:
+        click.echo(json.dumps(result, indent=2, ensure_ascii=False, default=str))
+        return
+    _print_explanation(result)
+
+
+def _print_explanation(result: dict[str, Any]) -> None:
+    """Ids, reasons and rule names are printed as text, never read as rich markup."""
+    console = Console(width=None if sys.stdout.isatty() else 120)
+    verdict = "[green]kept[/]" if result["verdict"] == "kept" else f"[red]removed[/] by [bold]{escape(result['reason'])}[/]"
+    console.print(f"document [bold]{escape(result['id'])}[/]: {verdict}")
+    for stage in result["stages"]:
+        outcome = stage["outcome"] + (f" ({stage['reason']})" if stage.get("reason") else "")
+        notes = [n for n in (stage.get("note"), stage.get("not_reached")) if n]
+        changes = ", ".join(f"{k} {v}" for k, v in (stage.get("changes") or {}).items())
+        console.print(f"\n[bold]{escape(stage['name'])}[/] ({stage['type']}): " + escape(outcome + (f" — {changes}" if changes else ""))
+                      + "".join(f"\n  [dim]{escape(n)}[/]" for n in notes))
+        if stage.get("rules"):
+            table = Table(show_edge=False, pad_edge=False)
+            for column in ("rule", "measured", "value", "threshold", "verdict"):
+                table.add_column(column, justify="right" if column in ("value", "threshold") else "left")
+            for rule in stage["rules"]:
+                value = rule["value"]
+                shown = "—" if value is None else f"{value:.4g}" if isinstance(value, float) else str(value)
+                threshold = "—" if rule["threshold"] is None else f"{rule['threshold']:g}"
+                table.add_row(Text(rule["rule"]), Text(rule["metric"] or "—"), shown, threshold,
+                              "[red]fails[/]" if rule["fails"] else "[green]passes[/]")
+            console.print(table)
+
+
+@main.command()
+@click.argument("out_a", type=click.Path(file_okay=False))
+@click.argument("out_b", type=click.Path(file_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="print the comparison as JSON")
+@user_errors
+def compare(out_a: str, out_b: str, as_json: bool) -> None:
+    """Two finished runs side by side: docs per stage, changed reasons, documents kept by one only (by id)."""
+    from pipelines.compare import compare as compare_runs
+
+    result = compare_runs(Path(out_a), Path(out_b))
+    if as_json:
+        click.echo(json.dumps(result, indent=2, ensure_ascii=False))
+        return
+    console = Console(width=None if sys.stdout.isatty() else 140)
+    table = Table(title=f"A = {out_a}   B = {out_b}")
+    for column in ("stage", "A in", "A out", "B in", "B out", "Δ out (B − A)"):
+        table.add_column(column, justify="left" if column == "stage" else "right")
+    for stage in result["stages"]:
+        a, b = stage["a"] or {}, stage["b"] or {}
+        delta = b.get("docs_out", 0) - a.get("docs_out", 0) if stage["a"] and stage["b"] else None
+        table.add_row(Text(stage["name"]), *(f"{x[k]:,}" if x else "—" for x in (a, b) for k in ("docs_in", "docs_out")),
+                      "—" if delta is None else f"{delta:+,}")
+    console.print(table)
+    if result["reasons_changed"]:
+        reasons = Table(title="reasons whose counts changed")
+        for column in ("reason", "A", "B", "Δ"):
+            reasons.add_column(column, justify="left" if column == "reason" else "right")
+        for row in result["reasons_changed"]:
+            reasons.add_row(Text(row["reason"]), f"{row['a']:,}", f"{row['b']:,}", f"{row['b'] - row['a']:+,}")
+        console.print(reasons)
+    else:
+        console.print("no reason's count changed")
+    console.print(f"kept by both: {result['kept_by_both']:,}")
+    for side, other in (("a", "B"), ("b", "A")):
+        only = result[f"kept_only_by_{side}"]
+        console.print(f"kept only by {side.upper()}: {only['docs']:,}" + ("" if not only["docs"] else f" — {other} removed them as:"))
+        for reason, count in only["by_reason_in_other"].items():
+            console.print(f"  {reason}: {count:,}", markup=False)
+    if result["pipeline_diff"]:
+        console.print("\npipeline.yaml differs:", highlight=False)
+        console.print("\n".join(result["pipeline_diff"]), markup=False, highlight=False)
 
 
 @main.command()

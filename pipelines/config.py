@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from pipelines.errors import UserError
 from pipelines.registry import stage_types
@@ -77,10 +77,7 @@ class PipelineConfig(Strict):
         return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
 
     def fingerprint(self) -> str:
-        """What makes two runs produce the same output: everything but the worker count."""
-        data = yaml.safe_load(self.resolved_yaml())
-        data.pop("workers", None)
-        return json.dumps(data, sort_keys=True)
+        return fingerprint_of(yaml.safe_load(self.resolved_yaml()))
 
     def segments(self) -> list[list[Stage]]:
         """Consecutive document stages fused; each global stage starts a new segment."""
@@ -92,9 +89,9 @@ class PipelineConfig(Strict):
         return segments
 
 
-def stage_adapter() -> TypeAdapter[Any]:
-    union = Union[tuple(stage_types().values())]  # type: ignore[valid-type]
-    return TypeAdapter(Annotated[union, Field(discriminator="type")])
+def fingerprint_of(resolved: dict[str, Any]) -> str:
+    """What makes two runs produce the same output: the resolved pipeline but the worker count."""
+    return json.dumps({k: v for k, v in resolved.items() if k != "workers"}, sort_keys=True, default=str)
 
 
 def load_pipeline(path: str | Path, overrides: list[str] = ()) -> PipelineConfig:  # type: ignore[assignment]

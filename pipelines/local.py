@@ -30,7 +30,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import yaml
 
-from pipelines.config import InputConfig, PipelineConfig
+from pipelines.config import InputConfig, PipelineConfig, fingerprint_of
 from pipelines.errors import UserError
 from pipelines.progress import Reporter
 from pipelines.shards import ID, ORDER, SOURCE, TEXT, InputPlan, ShardWriter, Unit, plan_input, read_unit, write_parquet
@@ -102,18 +102,13 @@ def run_unit(job: Job, unit: Unit) -> dict[str, Any]:
     docs_in = bytes_in_total = 0
     try:
         for df in _batches(job, unit):
-            bytes_in = text_bytes(df)
             docs_in += df.height
-            bytes_in_total += bytes_in
-            for stage, stage_stats in zip(seg.all_stages, stats):
-                started = time.perf_counter()
-                result = stage.apply(df, ctx) if stage is seg.head else stage.process(df)
-                bytes_in = stage_stats.record(df, result, time.perf_counter() - started, bytes_in)
-                if job.keep_rejected and result.rejected.height:
-                    if stage.label not in rejected:
-                        rejected[stage.label] = ShardWriter(unit_file(job.work / "rejected" / stage.label, unit.index))
-                    rejected[stage.label].write(result.rejected)
-                df = result.kept
+            bytes_in_total += text_bytes(df)
+            df, removed = run_stages(seg, df, ctx, stats)
+            for label, rows in removed if job.keep_rejected else ():
+                if label not in rejected:
+                    rejected[label] = ShardWriter(unit_file(job.work / "rejected" / label, unit.index))
+                rejected[label].write(rows)
             if seg.writes and (df.height or kept.writer is None):
                 kept.write(df)
             if seg.scan_for and df.height:
@@ -130,6 +125,20 @@ def run_unit(job: Job, unit: Unit) -> dict[str, Any]:
         marker = {"unit": unit.index, "docs": docs_in, "bytes": bytes_in_total, "stats": [s.to_json() for s in stats]}
     _write_json(unit_file(job.work / f"seg-{seg.index}", unit.index, "json"), marker)
     return marker
+
+
+def run_stages(seg: Segment, df: pl.DataFrame, ctx: Context | None, stats: list[StageStats]) -> tuple[pl.DataFrame, list[tuple[str, pl.DataFrame]]]:
+    """One batch through a segment's stages (both engines): the kept rows, and each stage's removed rows."""
+    bytes_in = text_bytes(df)
+    removed: list[tuple[str, pl.DataFrame]] = []
+    for stage, stage_stats in zip(seg.all_stages, stats):
+        started = time.perf_counter()
+        result = stage.apply(df, ctx) if stage is seg.head else stage.process(df)
+        bytes_in = stage_stats.record(df, result, time.perf_counter() - started, bytes_in)
+        if result.rejected.height:
+            removed.append((stage.label, result.rejected))
+        df = result.kept
+    return df, removed
 
 
 class InputUnreadable(Exception):
@@ -224,11 +233,9 @@ def prepare_output(out: Path, config: PipelineConfig, overwrite: bool) -> bool:
 def _fingerprint(resolved: Path) -> str | None:
     try:
         data = yaml.safe_load(resolved.read_text(encoding="utf-8"))
-        from pipelines.config import validate_pipeline
-
-        return validate_pipeline(data, str(resolved)).fingerprint()
-    except (OSError, yaml.YAMLError, UserError):
+    except (OSError, yaml.YAMLError):
         return None
+    return fingerprint_of(data) if isinstance(data, dict) else None
 
 
 def run_local(config: PipelineConfig, pipeline: str, reporter: Reporter, overwrite: bool = False) -> dict[str, Any]:
@@ -266,17 +273,29 @@ def run_local(config: PipelineConfig, pipeline: str, reporter: Reporter, overwri
             for index in sorted(done):
                 _absorb(stats, markers, done[index], seg)
         reporter.log("writing output shards")
-        final = segments[-1].index
-        live = [u for u in plan.units if "skipped" not in markers.get(u.index, {})]
-        kept_files = sorted_files(work / f"seg-{final}", live)
-        if any(isinstance(stage, GlobalStage) and stage.reorders for stage in config.stages):
-            kept_files = sort_by_order(kept_files, work / "sorted", pool)
-        jobs = [(kept_files, out / "data", config)]
-        if config.output.keep_rejected:
-            jobs += [(sorted_files(work / "rejected" / label, live), out / "rejected" / label, config) for label in stats]
-        written = pool.map(_compact, jobs)
+        return finish_run(config, pipeline, plan, segments, stats, details, markers, started, clock, pool)
     finally:
         pool.close()
+
+
+def finish_run(config: PipelineConfig, pipeline: str, plan: InputPlan, segments: list[Segment], stats: dict[str, StageStats],
+               details: dict[str, dict[str, Any]], markers: dict[int, dict[str, Any]], started: datetime, clock: float,
+               pool: Pool, files: Callable[[Path, list[Unit]], list[Path]] | None = None) -> dict[str, Any]:
+    """Compact the kept and removed rows into the output folder; write stats, report and summary (both engines).
+
+    `files` lists a folder's unit files in input order (default: `sorted_files`); `pool.map` runs the compactions."""
+    files = files or sorted_files
+    out = Path(config.output.path)
+    work = out / WORK
+    final = segments[-1].index
+    live = [u for u in plan.units if "skipped" not in markers.get(u.index, {})]
+    kept_files = files(work / f"seg-{final}", live)
+    if any(isinstance(stage, GlobalStage) and stage.reorders for stage in config.stages):
+        kept_files = sort_by_order(kept_files, work / "sorted", pool)
+    jobs = [(kept_files, out / "data", config)]
+    if config.output.keep_rejected:
+        jobs += [(files(work / "rejected" / label, live), out / "rejected" / label, config) for label in stats]
+    written = pool.map(_compact, jobs)
     shards, docs_out, bytes_out = written[0]
     summary = {
         "pipeline": str(pipeline),

@@ -58,6 +58,8 @@ class StageResult:
     added: int = 0
     tallies: dict[str, dict[str, int]] = field(default_factory=dict)
     """Counts summed over all batches into `stats/<stage>.json`, e.g. a histogram per measured value."""
+    examples: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    """A few illustrations per key (never raw personal data), the first ones in input order kept."""
 
 
 @dataclass

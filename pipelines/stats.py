@@ -38,6 +38,7 @@ class StageStats:
     added: int = 0
     samples: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     tallies: dict[str, dict[str, int]] = field(default_factory=dict)
+    examples: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
     def record(self, before: pl.DataFrame, result: StageResult, seconds: float, bytes_in: int | None = None) -> int:
         """Count one batch; returns bytes_out so the next stage can reuse it as its bytes_in."""
@@ -50,6 +51,7 @@ class StageStats:
         self.added += result.added
         self.modified.update(result.modified)
         histogram.merge(self.tallies, result.tallies)
+        _extend(self.examples, result.examples)
         if result.rejected.height:
             counts = result.rejected.get_column(REASON).value_counts()
             self.removed.update(dict(zip(counts.get_column(REASON).to_list(), counts.get_column("count").to_list())))
@@ -82,9 +84,8 @@ class StageStats:
         self.removed.update(other.removed)
         self.modified.update(other.modified)
         histogram.merge(self.tallies, other.tallies)
-        for reason, rows in other.samples.items():
-            bucket = self.samples.setdefault(reason, [])
-            bucket.extend(rows[: SAMPLES_PER_REASON - len(bucket)])
+        _extend(self.samples, other.samples)
+        _extend(self.examples, other.examples)
 
     def summary(self) -> dict[str, Any]:
         entry: dict[str, Any] = {
@@ -103,7 +104,7 @@ class StageStats:
         return entry
 
     def to_json(self) -> dict[str, Any]:
-        return {**self.summary(), "samples": self.samples, "tallies": self.tallies}
+        return {**self.summary(), "samples": self.samples, "tallies": self.tallies, "examples": self.examples}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> StageStats:
@@ -112,4 +113,12 @@ class StageStats:
             bytes_in=data["bytes_in"], bytes_out=data["bytes_out"], seconds=data["seconds"],
             removed=Counter(data["removed"]), modified=Counter(data["modified"]),
             added=data.get("added", 0), samples=data.get("samples", {}), tallies=data.get("tallies", {}),
+            examples=data.get("examples", {}),
         )
+
+
+def _extend(into: dict[str, list[dict[str, Any]]], more: dict[str, list[dict[str, Any]]]) -> None:
+    """Keep the first few per key: merging in unit order makes the choice deterministic."""
+    for key, rows in more.items():
+        bucket = into.setdefault(key, [])
+        bucket.extend(rows[: SAMPLES_PER_REASON - len(bucket)])
