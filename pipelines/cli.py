@@ -96,7 +96,7 @@ def validate(pipeline: str, sets: tuple[str, ...]) -> None:
     from pipelines.shards import plan_input
 
     config = _load(pipeline, sets, None, None, None)
-    plan = plan_input(config.input, config.limit)
+    plan = plan_input(config.input, config.limit, config.input_columns())
     click.echo(f"{pipeline}: valid.")
     click.echo(f"input: {len(plan.files)} file(s), {len(plan.units)} unit(s), {plan.docs:,} documents, ~{plan.bytes / 1e6:,.1f} MB of text (uncompressed)")
     for path, why in plan.skipped.items():

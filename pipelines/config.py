@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from pipelines.errors import UserError
 from pipelines.registry import stage_types
-from pipelines.stage import GlobalStage, Stage
+from pipelines.stage import SOURCE, GlobalStage, Stage
 
 
 class Strict(BaseModel):
@@ -69,7 +69,16 @@ class PipelineConfig(Strict):
                     "give one of them a distinct `name`"
                 )
             seen[stage.label] = index
+            if SOURCE in stage.input_columns() and not (self.input.source_column or self.input.sources):
+                raise ValueError(
+                    f"stages.{index} ({stage.label}) needs each document's source: set input.source_column "
+                    "to the column that holds it, or give input.sources"
+                )
         return self
+
+    def input_columns(self) -> set[str]:
+        """Columns the stages read from the input files (besides text, id and source)."""
+        return {c for stage in self.stages for c in stage.input_columns() if c != SOURCE}
 
     def resolved_yaml(self) -> str:
         data = self.model_dump(mode="json")

@@ -240,7 +240,7 @@ def _fingerprint(resolved: Path) -> str | None:
 
 def run_local(config: PipelineConfig, pipeline: str, reporter: Reporter, overwrite: bool = False) -> dict[str, Any]:
     """Run the pipeline; returns the summary (also written to stats/summary.json)."""
-    plan = plan_input(config.input, config.limit)
+    plan = plan_input(config.input, config.limit, config.input_columns())
     out = Path(config.output.path)
     if prepare_output(out, config, overwrite):
         reporter.log(f"{out} already holds this run, complete: nothing to do (--overwrite runs it again).")
@@ -367,6 +367,7 @@ def sorted_files(folder: Path, units: list[Unit]) -> list[Path]:
 
 
 SORT_BUCKET_ROWS = 200_000
+SORT_BUCKET_BYTES = 256 * 2**20
 SAMPLE_EVERY = 64
 
 
@@ -376,9 +377,10 @@ def sort_by_order(files: list[Path], folder: Path, pool: Pool) -> list[Path]:
     Memory is bounded by one unit file and one bucket, never by the corpus."""
     shutil.rmtree(folder, ignore_errors=True)
     sampled = pool.map(_sample_order, files)
-    total = sum(rows for rows, _ in sampled)
-    buckets = max(1, -(-total // SORT_BUCKET_ROWS))
-    sample = np.sort(np.concatenate([values for _, values in sampled] or [np.empty(0, np.uint64)]))
+    rows = sum(n for n, _, _ in sampled)
+    nbytes = sum(b for _, b, _ in sampled)
+    buckets = max(1, -(-rows // SORT_BUCKET_ROWS), -(-nbytes // SORT_BUCKET_BYTES))
+    sample = np.sort(np.concatenate([values for _, _, values in sampled] or [np.empty(0, np.uint64)]))
     cuts = np.linspace(0, len(sample), buckets + 1)[1:-1].astype(np.int64)
     bounds = np.unique(sample[cuts]) if len(sample) else np.empty(0, np.uint64)
     pool.map(_scatter, [(path, bounds, folder) for path in files])
@@ -386,9 +388,12 @@ def sort_by_order(files: list[Path], folder: Path, pool: Pool) -> list[Path]:
     return [path for b in range(len(bounds) + 1) if (path := folder / f"b{b:05d}.parquet").exists()]
 
 
-def _sample_order(path: Path) -> tuple[int, np.ndarray]:
+def _sample_order(path: Path) -> tuple[int, int, np.ndarray]:
+    """Rows, uncompressed bytes (to size buckets by memory) and every 64th ORDER value of a file."""
+    meta = pq.read_metadata(path)
+    nbytes = sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
     order = pq.read_table(path, columns=[ORDER]).column(ORDER).to_numpy()
-    return len(order), order[::SAMPLE_EVERY]
+    return len(order), nbytes, order[::SAMPLE_EVERY]
 
 
 def _scatter(job: tuple[Path, np.ndarray, Path]) -> None:

@@ -62,7 +62,7 @@ def input_files(location: str) -> tuple[list[str], Path]:
     return files, root
 
 
-def plan_input(config: InputConfig, limit: int | None = None) -> InputPlan:
+def plan_input(config: InputConfig, limit: int | None = None, columns: set[str] = frozenset()) -> InputPlan:  # type: ignore[assignment]
     """Read every file's footer (not its data): units, row counts, and unreadable files early."""
     units: list[Unit] = []
     all_files: list[str] = []
@@ -85,6 +85,12 @@ def plan_input(config: InputConfig, limit: int | None = None) -> InputPlan:
                     "Fix or remove it, or set input.on_error: skip to skip unreadable shards and count them."
                 ) from None
             check_columns(path, schema, config)
+            missing = sorted(columns - set(schema.names))
+            if missing:
+                raise UserError(
+                    f"input file {path} has no column {', '.join(repr(c) for c in missing)}, which a stage of "
+                    f"the pipeline reads (its columns: {', '.join(schema.names)})."
+                )
             name = str(Path(path).relative_to(root)) if Path(path).is_relative_to(root) else Path(path).name
             name = f"{source}/{name}" if source is not None else name
             text_column = schema.get_field_index(config.text_column)

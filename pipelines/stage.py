@@ -96,6 +96,10 @@ class Stage(BaseModel):
     def process(self, df: pl.DataFrame) -> StageResult:
         raise NotImplementedError
 
+    def input_columns(self) -> tuple[str, ...]:
+        """Input columns besides `id` and `text` this stage reads (`source` included): checked before a run."""
+        return ()
+
     def filter(self, data: Frame) -> Frame:
         """The rows this stage keeps (changed as the stage changes them)."""
         return like(data, self.process(_checked(to_polars(data))).kept)

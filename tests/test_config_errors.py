@@ -139,3 +139,8 @@ def test_different_pipeline_into_same_output_is_refused(tmp_path, corpus):
     assert pl.read_parquet(out / "data").height == 2
     again = clean("run", str(second), "--workers", "1")
     assert again.returncode == 0 and "nothing to do" in again.stderr
+
+
+def test_a_stage_that_needs_sources_without_them(tmp_path, corpus):
+    result = run_yaml(tmp_path, f"input: {{path: {corpus}}}\noutput: {{path: {tmp_path / 'o'}}}\nstages:\n  - type: mix\n    by: docs\n")
+    assert_user_error(result, "stages.0 (mix) needs each document's source", "input.source_column")
