@@ -141,6 +141,8 @@ class Filter(DocumentStage):
     mode: Literal["filter", "annotate"] = Field(
         "filter", description="filter: drop with a reason; annotate: keep all, add measured columns"
     )
+    keeps: ClassVar[tuple[str, ...]] = ()
+    """Measured columns that stay on kept documents in filter mode (e.g. `language`)."""
 
     def measure(self, df: pl.DataFrame) -> pl.DataFrame:
         """`df` plus the measured columns the rules read (prefixed with the stage type)."""
@@ -166,11 +168,13 @@ class Filter(DocumentStage):
             kept = measured.rename({REASON: f"{self.label}_reason"})
             return StageResult(kept, with_reason(df.clear(), None), tallies=tallies)
         removed = pl.col(REASON).is_not_null()
-        return StageResult(measured.filter(~removed).select(df.columns), measured.filter(removed), tallies=tallies)
+        columns = [*df.columns, *(c for c in self.keeps if c not in df.columns)]
+        return StageResult(measured.filter(~removed).select(columns), measured.filter(removed), tallies=tallies)
 
     def histograms(self, measured: pl.DataFrame) -> dict[str, dict[str, int]]:
         metrics = dict.fromkeys(rule.metric for rule in self.rules() if rule.metric in measured.columns)
-        return {metric: histogram(measured.get_column(metric)) for metric in metrics if metric}
+        numeric = [m for m in metrics if m and (measured.schema[m].is_numeric() or measured.schema[m] == pl.Boolean)]
+        return {metric: histogram(measured.get_column(metric)) for metric in numeric}
 
     def annotate(self, data: Frame) -> Frame:
         """Every row, plus the measured columns and `reason` (null where the row passes)."""

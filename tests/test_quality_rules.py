@@ -1,0 +1,213 @@
+"""Each rule of the quality stages on crafted documents: the exact reason, and no crash on odd input."""
+
+from __future__ import annotations
+
+import polars as pl
+import pyarrow as pa
+import pytest
+
+from filters.c4_quality import C4Quality
+from filters.char_repetition import CharRepetition
+from filters.cjk_junk import CjkJunk
+from filters.fineweb_quality import FinewebQuality
+from filters.garbled import Garbled
+from filters.gopher_quality import GopherQuality
+from filters.gopher_repetition import GopherRepetition
+from filters.word_salad import WordSalad
+from pipelines.registry import stage_types
+from pipelines.stage import Filter
+
+PROSE = (
+    "The committee met on Tuesday to review the budget for the coming year. "
+    "Members agreed that the library needs a new roof and that the work should start in spring. "
+    "The treasurer said the town has saved enough money to pay for it without raising taxes. "
+    "Several residents spoke in favour of the plan, and one asked about the cost of repairs to the bridge. "
+    "The chair promised a full report at the next meeting, which will be held in March."
+)
+PROSE_ZH = (
+    "今年春天，这个小镇的图书馆进行了一次全面的修缮。"
+    "工人们更换了屋顶，并且把阅览室的窗户都换成了新的。"
+    "馆长说，修缮的费用来自镇上多年的积蓄，没有增加居民的负担。"
+    "许多居民在开放日那天来到图书馆，对新的环境表示满意。"
+    "一位老人说，他在这里读书已经有四十年了，这是他见过的最好的一次变化。"
+    "镇政府表示，明年还将对桥梁进行维修，并会在下次会议上公布详细的计划。"
+)
+ALL_STAGES = [GopherQuality, GopherRepetition, C4Quality, FinewebQuality, Garbled, CjkJunk, CharRepetition, WordSalad]
+
+
+def reason(stage: Filter, text: str | None) -> str | None:
+    return stage.annotate(pl.DataFrame({"id": ["x"], "text": [text]}, schema={"id": pl.String, "text": pl.String}))["reason"][0]
+
+
+@pytest.mark.parametrize("cls", ALL_STAGES)
+def test_clean_prose_passes_every_stage(cls: type[Filter]) -> None:
+    for text in (PROSE, PROSE_ZH, PROSE + "\n" + PROSE_ZH):
+        assert reason(cls(), text) is None, (cls.__name__, text[:30])
+
+
+@pytest.mark.parametrize("cls", ALL_STAGES)
+def test_odd_input_never_crashes(cls: type[Filter]) -> None:
+    odd = [None, "", " \n\n ", "x", "\x00\x01\x02" * 100, "a" * 2_000_000, "中" * 3, "🙂" * 50, "\r\n".join(["é"] * 10)]
+    df = pl.DataFrame({"id": [str(i) for i in range(len(odd))], "text": odd})
+    out = cls().annotate(df)
+    assert out.height == len(odd)
+    assert out["reason"][0] == f"{cls().type}:no_text"
+
+
+def test_registry_finds_the_stages() -> None:
+    types = stage_types()
+    for name in ("language", "gopher_quality", "gopher_repetition", "c4_quality", "fineweb_quality", "garbled", "cjk_junk", "char_repetition", "word_salad"):
+        assert name in types
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("word " * 20, "gopher_quality:too_few_words"),
+        ("a an it is " * 40, "gopher_quality:short_words"),
+        (" ".join(["extraordinarily", "uncharacteristically", "incomprehensibilities", "the", "of"] * 20), "gopher_quality:long_words"),
+        (PROSE + " #tag" * 30, "gopher_quality:hashes"),
+        (PROSE + " wait..." * 30, "gopher_quality:ellipses"),
+        ("\n".join("- " + PROSE[i * 40 : i * 40 + 40] for i in range(10)), "gopher_quality:bullet_lines"),
+        ("\n".join(PROSE[i * 40 : i * 40 + 40] + "..." for i in range(10)) + "\n" + PROSE, "gopher_quality:ellipsis_lines"),
+        (PROSE + " 1234 5678 9012" * 20, "gopher_quality:few_alpha_words"),
+        ("cat dog bird house tree river mountain " * 10, "gopher_quality:few_stop_words"),
+    ],
+)
+def test_gopher_quality_reasons(text: str, expected: str) -> None:
+    assert reason(GopherQuality(), text) == expected
+
+
+def test_gopher_quality_alpha_share_of_tokens_counts_punctuation() -> None:
+    text = PROSE.replace(" ", " , ")
+    assert reason(GopherQuality(), text) is None
+    assert reason(GopherQuality(alpha_share_of="tokens"), text) == "gopher_quality:few_alpha_words"
+
+
+def test_gopher_quality_measures_chinese_per_character() -> None:
+    out = GopherQuality().annotate(pl.DataFrame({"text": [PROSE_ZH]}))
+    assert out["gopher_quality_words"][0] > 150  # one word per Han character
+    assert out["gopher_quality_stop_words"][0] >= 2
+    assert out["reason"][0] is None
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("", "gopher_repetition:empty"),
+        ("\n\n".join([PROSE] * 3 + ["other words here."]), "gopher_repetition:dup_para_frac"),
+        ("\n".join(["Buy cheap shoes now and save."] * 5 + [PROSE]), "gopher_repetition:dup_line_frac"),
+        (PROSE + " " + " ".join(["cheap shoes"] * 40), "gopher_repetition:top_2_gram"),
+        (PROSE + " " + PROSE[:250], "gopher_repetition:dup_5_gram"),
+        (PROSE_ZH + "便宜的鞋子" * 30, "gopher_repetition:top_2_gram"),
+    ],
+)
+def test_gopher_repetition_reasons(text: str, expected: str) -> None:
+    assert reason(GopherRepetition(), text) == expected
+
+
+def test_gopher_repetition_zh_limits_apply_to_cjk_only() -> None:
+    out = GopherRepetition().annotate(pl.DataFrame({"text": [PROSE_ZH]}))
+    assert out["gopher_repetition_cjk_share"][0] > 0.8
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (PROSE + "\nLorem ipsum dolor sit amet, consectetur adipiscing elit.", "c4_quality:lorem_ipsum"),
+        (PROSE + "\nfunction f(x) { return x + 1; }.", "c4_quality:curly_bracket"),
+        ("Only two sentences here. This is the second one.", "c4_quality:too_few_sentences"),
+        ("\n".join(["Home", "About us", "Contact", "Products and services"]), "c4_quality:too_few_sentences"),
+    ],
+)
+def test_c4_reasons(text: str, expected: str) -> None:
+    assert reason(C4Quality(), text) == expected
+
+
+def test_c4_ignores_javascript_and_policy_lines_but_keeps_the_page() -> None:
+    text = PROSE + "\nPlease enable JavaScript to view this page.\nRead our privacy policy here."
+    out = C4Quality().annotate(pl.DataFrame({"text": [text]}))
+    assert out["reason"][0] is None and out["c4_quality_kept_lines"][0] == 1
+
+
+def test_c4_counts_chinese_sentences() -> None:
+    out = C4Quality().annotate(pl.DataFrame({"text": [PROSE_ZH, "今天天气很好。我们去公园。"]}))
+    assert out["c4_quality_sentences"].to_list() == [6, 2]
+    assert out["reason"].to_list() == [None, "c4_quality:too_few_sentences"]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (" \n \n", "fineweb_quality:empty"),
+        ("\n".join(["Home", "News", "Sport", "Weather", "A longer line that has no end mark at all"] * 3), "fineweb_quality:line_punct_ratio"),
+        ("\n".join(["Short line.", "Another one.", "Third.", PROSE]), "fineweb_quality:short_line_ratio"),
+        (PROSE + "\n" + "Subscribe to our newsletter.\n" * 2, "fineweb_quality:char_dup_ratio"),
+        ("\n".join(f"Internationalization telecommunications{i}." for i in range(30)), "fineweb_quality:list_ratio"),
+    ],
+)
+def test_fineweb_reasons(text: str, expected: str) -> None:
+    assert reason(FinewebQuality(), text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (PROSE_ZH.encode("utf-8").decode("latin-1"), "garbled:mojibake"),
+        ("He said “yes”, and that’s final. " * 5 + "Thanks.", None),
+        (("He said “yes”, and that’s final. " * 5).encode("utf-8").decode("latin-1"), "garbled:mojibake"),
+        (PROSE_ZH.encode("utf-8").decode("gbk", errors="ignore"), "garbled:rare_han"),
+        (PROSE_ZH.encode("gbk").decode("utf-8", errors="replace"), "garbled:replacement"),
+        ("\x00\x01\x02\x03binary" * 20, "garbled:control"),
+        ("Příliš žluťoučký kůň úpěl ďábelské ódy. Šárka šla. " * 5, None),
+    ],
+)
+def test_garbled_reasons(text: str, expected: str | None) -> None:
+    assert reason(Garbled(), text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("中 国 人 民 今 天 很 高 兴 地 庆 祝 新 年 的 到 来 ， 大 家 一 起 唱 歌", "cjk_junk:spaced_han"),
+        ("首页 新闻 体育 财经 娱乐 科技 汽车 房产 教育 旅游 时尚 健康 游戏", "cjk_junk:spaced_han"),
+        ("ｗｗｗ．ｃｈｅａｐ－ｓｈｏｅｓ．ｃｏｍ ｂｕｙ ｎｏｗ ｆｒｅｅ ｓｈｉｐｐｉｎｇ", "cjk_junk:fullwidth_latin"),
+        ("ｶﾀｶﾅﾃﾞｶｲﾃｱﾙﾌﾞﾝｼｮｳﾃﾞｽｶﾞﾖﾐﾆｸｲﾃﾞｽﾈ", "cjk_junk:halfwidth_katakana"),
+        ("太好了！！！！！！！！！！！！！！！！！！！！真的吗？？？？？？？？？？", "cjk_junk:punct_runs"),
+        ("★☆★ | ☆★☆ | ◆◇◆ | ■□■ | ▲△▲ | ●○● | 好", "cjk_junk:punct"),
+        ("深证Ａ股今天上涨了，ＡＢＣ公司的股价创下新高。" * 3, None),
+    ],
+)
+def test_cjk_junk_reasons(text: str, expected: str | None) -> None:
+    assert reason(CjkJunk(), text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("哈哈哈哈哈哈哈哈哈哈哈哈", "char_repetition:repeated_chars"),
+        ("buybuybuybuybuybuy cheap now", "char_repetition:repeated_chars"),
+        (PROSE + " " + "z" * 300 + " " + PROSE * 5, "char_repetition:long_stretch"),
+        (PROSE_ZH + "哈哈哈", None),
+        ("| a | b |\n|   |   |\n" + PROSE, None),
+    ],
+)
+def test_char_repetition_reasons(text: str, expected: str | None) -> None:
+    assert reason(CharRepetition(), text) == expected
+
+
+def test_word_salad() -> None:
+    words = PROSE.split()
+    salad = " ".join(words[i] for i in (7 * j % len(words) for j in range(len(words))))
+    assert reason(WordSalad(), salad) == "word_salad:lowercase_starts"
+    assert reason(WordSalad(), PROSE) is None
+    assert reason(WordSalad(), PROSE_ZH) is None
+
+
+def test_filter_mode_and_arrow_tables() -> None:
+    df = pl.DataFrame({"id": ["a", "b"], "text": [PROSE, "word " * 20]})
+    assert GopherQuality().filter(df)["id"].to_list() == ["a"]
+    table = GopherQuality().filter(df.to_arrow())
+    assert isinstance(table, pa.Table) and table.num_rows == 1
+    kept = GopherQuality(mode="annotate").process(df).kept
+    assert kept.height == 2 and "gopher_quality_words" in kept.columns
