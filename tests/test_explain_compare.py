@@ -86,7 +86,14 @@ def test_explain_command_shows_value_threshold_and_verdict(runs):
     length = next(s for s in data["stages"] if s["name"] == "length")
     rule = next(r for r in length["rules"] if r["rule"] == "too_short")
     assert rule == {"rule": "too_short", "metric": "length_chars", "value": 18, "threshold": 20, "fails": True}
-    text = clean("explain", str(DEMO), "--text", "A sentence that is comfortably long enough.").stdout
+    article = (
+        "The city council met on Tuesday evening to discuss the new budget for the coming year. Members of the public "
+        "were invited to share their views on the plans. Several residents asked about the cost of repairing the old "
+        "bridge near the river. The mayor said that the work would begin in the spring and finish before the end of "
+        "the summer. She also promised that the library would stay open on weekends. The meeting ended with a vote, "
+        "and the budget was approved by a large majority."
+    )
+    text = clean("explain", str(DEMO), "--text", article).stdout
     assert "kept" in text and "too_short" in text and "length_chars" in text and "passes" in text
     assert "exactly one of" in clean("explain", str(DEMO), code=2).stderr
     assert "no-such-id" in clean("explain", str(DEMO), "--set", f"input.path={corpus}", "--id", "no-such-id", code=2).stderr

@@ -11,15 +11,32 @@ import time
 from pathlib import Path
 
 import pyarrow.parquet as pq
+import pytest
 
 from conftest import REPO, clean, write_pipeline, write_shards
 
-STAGES = [{"type": "normalize", "fix_mojibake": True}, {"type": "length", "min_chars": 30}]
+DOCUMENT_STAGES = [{"type": "normalize", "fix_mojibake": True}, {"type": "length", "min_chars": 30}]
+GLOBAL_STAGES = [
+    {"type": "normalize", "fix_mojibake": True},
+    {"type": "exact_dedup"},
+    {"type": "length", "min_chars": 30},
+    {"type": "minhash_dedup", "ngram": 3},
+    {"type": "mix", "by": "docs", "weights": {"even": 0.7, "odd": 0.3}, "max_repeats": 3},
+]
+
+
+def text(shard: int, row: int) -> str:
+    if row % 40 == 0:
+        return f"the same words in every shard for row {row} " * 4  # exact duplicates across shards
+    if row % 40 == 1:
+        return f"near copy {shard % 3} of a page about the weather in spring and the river row {row} " * 3
+    return f"shard {shard} row {row} cafÃ© text  with\u200b noise " * (1 + row % 5)
 
 
 def corpus(folder: Path) -> Path:
-    texts = [[f"shard {s} row {r} cafÃ© text  with\u200b noise " * (1 + r % 5) for r in range(400)] for s in range(24)]
-    return write_shards(folder, texts)
+    texts = [[text(s, r) for r in range(400)] for s in range(24)]
+    sources = [["even" if r % 2 == 0 else "odd" for r in range(400)] for _ in range(24)]
+    return write_shards(folder, texts, source=sources)
 
 
 def output_files(out: Path) -> dict[str, bytes]:
@@ -46,16 +63,20 @@ def kill_when(cmd: list[str], out: Path, markers: int) -> bool:
             process.wait()
 
 
-def test_sigkill_then_rerun_gives_identical_output(tmp_path):
+@pytest.mark.parametrize(("stages", "kill_points"), [(DOCUMENT_STAGES, (1, 9, 17)), (GLOBAL_STAGES, (1, 20, 30, 52))],
+                         ids=["document-stages", "dedup-and-mix"])
+def test_sigkill_then_rerun_gives_identical_output(tmp_path, stages, kill_points):
+    """Killed with 2 workers at several points (inside passes and between them), finished with 1."""
     source = corpus(tmp_path / "in")
     reference = tmp_path / "reference"
-    clean("run", str(write_pipeline(tmp_path / "ref.yaml", source, reference, STAGES, workers=2)), "-q", check=True)
+    top = {"workers": 2, "input": {"source_column": "source"}}
+    clean("run", str(write_pipeline(tmp_path / "ref.yaml", source, reference, stages, **top)), "-q", check=True)
 
     out = tmp_path / "crashed"
-    pipeline = write_pipeline(tmp_path / "p.yaml", source, out, STAGES, workers=2)
+    pipeline = write_pipeline(tmp_path / "p.yaml", source, out, stages, **top)
     cmd = [sys.executable, "-m", "pipelines.cli", "run", str(pipeline), "-q"]
-    kills = [kill_when(cmd, out, markers) for markers in (1, 9, 17)]
-    assert kills[0], "the run finished before its first unit was marked: make the corpus bigger"
+    kills = [kill_when(cmd, out, markers) for markers in kill_points]
+    assert all(kills), f"the run finished before a kill point ({kills}): make the corpus bigger"
     for path in out.rglob("part-*.parquet"):
         pq.read_metadata(path)
     resumed = clean("run", str(pipeline), "--workers", "1", check=True)

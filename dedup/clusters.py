@@ -1,0 +1,198 @@
+"""Duplicate clusters: union-find, which document each cluster keeps, and the filter pass.
+
+Shared by `exact_dedup` and `minhash_dedup`: they differ in how they find duplicate groups;
+everything after (keep policy, decisions on disk, resume, the `apply` join) is here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+import polars as pl
+from pydantic import Field, model_validator
+
+from dedup.partitions import KEY, fresh_dir, write_atomic, write_json_atomic
+from pipelines.stage import ID, ORDER, TEXT, Context, GlobalStage, StageResult, with_reason
+
+DOC_ID = "_cm_id"
+WEIGHT = "_cm_weight"
+GROUP = "_cm_group"
+CLUSTER_ID = "dup_cluster_id"
+CLUSTER_SIZE = "dup_cluster_size"
+DUPLICATE_OF = "duplicate_of"
+_REMOVED = "_cm_removed"
+_UNIT_SHIFT = 40  # ORDER = unit << 40 | row: decisions are stored per unit, loaded per batch
+_CACHED_UNITS = 8
+
+
+def connected_components(left: np.ndarray, right: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Union-find over edges, vectorised: (nodes, root) where root[i] is the smallest node of nodes[i]'s component.
+
+    Each round hooks every edge's larger root under its smaller root (`minimum.at`), then
+    compresses paths by pointer jumping until every node points at its root.
+    """
+    nodes = np.unique(np.concatenate([left, right]))
+    a, b = np.searchsorted(nodes, left), np.searchsorted(nodes, right)
+    parent = np.arange(nodes.size)
+    while True:
+        ra, rb = parent[a], parent[b]
+        differ = ra != rb
+        if not differ.any():
+            return nodes, nodes[parent]
+        np.minimum.at(parent, np.maximum(ra[differ], rb[differ]), np.minimum(ra[differ], rb[differ]))
+        while not np.array_equal(jumped := parent[parent], parent):
+            parent = jumped
+
+
+def size_histogram(sizes: pl.Series) -> dict[str, int]:
+    """Cluster sizes in power-of-two bins ("2", "3-4", "5-8", ...), for the stats and the report."""
+    if sizes.is_empty():
+        return {}
+    exponent = np.ceil(np.log2(sizes.to_numpy().astype(np.float64))).astype(np.int64)
+    labels = {}
+    for e, count in zip(*np.unique(exponent, return_counts=True)):
+        lo, hi = 2 ** (int(e) - 1) + 1, 2 ** int(e)
+        labels[str(hi) if lo == hi else f"{lo}-{hi}"] = int(count)
+    return labels
+
+
+class DedupStage(GlobalStage):
+    """A global dedup: finds groups of duplicates, keeps one document per group by a policy.
+
+    Kept documents get `dup_cluster_id` (the `_cm_order` of the document their cluster kept) and
+    `dup_cluster_size` (how many input documents it stands for). A document in no cluster keeps
+    the values an earlier dedup stage gave it, else its own order and size 1, so the columns are
+    never null and `dup_cluster_size` can drive up-sampling. Removed documents get `duplicate_of`:
+    the id of the document kept in their place.
+    """
+
+    keep: Literal["first", "longest", "highest", "lowest", "source_priority"] = Field(
+        "first",
+        description="which document a cluster keeps: first in input order, longest text, highest or "
+        "lowest `keep_column`, or the best-ranked `source_priority`; ties go to the first",
+    )
+    keep_column: str | None = Field(None, description="column compared by keep: highest / lowest")
+    source_priority: list[str] = Field(
+        default_factory=list, description="sources, best first, for keep: source_priority (unlisted ones rank last)"
+    )
+
+    @model_validator(mode="after")
+    def _policy_has_its_inputs(self) -> DedupStage:
+        if self.keep in ("highest", "lowest") and not self.keep_column:
+            raise ValueError(f"keep: {self.keep} needs keep_column (the column to compare)")
+        if self.keep == "source_priority" and not self.source_priority:
+            raise ValueError("keep: source_priority needs a non-empty source_priority list")
+        return self
+
+    reason_code: ClassVar[str] = "duplicate"
+
+    def _keep_key(self, df: pl.DataFrame) -> pl.Expr:
+        """A column whose ascending order (descending for `highest`) puts the document to keep first."""
+        if self.keep == "longest":
+            return -pl.col(TEXT).fill_null("").str.len_chars().cast(pl.Int64)
+        if self.keep in ("highest", "lowest"):
+            if self.keep_column not in df.columns:
+                raise ValueError(f"{self.label}: keep_column '{self.keep_column}' is not a column of the data")
+            return pl.col(self.keep_column)
+        if self.keep == "source_priority":
+            rank = {source: i for i, source in enumerate(self.source_priority)}
+            source = pl.col("source") if "source" in df.columns else pl.lit(None, pl.String)
+            return source.replace_strict(rank, default=len(rank), return_dtype=pl.Int64)
+        return pl.lit(0, pl.Int8)
+
+    def member_columns(self, df: pl.DataFrame) -> list[pl.Expr]:
+        """What decide needs about every document: order, id, weight and keep key."""
+        doc_id = pl.col(ID) if ID in df.columns else pl.col(ORDER)
+        weight = pl.col(CLUSTER_SIZE) if CLUSTER_SIZE in df.columns else pl.lit(1)
+        return [
+            pl.col(ORDER).cast(pl.UInt64),
+            doc_id.alias(DOC_ID),
+            weight.cast(pl.UInt64).alias(WEIGHT),
+            self._keep_key(df).alias(KEY),
+        ]
+
+    # decide: resumable template -------------------------------------------------------------
+
+    def decide(self, scans: list[Path], ctx: Context) -> dict[str, Any]:
+        """Find clusters and write the decisions; a re-run after they are complete just reads them."""
+        root = ctx.workdir / self.label
+        done = root / "details.json"
+        if done.exists():
+            return json.loads(done.read_text())
+        work = fresh_dir(root / "work")
+        details = self.find_clusters(scans, ctx, work) if scans else {"docs": 0, "clusters": 0, "duplicates": 0}
+        shutil.rmtree(root / "decisions", ignore_errors=True)
+        (work / "decisions").mkdir(exist_ok=True)
+        os.replace(work / "decisions", root / "decisions")
+        write_json_atomic(details, done)
+        shutil.rmtree(work, ignore_errors=True)
+        return details
+
+    def find_clusters(self, scans: list[Path], ctx: Context, work: Path) -> dict[str, Any]:
+        """Write decisions under work/decisions (via `write_decisions`) and return the details."""
+        raise NotImplementedError
+
+    def write_decisions(self, members: pl.DataFrame, folder: Path, name: str) -> pl.DataFrame:
+        """Pick each group's keeper and write one row per member, split by input unit.
+
+        `members` has ORDER, DOC_ID, WEIGHT, KEY and GROUP (any id shared by a cluster's members).
+        Returns the decisions (ORDER, cluster id, size, duplicate_of, removed).
+        """
+        ranked = members.sort(
+            [GROUP, KEY, ORDER], descending=[False, self.keep == "highest", False], nulls_last=True
+        )
+        decisions = ranked.select(
+            ORDER,
+            pl.col(ORDER).first().over(GROUP).alias(CLUSTER_ID),
+            pl.col(WEIGHT).sum().over(GROUP).cast(pl.UInt64).alias(CLUSTER_SIZE),
+            pl.col(DOC_ID).first().over(GROUP).alias(DUPLICATE_OF),
+        ).with_columns((pl.col(ORDER) != pl.col(CLUSTER_ID)).alias(_REMOVED))
+        unit = (pl.col(ORDER) // (1 << _UNIT_SHIFT)).alias("_cm_unit")
+        for (u,), part in decisions.with_columns(unit).partition_by("_cm_unit", as_dict=True).items():
+            write_atomic(part.drop("_cm_unit").sort(ORDER), folder / "decisions" / f"u{u:08d}" / f"{name}.parquet")
+        return decisions
+
+    # apply ----------------------------------------------------------------------------------
+
+    def _decisions(self, orders: pl.Series, ctx: Context) -> pl.DataFrame | None:
+        """This batch's decisions, loaded per input unit and cached in the worker."""
+        cache: dict[int, pl.DataFrame | None] = ctx.cache.setdefault(f"dedup:{ctx.workdir / self.label}", {})
+        frames = []
+        for u in (orders // (1 << _UNIT_SHIFT)).unique().sort().to_list():
+            if u not in cache:
+                if len(cache) >= _CACHED_UNITS:
+                    cache.pop(next(iter(cache)))
+                files = sorted((ctx.workdir / self.label / "decisions" / f"u{u:08d}").glob("*.parquet"))
+                cache[u] = pl.read_parquet(files) if files else None
+            if cache[u] is not None:
+                frames.append(cache[u])
+        return pl.concat(frames) if frames else None
+
+    def apply(self, df: pl.DataFrame, ctx: Context) -> StageResult:
+        decisions = self._decisions(df[ORDER].cast(pl.UInt64), ctx)
+        if decisions is None:
+            decisions = pl.DataFrame(
+                schema={ORDER: pl.UInt64, CLUSTER_ID: pl.UInt64, CLUSTER_SIZE: pl.UInt64, _REMOVED: pl.Boolean}
+            ).with_columns(pl.lit(None).cast(df[ID].dtype if ID in df.columns else pl.UInt64).alias(DUPLICATE_OF))
+        incoming = df.drop([c for c in (CLUSTER_ID, CLUSTER_SIZE, DUPLICATE_OF) if c in df.columns])
+        decided = decisions.rename({CLUSTER_ID: "_cm_cid", CLUSTER_SIZE: "_cm_csize"})
+        joined = df.with_columns(pl.col(ORDER).cast(pl.UInt64)).join(
+            decided, on=ORDER, how="left", maintain_order="left"
+        )
+        previous_id = pl.col(CLUSTER_ID) if CLUSTER_ID in df.columns else pl.col(ORDER)
+        previous_size = pl.col(CLUSTER_SIZE) if CLUSTER_SIZE in df.columns else pl.lit(1)
+        joined = joined.with_columns(
+            pl.coalesce("_cm_cid", previous_id.cast(pl.UInt64)).alias(CLUSTER_ID),
+            pl.coalesce("_cm_csize", previous_size.cast(pl.UInt64)).alias(CLUSTER_SIZE),
+        )
+        removed = joined[_REMOVED].fill_null(False)
+        columns = [*incoming.columns, CLUSTER_ID, CLUSTER_SIZE]
+        kept = joined.filter(~removed).select(columns)
+        rejected = with_reason(joined.filter(removed).select(*columns, DUPLICATE_OF), f"{self.label}:{self.reason_code}")
+        order_type = pl.col(ORDER).cast(df[ORDER].dtype)
+        return StageResult(kept.with_columns(order_type), rejected.with_columns(order_type))

@@ -1,0 +1,82 @@
+"""`exact_dedup`: remove documents whose normalised text is identical, across the whole corpus.
+
+Scan hashes each normalised text (xxh3-128, stable across versions and machines); decide
+hash-partitions the hashes to disk and groups each partition alone, so memory is bounded by a
+partition; apply drops every member of a group but the one the keep policy picks.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import polars as pl
+import xxhash
+from pydantic import Field
+
+from dedup.clusters import GROUP, DedupStage, size_histogram
+from dedup.partitions import count_rows, partition_count, partition_files, partition_of, split_to_disk
+from dedup.shingles import normalize_expr
+from pipelines.stage import TEXT, Context
+
+HASH_HI, HASH_LO = "_cm_hash_hi", "_cm_hash_lo"
+_BYTES_PER_DOC = 64  # two hash words, order, weight, key and id, in memory
+
+
+class ExactDedup(DedupStage):
+    """Keep one document per group of identical (normalised) texts."""
+
+    type: Literal["exact_dedup"] = "exact_dedup"
+    lowercase: bool = Field(True, description="compare case-insensitively")
+    whitespace: bool = Field(True, description="collapse runs of whitespace and trim the ends before comparing")
+    punctuation: bool = Field(False, description="ignore punctuation and symbols")
+    nfkc: bool = Field(True, description="Unicode NFKC first (full-width ＡＢＣ？ equals ABC?)")
+    partition_mb: float = Field(256, gt=0, description="memory for one on-disk partition of hashes in decide")
+
+    def scan(self, df: pl.DataFrame) -> pl.DataFrame:
+        texts = df.select(
+            normalize_expr(
+                pl.col(TEXT), lowercase=self.lowercase, whitespace=self.whitespace,
+                punctuation=self.punctuation, nfkc=self.nfkc,
+            )
+        ).to_series()
+        digests = b"".join(xxhash.xxh3_128_digest(t.encode()) for t in texts.to_list())
+        words = np.frombuffer(digests, dtype=">u8").reshape(-1, 2).astype(np.uint64)
+        return df.select(self.member_columns(df)).with_columns(
+            pl.Series(HASH_HI, words[:, 0]), pl.Series(HASH_LO, words[:, 1])
+        )
+
+    def find_clusters(self, scans: list[Path], ctx: Context, work: Path) -> dict[str, Any]:
+        partitions = partition_count(count_rows(scans) * _BYTES_PER_DOC, self.partition_mb)
+        ctx.map(_split, [(path, f"s{i:06d}", partitions, work) for i, path in enumerate(scans)])
+        sizes = ctx.map(_group, [(self, p, work) for p in range(partitions)])
+        all_sizes = pl.concat([pl.Series("size", s, pl.UInt64) for s in sizes])
+        return {
+            "docs": count_rows(scans),
+            "partitions": partitions,
+            "clusters": len(all_sizes),
+            "duplicates": int(all_sizes.sum() - len(all_sizes)) if len(all_sizes) else 0,
+            "cluster_sizes": size_histogram(all_sizes),
+            "normalisation": {k: getattr(self, k) for k in ("lowercase", "whitespace", "punctuation", "nfkc")},
+        }
+
+
+def _split(job: tuple[Path, str, int, Path]) -> None:
+    path, name, partitions, work = job
+    df = pl.read_parquet(path)
+    split_to_disk(df, partition_of(df[HASH_LO].to_numpy(), partitions), partitions, work / "hashes", name)
+
+
+def _group(job: tuple[ExactDedup, int, Path]) -> list[int]:
+    """Group one partition by hash, write its decisions; return the sizes of its groups (in documents)."""
+    stage, partition, work = job
+    files = partition_files(work / "hashes", partition)
+    if not files:
+        return []
+    df = pl.read_parquet(files)
+    members = df.filter(pl.len().over(HASH_HI, HASH_LO) > 1).with_columns(
+        pl.struct(HASH_HI, HASH_LO).rank("dense").alias(GROUP)
+    )
+    decisions = stage.write_decisions(members, work, f"p{partition:05d}")
+    return decisions.unique(pl.col("dup_cluster_id"))["dup_cluster_size"].to_list()

@@ -1,0 +1,184 @@
+"""`minhash_dedup`: remove near-duplicates (estimated Jaccard of shingles ≥ threshold), corpus-wide.
+
+scan: normalise, shingle (words; one character per token in CJK and other unspaced scripts),
+MinHash signatures and LSH band keys, all columnar (see dedup/shingles.py).
+decide: band keys are hash-partitioned to disk; each partition is bucketed alone (sort, numpy)
+into edges "document → first document of its bucket"; union-find joins the edges into
+clusters; the keep policy picks one document per cluster; decisions are written per input unit.
+apply: a join on `_cm_order` drops every clustered document but the kept one.
+"""
+
+from __future__ import annotations
+
+from functools import cache, cached_property
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+import polars as pl
+from pydantic import Field, model_validator
+
+from dedup.clusters import DOC_ID, GROUP, WEIGHT, DedupStage, connected_components, size_histogram
+from dedup.partitions import KEY, count_rows, partition_count, partition_files, partition_of, split_to_disk, write_atomic
+from dedup.shingles import band_keys, normalize_expr, shingle_hashes, shingle_sets, signatures
+from dedup.verify import SHINGLES, SIGNATURE, attach_left, score_right, split_pairs, split_payload
+from pipelines.stage import ORDER, TEXT, Context
+
+BANDS = "_cm_bands"
+_RECALL_WEIGHTS = {"none": (0.5, 0.5), "signature": (0.05, 0.95), "exact": (0.02, 0.98)}
+"""(false-positive, false-negative) weights for choosing bands: the more exact the check, the more
+candidates it can afford, so the more the banding favours recall."""
+_BYTES_PER_BAND_KEY = 40  # key + order in memory, with sort indices
+_BYTES_PER_PAIR = 64
+_PAYLOAD_EXPANSION = 3  # in-memory size of the payload (lists, joins) per byte of scan file
+
+
+class MinhashDedup(DedupStage):
+    """Keep one document per cluster of near-duplicates found by MinHash LSH."""
+
+    type: Literal["minhash_dedup"] = "minhash_dedup"
+    reason_code: ClassVar[str] = "near_duplicate"
+    threshold: float = Field(0.8, gt=0.0, lt=1.0, description="Jaccard similarity above which two documents are duplicates")
+    num_perm: int = Field(128, ge=8, le=1024, description="MinHash permutations (signature length)")
+    ngram: int = Field(5, ge=1, le=32, description="tokens per shingle (a token: a word, or one CJK/Thai/... character)")
+    bands: int | None = Field(None, ge=1, description="LSH bands; default: datasketch's optimum for threshold and num_perm")
+    rows: int | None = Field(None, ge=1, description="signature rows per band; default: as bands")
+    seed: int = Field(1, ge=0, description="seed of the permutations (fixed → same signatures on every run and machine)")
+    verify: Literal["none", "signature", "exact"] = Field(
+        "exact",
+        description="check LSH candidate pairs before joining them: signature (estimated Jaccard ≥ threshold; "
+        "+num_perm × 4 B per document in the scan files), exact (shingle-set Jaccard ≥ threshold; +4 B per "
+        "shingle, about the text's size), none (every candidate pair counts)",
+    )
+    partition_mb: float = Field(
+        256, gt=0, description="memory for one on-disk partition (of band keys, or of pairs to verify) in decide"
+    )
+
+    @model_validator(mode="after")
+    def _bands_fit(self) -> MinhashDedup:
+        if (self.bands is None) != (self.rows is None):
+            raise ValueError("give both bands and rows, or neither (then they are derived from threshold)")
+        if self.bands is not None and self.rows is not None and self.bands * self.rows > self.num_perm:
+            raise ValueError(f"bands × rows = {self.bands * self.rows} exceeds num_perm = {self.num_perm}")
+        return self
+
+    @cached_property
+    def banding(self) -> tuple[int, int]:
+        """(bands, rows): given, or minimising false positives + false negatives (datasketch's routine)."""
+        if self.bands is not None and self.rows is not None:
+            return self.bands, self.rows
+        return _banding(self.threshold, self.num_perm, self.verify)
+
+    def shingles(self, texts: pl.Series) -> tuple[np.ndarray, np.ndarray]:
+        """(shingle hashes, start of each text's run) of raw texts."""
+        normalised = normalize_expr(pl.lit(texts, pl.String), whitespace=False)  # tokens split at any whitespace
+        return shingle_hashes(pl.select(normalised).to_series(), self.ngram)
+
+    def signatures(self, texts: pl.Series) -> tuple[np.ndarray, np.ndarray]:
+        """(signatures, has_shingles) of raw texts: the columnar MinHash, usable on its own."""
+        hashes, starts = self.shingles(texts)
+        return signatures(hashes, starts, self.num_perm, self.seed), np.diff(starts) > 0
+
+    def scan(self, df: pl.DataFrame) -> pl.DataFrame:
+        bands, rows = self.banding
+        hashes, starts = self.shingles(df[TEXT])
+        sig = signatures(hashes, starts, self.num_perm, self.seed)
+        hashed = np.diff(starts) > 0
+        keys = band_keys(sig[hashed], bands, rows, self.seed)
+        out = df.filter(pl.Series(hashed)).select(self.member_columns(df))
+        out = out.with_columns(pl.Series(BANDS, keys, pl.Array(pl.UInt64, bands)))
+        if self.verify == "signature":
+            out = out.with_columns(pl.Series(SIGNATURE, sig[hashed], pl.Array(pl.UInt32, self.num_perm)))
+        if self.verify == "exact":
+            out = out.with_columns(shingle_sets(hashes, starts).filter(pl.Series(hashed)).alias(SHINGLES))
+        return out
+
+    def find_clusters(self, scans: list[Path], ctx: Context, work: Path) -> dict[str, Any]:
+        bands, rows = self.banding
+        docs = count_rows(scans)
+        partitions = partition_count(docs * bands * _BYTES_PER_BAND_KEY, self.partition_mb)
+        ctx.map(_split, [(path, f"s{i:06d}", partitions, work) for i, path in enumerate(scans)])
+        edge_files = [f for f in ctx.map(_bucket, [(p, work) for p in range(partitions)]) if f is not None]
+        edges = _read_edges(edge_files)
+        candidates = len(edges)
+        if self.verify != "none" and candidates:
+            edges = self._verified(edges, scans, ctx, work)
+        nodes, roots = connected_components(edges["a"].to_numpy(), edges["b"].to_numpy())
+        clustered = pl.DataFrame({ORDER: nodes, GROUP: roots}, schema={ORDER: pl.UInt64, GROUP: pl.UInt64})
+        members = (
+            pl.scan_parquet(scans)
+            .select(ORDER, DOC_ID, WEIGHT, KEY)
+            .join(clustered.lazy(), on=ORDER, how="inner")
+            .collect()
+        )
+        decisions = self.write_decisions(members, work, "clusters")
+        sizes = decisions.unique("dup_cluster_id")["dup_cluster_size"]
+        return {
+            "docs_with_shingles": docs,
+            "num_perm": self.num_perm,
+            "bands": bands,
+            "rows": rows,
+            "ngram": self.ngram,
+            "threshold": self.threshold,
+            "verify": self.verify,
+            "partitions": partitions,
+            "candidate_pairs": candidates,
+            "verified_pairs": len(edges),
+            "clusters": len(sizes),
+            "duplicates": int(decisions["_cm_removed"].sum()),
+            "cluster_sizes": size_histogram(sizes),
+        }
+
+    def _verified(self, edges: pl.DataFrame, scans: list[Path], ctx: Context, work: Path) -> pl.DataFrame:
+        """The candidate pairs whose similarity (as `verify` measures it) reaches the threshold."""
+        column = SHINGLES if self.verify == "exact" else SIGNATURE
+        scan_bytes = sum(path.stat().st_size for path in scans) * _PAYLOAD_EXPANSION
+        partitions = partition_count(scan_bytes + len(edges) * _BYTES_PER_PAIR, self.partition_mb)
+        ctx.map(split_payload, [(path, f"s{i:06d}", column, partitions, work) for i, path in enumerate(scans)])
+        split_pairs(edges, partitions, work)
+        ctx.map(attach_left, [(p, column, partitions, work) for p in range(partitions)])
+        verified = ctx.map(score_right, [(p, column, self.threshold, work) for p in range(partitions)])
+        return _read_edges([f for f in verified if f is not None])
+
+
+@cache
+def _banding(threshold: float, num_perm: int, verify: str) -> tuple[int, int]:
+    """datasketch's optimal (bands, rows); cached, as its numerical integration takes ~0.1 s."""
+    from datasketch.lsh import _optimal_param  # scipy behind it costs ~1 s of import: only when needed
+
+    return _optimal_param(threshold, num_perm, *_RECALL_WEIGHTS[verify])
+
+
+def _read_edges(files: list[Path]) -> pl.DataFrame:
+    if not files:
+        return pl.DataFrame(schema={"a": pl.UInt64, "b": pl.UInt64})
+    return pl.read_parquet(files).sort("a", "b")
+
+
+def _split(job: tuple[Path, str, int, Path]) -> None:
+    """One scan file's band keys → (key, order) rows in their partition folders."""
+    path, name, partitions, work = job
+    df = pl.read_parquet(path, columns=[ORDER, BANDS])
+    bands = df[BANDS].dtype.size  # type: ignore[union-attr]
+    keys = df[BANDS].to_numpy().reshape(-1)
+    frame = pl.DataFrame({"key": keys, ORDER: np.repeat(df[ORDER].to_numpy(), bands)})
+    split_to_disk(frame, partition_of(keys, partitions), partitions, work / "bands", name)
+
+
+def _bucket(job: tuple[int, Path]) -> Path | None:
+    """Bucket one partition's band keys: each document links to the first document of its bucket."""
+    partition, work = job
+    files = partition_files(work / "bands", partition)
+    if not files:
+        return None
+    df = pl.read_parquet(files)
+    keys, orders = df["key"].to_numpy(), df[ORDER].to_numpy()
+    sort = np.lexsort((orders, keys))
+    keys, orders = keys[sort], orders[sort]
+    first = np.r_[True, keys[1:] != keys[:-1]]
+    head = orders[np.maximum.accumulate(np.where(first, np.arange(keys.size), 0))]
+    linked = ~first & (head != orders)
+    edges = pl.DataFrame({"a": head[linked], "b": orders[linked]}).unique(maintain_order=False).sort("a", "b")
+    path = work / "edges" / f"p{partition:05d}.parquet"
+    write_atomic(edges, path)
+    return path

@@ -1,0 +1,270 @@
+"""Text → stable shingle hashes → MinHash signatures and LSH band keys, columnar (numpy/Polars).
+
+Why columnar: hashing each shingle through Python (datasketch: SHA-1 per shingle) is the
+bottleneck of near-dedup. Here a whole batch is one byte buffer: token boundaries, token hashes
+(a polynomial over the token's bytes, via prefix sums), shingle hashes (the n token hashes
+chained) and the permutations are numpy array operations, so a shingle costs nanoseconds and no
+Python runs per row or per shingle.
+
+Why stable: every constant below is fixed arithmetic (no Python `hash()`, no Polars `hash`,
+whose values change between versions), so signatures are identical across runs and machines.
+
+CJK: Han, kana, Thai, Lao, Khmer and Myanmar are written without spaces, so each of their
+characters is a token; every other script is split at whitespace. This is decided per
+character, so mixed documents (Chinese with English terms) are handled in one pass.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+
+UNSPACED = np.array(
+    [
+        (0x0E00, 0x0EFF),  # Thai, Lao
+        (0x1000, 0x109F),  # Myanmar
+        (0x1780, 0x17FF),  # Khmer
+        (0x2E80, 0x2FDF),  # CJK radicals
+        (0x3005, 0x3007),  # 々 〆 〇
+        (0x3021, 0x3029),  # Hangzhou numerals
+        (0x3040, 0x30FF),  # Hiragana, Katakana
+        (0x31F0, 0x31FF),  # Katakana extensions
+        (0x3400, 0x4DBF),  # CJK extension A
+        (0x4E00, 0x9FFF),  # CJK unified ideographs
+        (0xF900, 0xFAFF),  # CJK compatibility ideographs
+        (0x20000, 0x3FFFF),  # CJK extensions B–H
+    ]
+)
+"""Code point ranges of scripts written without spaces between words: one character = one token."""
+_BMP_UNSPACED = np.zeros(0x10000, bool)
+for _lo, _hi in UNSPACED[UNSPACED[:, 0] < 0x10000]:
+    _BMP_UNSPACED[_lo : _hi + 1] = True
+_WHITESPACE = np.zeros(256, bool)
+_WHITESPACE[[9, 10, 11, 12, 13, 32]] = True
+
+_U64 = np.uint64
+_BASE = _U64(0x100000001B3)  # odd, so invertible modulo 2**64
+_BASE_INV = _U64(pow(0x100000001B3, -1, 2**64))
+_MIX1, _MIX2 = _U64(0xBF58476D1CE4E5B9), _U64(0x94D049BB133111EB)
+_CHUNK_BYTES = 1 << 21  # text bytes hashed at once: bounds the prefix arrays (~8 B/byte each)
+_PERM_CHUNK = 8192  # shingles per permutation block: keeps the (num_perm × chunk) buffer in cache
+_POWER_TABLES: tuple[np.ndarray, np.ndarray] = (np.zeros(0, _U64), np.zeros(0, _U64))
+
+
+def normalize_expr(
+    text: pl.Expr, *, lowercase: bool = True, whitespace: bool = True, punctuation: bool = True, nfkc: bool = True
+) -> pl.Expr:
+    """Normalise text before hashing: NFKC (full-width → ASCII), case, punctuation, whitespace."""
+    expr = text.fill_null("")
+    if nfkc:
+        expr = expr.str.normalize("NFKC")
+    if lowercase:
+        expr = expr.str.to_lowercase()
+    if punctuation:
+        expr = expr.str.replace_all(r"[\p{P}\p{S}]+", " ")
+    if whitespace:
+        expr = expr.str.replace_all(r"\s+", " ").str.strip_chars(" ")
+    return expr
+
+
+def _buffers(texts: pl.Series) -> tuple[np.ndarray, np.ndarray]:
+    """The UTF-8 bytes of all texts as one array, and each text's [start, end) offsets into it."""
+    arr = pa.chunked_array(texts.to_arrow()).cast(pa.large_string()).combine_chunks()
+    offsets = np.frombuffer(arr.buffers()[1], dtype=np.int64)[arr.offset : arr.offset + len(arr) + 1]
+    data_buffer = arr.buffers()[2]
+    data = np.frombuffer(data_buffer, dtype=np.uint8) if data_buffer is not None else np.zeros(0, np.uint8)
+    return data, offsets
+
+
+def splitmix(x: np.ndarray) -> np.ndarray:
+    """SplitMix64 finaliser: spreads every input bit over the output (the polynomial alone does not)."""
+    x = x ^ (x >> _U64(30))
+    x *= _MIX1
+    x ^= x >> _U64(27)
+    x *= _MIX2
+    return x ^ (x >> _U64(31))
+
+
+def _powers(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """B^i and B^-i (mod 2^64) for i ≤ n, computed once per process and grown on demand."""
+    global _POWER_TABLES
+    if _POWER_TABLES[0].size <= n:
+        size = max(n + 1, _CHUNK_BYTES + 1)
+        with np.errstate(over="ignore"):
+            tables = []
+            for base in (_BASE, _BASE_INV):
+                table = np.empty(size, _U64)
+                table[0] = 1
+                np.cumprod(np.full(size - 1, base), out=table[1:])
+                tables.append(table)
+        _POWER_TABLES = (tables[0], tables[1])
+    return _POWER_TABLES
+
+
+def _range_hashes(data: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """A 64-bit hash of each byte range data[start:end], all ranges at once.
+
+    G[k] = Σ_{i<k} (data[i]+1)·B^i (mod 2^64), so range [s, e) hashes to (G[e] − G[s])·B^−s:
+    the same value wherever the range sits, from one prefix array.
+    """
+    powers, inverse = _powers(data.size)
+    with np.errstate(over="ignore"):
+        prefix = np.zeros(data.size + 1, _U64)
+        np.cumsum((data.astype(_U64) + _U64(1)) * powers[: data.size], out=prefix[1:])
+        lengths = (ends - starts).astype(_U64)
+        return splitmix((prefix[ends] - prefix[starts]) * inverse[starts] + lengths)
+
+
+def _unspaced_bytes(data: np.ndarray) -> np.ndarray:
+    """True at every byte of a character from an unspaced script (all are 3- or 4-byte UTF-8)."""
+    marks = np.zeros(data.size + 4, bool)
+    last = data.size - 1
+    lead3 = np.flatnonzero((data >= 0xE0) & (data < 0xF0))
+    b0, b1, b2 = (data[np.minimum(lead3 + k, last)].astype(np.int32) for k in range(3))
+    hit3 = lead3[_BMP_UNSPACED[((b0 & 0x0F) << 12) | ((b1 & 0x3F) << 6) | (b2 & 0x3F)]]
+    lead4 = np.flatnonzero(data >= 0xF0)
+    c0, c1, c2, c3 = (data[np.minimum(lead4 + k, last)].astype(np.int32) for k in range(4))
+    code4 = ((c0 & 0x07) << 18) | ((c1 & 0x3F) << 12) | ((c2 & 0x3F) << 6) | (c3 & 0x3F)
+    hit4 = lead4[(code4 >= 0x20000) & (code4 <= 0x3FFFF)]
+    for k in range(3):
+        marks[hit3 + k] = True
+    for k in range(4):
+        marks[hit4 + k] = True
+    return marks[: data.size]
+
+
+def _tokens(data: np.ndarray, doc_offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """[start, end) byte ranges of all tokens: runs of non-space bytes, cut around unspaced characters."""
+    is_space = _WHITESPACE[data]
+    unspaced = _unspaced_bytes(data)
+    lead = (data & 0xC0) != 0x80
+    doc_start = np.zeros(data.size + 1, bool)
+    doc_start[doc_offsets] = True
+    prev_space = np.r_[True, is_space[:-1]]
+    prev_unspaced = np.r_[False, unspaced[:-1]]
+    is_start = ~is_space & lead & (doc_start[:-1] | prev_space | unspaced | prev_unspaced)
+    starts = np.flatnonzero(is_start)
+    cut = np.flatnonzero(np.r_[is_start | is_space, False] | doc_start)
+    ends = cut[np.flatnonzero(np.r_[is_start, False][cut]) + 1]
+    return starts, ends
+
+
+def shingle_hashes(texts: pl.Series, ngram: int) -> tuple[np.ndarray, np.ndarray]:
+    """Hashes of the `ngram`-token shingles of every (normalised) text, and where each text's run starts.
+
+    Returns (hashes, starts): text d owns hashes[starts[d]:starts[d+1]]. A token is a run of
+    non-space characters, or one character of an unspaced script. A shingle hashes its tokens,
+    not the bytes between them, so spacing never matters. A text with fewer than `ngram` tokens
+    is one shingle (short texts still match); an empty text has none.
+    """
+    data, offsets = _buffers(texts)
+    pieces: list[np.ndarray] = []
+    counts = np.zeros(len(offsets) - 1, np.int64)
+    for first, last in _chunks(offsets):
+        lo, hi = int(offsets[first]), int(offsets[last])
+        doc_offsets = offsets[first : last + 1] - lo
+        starts, ends = _tokens(data[lo:hi], doc_offsets)
+        token_hash = _range_hashes(data[lo:hi], starts, ends)
+        token_doc = np.searchsorted(doc_offsets, starts, side="right") - 1
+        n_tokens = np.bincount(token_doc, minlength=last - first)
+        first_token = np.r_[0, np.cumsum(n_tokens)[:-1]]
+        n_shingles = np.where(n_tokens > 0, np.maximum(n_tokens - ngram + 1, 1), 0)
+        shingle_doc = np.repeat(np.arange(last - first), n_shingles)
+        begin = first_token[shingle_doc] + np.arange(shingle_doc.size) - np.repeat(np.r_[0, np.cumsum(n_shingles)[:-1]], n_shingles)
+        stop = first_token[shingle_doc] + n_tokens[shingle_doc]
+        acc = np.zeros(begin.size, _U64)
+        with np.errstate(over="ignore"):
+            for j in range(ngram):
+                inside = begin + j < stop
+                acc = np.where(inside, splitmix(acc * _BASE + token_hash[np.minimum(begin + j, stop - 1)]), acc)
+        pieces.append(acc)
+        counts[first:last] = n_shingles
+    hashes = np.concatenate(pieces) if pieces else np.zeros(0, _U64)
+    return hashes, np.r_[0, np.cumsum(counts)]
+
+
+def _chunks(offsets: np.ndarray) -> list[tuple[int, int]]:
+    """Runs of consecutive documents of about _CHUNK_BYTES (a longer document is a run alone)."""
+    targets = np.arange(_CHUNK_BYTES, int(offsets[-1]) + _CHUNK_BYTES, _CHUNK_BYTES)
+    cuts = np.unique(np.r_[0, np.searchsorted(offsets, targets, side="right") - 1, len(offsets) - 1])
+    return list(zip(cuts[:-1].tolist(), cuts[1:].tolist()))
+
+
+def permutations(num_perm: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """The (a, b) of h_i(x) = (a_i·x + b_i mod 2^64) >> 32: multiply-shift, 2-universal on 32-bit x."""
+    rng = np.random.Generator(np.random.PCG64(seed))
+    a = rng.integers(0, 2**64 - 1, num_perm, dtype=_U64, endpoint=True) | _U64(1)
+    b = rng.integers(0, 2**64 - 1, num_perm, dtype=_U64, endpoint=True)
+    return a, b
+
+
+def signatures(hashes: np.ndarray, starts: np.ndarray, num_perm: int, seed: int) -> np.ndarray:
+    """MinHash signatures (docs × num_perm, uint32) of each text's shingle hashes.
+
+    The minimum is taken over the full 64-bit values and shifted afterwards (the shift is
+    monotonic), saving a pass. Texts without shingles get the all-ones signature; callers skip them.
+    """
+    a, b = permutations(num_perm, seed)
+    keys = hashes >> _U64(32)
+    n_docs = len(starts) - 1
+    mins = np.full((num_perm, n_docs), np.iinfo(np.uint64).max, _U64)
+    doc_of = np.repeat(np.arange(n_docs), np.diff(starts))
+    buffer = np.empty((num_perm, _PERM_CHUNK), _U64)
+    with np.errstate(over="ignore"):
+        for lo in range(0, keys.size, _PERM_CHUNK):
+            block = keys[lo : lo + _PERM_CHUNK]
+            out = buffer[:, : block.size]
+            np.multiply(a[:, None], block[None, :], out=out)
+            out += b[:, None]
+            docs = doc_of[lo : lo + block.size]
+            segment = np.flatnonzero(np.r_[True, docs[1:] != docs[:-1]])
+            seg_docs = docs[segment]
+            mins[:, seg_docs] = np.minimum(mins[:, seg_docs], np.minimum.reduceat(out, segment, axis=1))
+    return np.ascontiguousarray((mins >> _U64(32)).astype(np.uint32).T)
+
+
+def band_keys(signature: np.ndarray, bands: int, rows: int, seed: int) -> np.ndarray:
+    """One 64-bit key per (document, band): equal keys ⇔ (almost surely) equal band rows.
+
+    The band index is mixed in, so keys of different bands never meet in one bucket.
+    """
+    sig = signature[:, : bands * rows].astype(_U64).reshape(len(signature), bands, rows)
+    with np.errstate(over="ignore"):
+        key = np.broadcast_to(splitmix(np.arange(bands, dtype=_U64) + _U64(seed) * _MIX2), sig.shape[:2]).copy()
+        for r in range(rows):
+            key = splitmix(key ^ sig[:, :, r])
+    return key
+
+
+def _token_pattern() -> re.Pattern[str]:
+    unspaced = "".join(f"{chr(lo)}-{chr(hi)}" for lo, hi in UNSPACED)
+    return re.compile(f"[{unspaced}]|[^\\s{unspaced}]+")
+
+
+def shingle_set(text: str, ngram: int) -> set[str]:
+    """The shingles of one normalised text, per document in Python: the reference for the columnar path.
+
+    Used to label exact Jaccard similarity and to feed datasketch in tests and benchmarks.
+    """
+    tokens = _TOKEN.findall(text)
+    if len(tokens) <= ngram:
+        return {" ".join(tokens)} if tokens else set()
+    return {" ".join(tokens[i : i + ngram]) for i in range(len(tokens) - ngram + 1)}
+
+
+_TOKEN = _token_pattern()
+
+
+def shingle_sets(hashes: np.ndarray, starts: np.ndarray) -> pl.Series:
+    """Each text's set of shingles as a sorted list of distinct 32-bit hashes (for exact verification)."""
+    n_docs = len(starts) - 1
+    doc = np.repeat(np.arange(n_docs, dtype=_U64), np.diff(starts))
+    keyed = np.sort((doc << _U64(32)) | (hashes >> _U64(32)))  # one sort orders by text, then hash
+    keyed = keyed[np.r_[True, keyed[1:] != keyed[:-1]][: keyed.size]]
+    values = (keyed & _U64(0xFFFFFFFF)).astype(np.uint32)
+    counts = np.bincount((keyed >> _U64(32)).astype(np.int64), minlength=n_docs)
+    offsets = np.r_[0, np.cumsum(counts)].astype(np.int32)
+    return pl.Series(pa.ListArray.from_arrays(pa.array(offsets), pa.array(values)))

@@ -1,0 +1,70 @@
+"""Checking LSH candidate pairs: by signature agreement, or by the exact Jaccard of their shingle sets.
+
+LSH banding only proposes pairs; a pair is a duplicate when its similarity reaches the threshold.
+The per-document payload (signature or shingle set) is partitioned to disk by document, and the
+pairs are joined to it in two passes, one partition at a time: first each pair picks up its left
+document's payload (grouped by the left partition), then its right one (grouped by the right
+partition) and is scored. Memory is bounded by a partition, never by the corpus, and scoring is
+vectorised over all pairs of a partition (numpy / Polars list ops), never a Python call per pair.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from dedup.partitions import partition_files, partition_of, split_to_disk, write_atomic
+from dedup.shingles import splitmix
+from pipelines.stage import ORDER
+
+SIGNATURE = "_cm_signature"
+SHINGLES = "_cm_shingles"
+
+
+def document_partition(orders: np.ndarray, partitions: int) -> np.ndarray:
+    return partition_of(splitmix(orders.astype(np.uint64)), partitions)
+
+
+def split_payload(job: tuple[Path, str, str, int, Path]) -> None:
+    """One scan file's (order, payload) rows into their document partitions."""
+    path, name, column, partitions, work = job
+    df = pl.read_parquet(path, columns=[ORDER, column])
+    split_to_disk(df, document_partition(df[ORDER].to_numpy(), partitions), partitions, work / "payload", name)
+
+
+def split_pairs(edges: pl.DataFrame, partitions: int, work: Path) -> None:
+    """Candidate pairs into the partition of their left document."""
+    split_to_disk(edges, document_partition(edges["a"].to_numpy(), partitions), partitions, work / "pairs", "all")
+
+
+def attach_left(job: tuple[int, str, int, Path]) -> None:
+    """Pass 1, one left partition: pairs + the left payload, regrouped by the right document's partition."""
+    partition, column, partitions, work = job
+    pairs, payload = partition_files(work / "pairs", partition), partition_files(work / "payload", partition)
+    if not pairs or not payload:
+        return
+    left = pl.read_parquet(pairs).join(pl.read_parquet(payload).rename({column: "left"}), left_on="a", right_on=ORDER)
+    split_to_disk(left, document_partition(left["b"].to_numpy(), partitions), partitions, work / "half", f"p{partition:05d}")
+
+
+def score_right(job: tuple[int, str, float, Path]) -> Path | None:
+    """Pass 2, one right partition: attach the right payload, keep pairs with similarity ≥ threshold."""
+    partition, column, threshold, work = job
+    half, payload = partition_files(work / "half", partition), partition_files(work / "payload", partition)
+    if not half or not payload:
+        return None
+    both = pl.read_parquet(half).join(pl.read_parquet(payload).rename({column: "right"}), left_on="b", right_on=ORDER)
+    similar = both.filter(pl.Series(_similarity(both, column) >= threshold)).select("a", "b")
+    path = work / "verified" / f"p{partition:05d}.parquet"
+    write_atomic(similar, path)
+    return path
+
+
+def _similarity(both: pl.DataFrame, column: str) -> np.ndarray:
+    if column == SIGNATURE:  # fraction of equal positions: unbiased Jaccard estimate, σ ≈ √(J(1−J)/num_perm)
+        return (both["left"].to_numpy() == both["right"].to_numpy()).mean(axis=1) if len(both) else np.zeros(0)
+    common = pl.col("left").list.set_intersection(pl.col("right")).list.len()
+    union = pl.col("left").list.len() + pl.col("right").list.len() - common
+    return both.select((common / union).fill_nan(1.0)).to_series().to_numpy()

@@ -1,0 +1,234 @@
+"""exact_dedup and minhash_dedup: what is kept and removed, across shards, by policy, deterministically."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+
+from dedup.clusters import connected_components
+from dedup.exact_dedup import ExactDedup
+from dedup.minhash_dedup import MinhashDedup
+from pipelines.registry import stage_types
+from pipelines.stage import ORDER, Context, GlobalStage, StageResult
+
+WORDS = (
+    "the of and to in is was for on that with as by at from his her an were are which this be or has had "
+    "not but their one its new after who first two been also they year more other time city people state "
+    "school world during when all would into season him only most some there three between team may than"
+).split()
+
+
+def document(rng: random.Random, words: int = 120) -> str:
+    return " ".join(rng.choice(WORDS) + str(rng.randrange(50)) for _ in range(words))
+
+
+def run_engine(stage: GlobalStage, batches: list[pl.DataFrame], workdir: Path) -> tuple[dict, list[StageResult]]:
+    """What the local engine does: scan every batch to Parquet, decide once, apply every batch."""
+    scans = []
+    for i, batch in enumerate(batches):
+        path = workdir / f"scan-{i:05d}.parquet"
+        stage.scan(batch).write_parquet(path)
+        scans.append(path)
+    details = stage.decide(scans, Context(workdir=workdir))
+    return details, [stage.apply(batch, Context(workdir=workdir)) for batch in batches]
+
+
+def shard(unit: int, ids: list[str], texts: list[str | None], **columns: list) -> pl.DataFrame:
+    order = pl.Series(ORDER, [(unit << 40) | i for i in range(len(ids))], pl.UInt64)
+    return pl.DataFrame({"id": ids, "text": texts, **columns}).with_columns(order)
+
+
+def kept_ids(results: list[StageResult]) -> list[str]:
+    return [i for r in results for i in r.kept["id"].to_list()]
+
+
+def test_both_stages_are_registered() -> None:
+    assert stage_types()["exact_dedup"] is ExactDedup
+    assert stage_types()["minhash_dedup"] is MinhashDedup
+
+
+def test_exact_dedup_normalises_case_and_whitespace_not_punctuation() -> None:
+    df = pl.DataFrame({"id": list("abcde"), "text": ["Hello  World", "hello world\n", "Hello, world", "ＨＥＬＬＯ world", "x"]})
+    out = ExactDedup().annotate(df)
+    assert out.filter(pl.col("reason").is_null())["id"].to_list() == ["a", "c", "e"]
+    assert out.filter(pl.col("reason").is_not_null())["duplicate_of"].to_list() == ["a", "a"]
+    assert ExactDedup(punctuation=True).filter(df)["id"].to_list() == ["a", "e"]
+    assert ExactDedup(lowercase=False, whitespace=False, nfkc=False).filter(df)["id"].to_list() == list("abcde")
+
+
+def test_exact_duplicates_across_shards(tmp_path: Path) -> None:
+    a = shard(0, ["a0", "a1", "a2"], ["same text", "only here", "twice"])
+    b = shard(1, ["b0", "b1"], ["twice", "same  TEXT"])
+    c = shard(7, ["c0"], ["same text"])
+    details, results = run_engine(ExactDedup(), [a, b, c], tmp_path)
+    assert kept_ids(results) == ["a0", "a1", "a2"]
+    rejected = pl.concat([r.rejected for r in results])
+    assert rejected["id"].to_list() == ["b0", "b1", "c0"]
+    assert rejected["duplicate_of"].to_list() == ["a2", "a0", "a0"]
+    assert set(rejected["reason"]) == {"exact_dedup:duplicate"}
+    assert results[0].kept["dup_cluster_size"].to_list() == [3, 1, 2]
+    assert details["clusters"] == 2 and details["duplicates"] == 3
+
+
+def test_near_duplicates_across_shards_keep_one_per_cluster(tmp_path: Path) -> None:
+    rng = random.Random(0)
+    originals = [document(rng) for _ in range(20)]
+    batches = [shard(0, [f"o{i}" for i in range(20)], originals)]
+    copies = []
+    for i, text in enumerate(originals[:10]):
+        words = text.split()
+        words[rng.randrange(len(words))] = "edited"
+        copies.append(" ".join(words) + " footer")
+    batches.append(shard(1, [f"c{i}" for i in range(10)], copies))
+    batches.append(shard(2, [f"d{i}" for i in range(5)], [c.upper() for c in copies[:5]]))
+    details, results = run_engine(MinhashDedup(), batches, tmp_path)
+    kept = pl.concat([r.kept for r in results])
+    rejected = pl.concat([r.rejected for r in results])
+    assert kept["id"].to_list() == [f"o{i}" for i in range(20)]
+    assert rejected.height == 15 and set(rejected["reason"]) == {"minhash_dedup:near_duplicate"}
+    assert rejected.sort("id")["duplicate_of"].to_list() == [f"o{i}" for i in range(10)] + [f"o{i}" for i in range(5)]
+    assert kept["dup_cluster_id"].n_unique() == kept.height  # one document per cluster
+    sizes = dict(zip(kept["id"], kept["dup_cluster_size"]))
+    assert sizes["o0"] == 3 and sizes["o7"] == 2 and sizes["o15"] == 1
+    assert details["clusters"] == 10 and details["duplicates"] == 15
+    assert details["bands"] * details["rows"] <= details["num_perm"]
+
+
+@pytest.mark.parametrize(
+    ("stage", "expected", "also_kept"),
+    [
+        (MinhashDedup(), "a", ["e"]),
+        (MinhashDedup(keep="longest"), "c", ["e"]),
+        (MinhashDedup(keep="highest", keep_column="score"), "b", ["e"]),
+        (MinhashDedup(keep="lowest", keep_column="score"), "d", ["e"]),
+        (MinhashDedup(keep="source_priority", source_priority=["books", "web"]), "c", ["e"]),
+        (ExactDedup(keep="highest", keep_column="score", punctuation=True), "b", ["c", "e"]),
+        (ExactDedup(keep="source_priority", source_priority=["web"], punctuation=True), "a", ["c", "e"]),
+    ],
+)
+def test_keep_policies(stage: GlobalStage, expected: str, also_kept: list[str]) -> None:
+    base = " ".join(f"w{i}" for i in range(200))
+    df = pl.DataFrame(
+        {
+            "id": list("abcde"),
+            "text": [base, base + ".", base + " extra words", base + "!", "unrelated short text"],
+            "score": [0.5, 0.9, 0.7, 0.1, 1.0],
+            "source": ["web", "forum", "books", "web", "books"],
+        }
+    )
+    result = stage.process(df)
+    assert sorted(result.kept["id"]) == sorted([expected, *also_kept])
+    assert set(result.rejected["duplicate_of"]) == {expected}
+
+
+def test_keep_policy_needs_its_inputs() -> None:
+    with pytest.raises(ValueError, match="keep_column"):
+        MinhashDedup(keep="highest")
+    with pytest.raises(ValueError, match="source_priority"):
+        ExactDedup(keep="source_priority")
+    with pytest.raises(ValueError, match="exceeds num_perm"):
+        MinhashDedup(num_perm=64, bands=10, rows=10)
+    with pytest.raises(ValueError, match="extra"):
+        MinhashDedup(tresh=0.5)  # type: ignore[call-arg]
+
+
+def test_empty_one_token_all_duplicate_and_no_duplicate_corpora() -> None:
+    odd = pl.DataFrame({"id": list("abcdefg"), "text": ["", None, "one", "one", "ONE!", "two", "   "]})
+    assert MinhashDedup().filter(odd)["id"].to_list() == ["a", "b", "c", "f", "g"]  # no shingles: never near-dup
+    assert ExactDedup().filter(odd)["id"].to_list() == ["a", "c", "e", "f"]
+    same = pl.DataFrame({"id": [str(i) for i in range(50)], "text": ["all the same words here, always"] * 50})
+    for stage in (ExactDedup(), MinhashDedup()):
+        kept = stage.filter(same)
+        assert kept["id"].to_list() == ["0"] and kept["dup_cluster_size"].to_list() == [50]
+    rng = random.Random(1)
+    distinct = pl.DataFrame({"id": [str(i) for i in range(200)], "text": [document(rng, 60) for _ in range(200)]})
+    for stage in (ExactDedup(), MinhashDedup()):
+        kept = stage.filter(distinct)
+        assert kept.height == 200 and set(kept["dup_cluster_size"]) == {1}
+    assert MinhashDedup().filter(distinct.clear()).height == 0
+
+
+def test_arrow_input_and_no_scans(tmp_path: Path) -> None:
+    table = pl.DataFrame({"id": ["a", "b"], "text": ["same words in both", "same words in both"]}).to_arrow()
+    assert MinhashDedup().filter(table).num_rows == 1
+    stage = ExactDedup()
+    assert stage.decide([], Context(workdir=tmp_path))["duplicates"] == 0
+    assert stage.apply(shard(0, ["a"], ["text"]), Context(workdir=tmp_path)).kept.height == 1
+
+
+def test_exact_then_minhash_sizes_count_every_input_document() -> None:
+    base = " ".join(f"w{i}" for i in range(100))
+    df = pl.DataFrame({"id": list("abcd"), "text": [base, base, base + " tail", "other text entirely"]})
+    after_exact = ExactDedup().filter(df.with_row_index(ORDER).with_columns(pl.col(ORDER).cast(pl.UInt64)))
+    kept = MinhashDedup().filter(after_exact)
+    assert kept["id"].to_list() == ["a", "d"]
+    assert kept["dup_cluster_size"].to_list() == [3, 1]
+
+
+def test_cjk_is_shingled_by_character_and_mixed_text_works() -> None:
+    zh = "国务院办公厅近日印发关于进一步加强城市规划建设管理工作的若干意见要求各地区各部门结合实际认真贯彻落实切实提高城市治理水平"
+    df = pl.DataFrame({"id": list("abc"), "text": [zh, zh + "。", "完全不同的一段中文文字内容，与上面没有任何关系。"]})
+    assert MinhashDedup().filter(df)["id"].to_list() == ["a", "c"]
+    mixed = "Apple 发布了新款 iPhone 手机，售价为 999 美元，将于下周在中国和美国同步上市销售，消费者反应热烈。"
+    near = mixed.replace("下周", "下月")
+    sig, hashed = MinhashDedup().signatures(pl.Series([mixed, near, ""]))
+    assert hashed.tolist() == [True, True, False]
+    assert (sig[0] == sig[1]).mean() > 0.6
+
+
+def test_signatures_are_stable_and_deterministic(tmp_path: Path) -> None:
+    """Pinned values: a change of library, platform or code that alters signatures fails here."""
+    sig, _ = MinhashDedup(num_perm=8).signatures(pl.Series(["The quick brown fox jumps over the lazy dog", "中文文本去重测试"]))
+    assert sig.dtype == np.uint32
+    assert sig[0].tolist() == PINNED_EN and sig[1].tolist() == PINNED_ZH
+    rng = random.Random(2)
+    texts = [document(rng, 80) for _ in range(30)]
+    texts += [t.replace("the", "a", 1) for t in texts[:15]]
+    df = pl.DataFrame({"id": [str(i) for i in range(len(texts))], "text": texts})
+    first = MinhashDedup().annotate(df)
+    assert 30 <= first["reason"].null_count() < 45
+    again = MinhashDedup().annotate(df)
+    assert first.equals(again)
+    for verify in ("exact", "signature", "none"):
+        whole = MinhashDedup(verify=verify).annotate(df)
+        assert whole.equals(MinhashDedup(verify=verify, partition_mb=0.001).annotate(df))  # many partitions
+    assert ExactDedup().annotate(df).equals(ExactDedup(partition_mb=0.0001).annotate(df))
+
+
+PINNED_EN = [1189672768, 6450471, 192784907, 428602360, 473277618, 481224865, 2096926603, 2410926374]
+PINNED_ZH = [1214190369, 1408297173, 661903626, 2139265652, 1173928381, 101497544, 887256098, 1261302289]
+
+
+def test_decide_is_resumable(tmp_path: Path) -> None:
+    """A re-run after decide finished reuses its result; leftovers of a crashed decide are discarded."""
+    texts = ["alpha beta gamma delta epsilon zeta"] * 3 + ["something else entirely here now"]
+    batch = shard(0, list("abcd"), texts)
+    stage = MinhashDedup()
+    first, _ = run_engine(stage, [batch], tmp_path)
+    (tmp_path / stage.label / "work" / "junk").mkdir(parents=True)
+    again, results = run_engine(stage, [batch], tmp_path)
+    assert again == first and kept_ids(results) == ["a", "d"]
+    (tmp_path / stage.label / "details.json").unlink()  # as if killed before decide finished
+    third, results = run_engine(stage, [batch], tmp_path)
+    assert third == first and kept_ids(results) == ["a", "d"]
+
+
+def test_connected_components_match_a_reference() -> None:
+    rng = np.random.default_rng(0)
+    left, right = rng.integers(0, 3000, 2000).astype(np.uint64), rng.integers(0, 3000, 2000).astype(np.uint64)
+    nodes, roots = connected_components(left, right)
+    parent: dict[int, int] = {}
+
+    def find(x: int) -> int:
+        while parent.setdefault(x, x) != x:
+            x = parent[x]
+        return x
+
+    for a, b in zip(left.tolist(), right.tolist()):
+        ra, rb = find(a), find(b)
+        parent[max(ra, rb)] = min(ra, rb)
+    assert [find(n) for n in nodes.tolist()] == roots.tolist()
