@@ -50,22 +50,25 @@ class C4Quality(Filter):
 
     def measure(self, df: pl.DataFrame) -> pl.DataFrame:
         line = pl.col("_line").str.strip_chars()
-        cited = line.str.replace_all(CITATION, "") if self.remove_citations else line
-        lower = cited.str.to_lowercase()
+        cited, lower = pl.col("_cited"), pl.col("_lower")  # computed once per line, read by several rules
         words = line.str.count_matches(rf"{CJK_CHAR}|[^\s{CJK}]+")
         candidate = ~pl.col("_long_word") & (words >= self.min_words_per_line)
         if self.terminal_punctuation:
             candidate = candidate & cited.str.contains(ENDS_LINE) & ~cited.str.ends_with("...")
         javascript = lower.str.contains("javascript", literal=True) if self.javascript else pl.lit(False)
         policy = lower.str.contains(POLICY) if self.policy else pl.lit(False)
-        kept = candidate & ~javascript & ~policy
+        kept = pl.col("_candidate") & ~javascript & ~policy
         per_line = df.select(lines(pl.col(TEXT)).alias("_line")).with_row_index("_doc").explode("_line")
         per_doc = (
-            per_line.with_columns(self._long_word(per_line["_line"]).alias("_long_word"))
+            per_line.with_columns(
+                self._long_word(per_line["_line"]).alias("_long_word"),
+                (line.str.replace_all(CITATION, "") if self.remove_citations else line).alias("_cited"),
+            )
+            .with_columns(cited.str.to_lowercase().alias("_lower"), candidate.alias("_candidate"))
             .group_by("_doc", maintain_order=True)
             .agg(
-                (candidate & lower.str.contains("lorem ipsum", literal=True)).any().alias(P + "lorem_ipsum"),
-                (candidate & ~javascript & cited.str.contains("{", literal=True)).any().alias(P + "curly_bracket"),
+                (pl.col("_candidate") & lower.str.contains("lorem ipsum", literal=True)).any().alias(P + "lorem_ipsum"),
+                (pl.col("_candidate") & ~javascript & cited.str.contains("{", literal=True)).any().alias(P + "curly_bracket"),
                 kept.sum().alias(P + "kept_lines"),
                 pl.when(kept).then(sentences(cited)).otherwise(0).sum().alias(P + "sentences"),
             )

@@ -2,7 +2,8 @@
 
 Pages where few lines end a sentence, most lines are short, lines repeat, or there is a line
 break every few words are menus, lists and boilerplate. Sentence ends are counted in every script
-(`。！？`, maybe followed by a closing quote); words are script-aware tokens.
+(`。！？`), also when closing quotes follow (`said.”`, `。」`) or a Chinese credit (`。（新华社）`): the
+sentence still ends there. Lines of zero-width spaces are blank. Words are script-aware tokens.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Literal
 import polars as pl
 from pydantic import Field
 
-from filters.text_units import CJK_CHAR, ends_sentence, tokens
+from filters.text_units import CJK_CHAR, ends_sentence, token_count, visible
 from pipelines.stage import TEXT, Filter, Rule
 
 P = "fineweb_quality_"
@@ -30,7 +31,7 @@ class FinewebQuality(Filter):
 
     def measure(self, df: pl.DataFrame) -> pl.DataFrame:
         line = pl.col("_line")
-        nonblank = line.str.contains(r"\S")
+        nonblank = visible(line)  # datatrove keeps lines of zero-width spaces (str.strip leaves them): they are not lines
         per_doc = (
             df.select(pl.col(TEXT).str.split("\n").alias("_line"))
             .with_row_index("_doc")
@@ -48,7 +49,7 @@ class FinewebQuality(Filter):
             (pl.col("_punct") / pl.col("_lines")).alias(P + "line_punct"),
             (pl.col("_short") / pl.col("_lines")).alias(P + "short_lines"),
             (pl.col("_dup_chars") / text.str.replace_all("\n", "", literal=True).str.len_chars()).alias(P + "dup_line_chars"),
-            (text.str.count_matches("\n", literal=True) / tokens(text).list.len()).alias(P + "newlines_per_word"),
+            (text.str.count_matches("\n", literal=True) / token_count(text)).alias(P + "newlines_per_word"),
             (pl.col("_lines") == 0).alias(P + "empty"),
         ).drop("_lines", "_punct", "_short", "_dup_chars")
 

@@ -38,7 +38,7 @@ class GopherQuality(Filter):
     )
     min_stop_words: int = Field(2, ge=0, description="fewest distinct stop words present")
     stop_words: list[str] = Field(
-        STOP_WORDS_EN + STOP_WORDS_ZH, description="stop words (Gopher's English eight and Chinese function characters)"
+        STOP_WORDS_EN + STOP_WORDS_ZH, description="stop words (Gopher's English eight, Chinese function characters and FineWeb-2's cmn_Hani list)"
     )
 
     def measure(self, df: pl.DataFrame) -> pl.DataFrame:

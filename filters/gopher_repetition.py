@@ -16,20 +16,28 @@ import numpy as np
 import polars as pl
 from pydantic import Field
 
-from filters.text_units import CJK_CHAR, tokens
+from filters.text_units import CJK_CHAR, INVISIBLE, tokens
 from pipelines.stage import TEXT, Filter, Rule
 
 P = "gopher_repetition_"
 MIX = np.uint64(0x9E3779B97F4A7C15)
 MIX_DOC = np.uint64(0xC2B2AE3D27D4EB4F)
+POSITIONS = 1 << 40
+"""More token positions than a batch holds."""
+ZERO_WIDTH = r"^[\s\p{Cf}]*\p{Cf}[\s\p{Cf}]*$"
+"""A line of zero-width characters (maybe among spaces). Lines of spaces alone stay lines, as in
+the reference code, which splits on line breaks only."""
 
 
-def _duplicates(df: pl.DataFrame, parts: pl.Expr, name: str) -> pl.DataFrame:
-    """Per document: the share of parts that repeat an earlier part, and of characters in them."""
+def _duplicates(df: pl.DataFrame, parts: pl.Expr, name: str, blank: str) -> pl.DataFrame:
+    """Per document: the share of parts that repeat an earlier part, and of characters in them.
+    Parts matching `blank` are not parts: pages put zero-width spaces between paragraphs, and the
+    reference code, which does not see them as space, counts each as a repeat."""
     exploded = df.select(parts.alias("_part")).with_row_index("_doc").explode("_part")
-    repeat = ~pl.struct("_doc", "_part").is_first_distinct()
+    shown = ~pl.col("_part").str.contains(blank).fill_null(True)
+    repeat = shown & ~pl.struct("_doc", "_part").is_first_distinct()
     return exploded.group_by("_doc", maintain_order=True).agg(
-        (repeat.sum() / pl.len()).alias(f"{P}dup_{name}_frac"),
+        (repeat.sum() / pl.max_horizontal(shown.sum(), 1)).alias(f"{P}dup_{name}_frac"),
         pl.when(repeat).then(pl.col("_part").str.len_chars()).otherwise(0).sum().alias(f"_dup_{name}_chars"),
     )
 
@@ -42,13 +50,14 @@ def _top_chars(key: np.ndarray, at: np.ndarray, doc: np.ndarray, cum: np.ndarray
         pl.DataFrame({"key": key, "at": at, "doc": doc[at]})
         .group_by("key")
         .agg(pl.len().alias("count"), pl.col("at").min(), pl.col("doc").first())
-        .sort("doc", "count", "at", descending=[False, True, False])
-        .unique("doc", keep="first", maintain_order=True)
+        .group_by("doc")  # the most frequent, then the earliest: one max over count·2^40 − position (no sort)
+        .agg((pl.col("count").cast(pl.Int64) * POSITIONS - pl.col("at")).max().alias("score"))
     )
+    score, docs_with = top["score"].to_numpy(), top["doc"].to_numpy()
     count = np.where(firsts >= 0, 1, 0)
-    count[top["doc"].to_numpy()] = top["count"].to_numpy()
+    count[docs_with] = (score + POSITIONS - 1) // POSITIONS
     first = firsts.copy()
-    first[top["doc"].to_numpy()] = top["at"].to_numpy()
+    first[docs_with] = count[docs_with] * POSITIONS - score
     first = np.maximum(first, 0)
     end = np.minimum(first + n, len(cum) - 1)  # (documents without an n-gram have count 0)
     return (cum[end] - cum[first] + n - 1) * count
@@ -91,10 +100,9 @@ def _ngram_fractions(toks: pl.Series, top_ns: list[int], dup_ns: list[int]) -> d
     out: dict[str, np.ndarray] = {}
     gram, candidates = hashes.copy(), np.arange(size)
     for n in range(2, max([*top_ns, *dup_ns], default=1) + 1):
-        count = max(size - n + 1, 0)
-        gram = gram[:count] * MIX + hashes[n - 1 :]
-        at = candidates[candidates < count]
+        at = candidates[candidates < size - n + 1]
         at = at[doc[at] == doc[at + n - 1]]  # n-grams within one document
+        gram[at] = gram[at] * MIX + hashes[at + n - 1]  # only candidates are extended: the others are done
         key = gram[at] + doc[at].astype(np.uint64) * MIX_DOC
         twice = pl.Series(key).is_duplicated().to_numpy()
         candidates, key = at[twice], key[twice]
@@ -142,8 +150,8 @@ class GopherRepetition(Filter):
         text = pl.col(TEXT)
         size = text.str.len_chars().cast(pl.Float64)
         paragraphs = text.str.strip_chars().str.replace_all(r"\n{2,}", "\x00").str.split("\x00")
-        paras = _duplicates(df, paragraphs, "para")
-        lines = _duplicates(df, text.str.replace_all(r"\n+", "\n").str.split("\n"), "line")
+        paras = _duplicates(df, paragraphs, "para", INVISIBLE)
+        lines = _duplicates(df, text.str.replace_all(r"\n+", "\n").str.split("\n"), "line", ZERO_WIDTH)
         toks = df.select(tokens(text)).to_series()
         top_ns = sorted({*self.max_top_ngram_frac, *self.cjk_max_top_ngram_frac})
         dup_ns = sorted({*self.max_dup_ngram_frac, *self.cjk_max_dup_ngram_frac})

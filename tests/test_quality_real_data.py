@@ -101,14 +101,16 @@ def test_peoples_daily_is_kept(corpora: dict[str, pl.DataFrame]) -> None:
     kept, removed = run(default_stages(), docs)
     assert len(docs) == 1623
     rate = len(kept) / len(docs)
-    assert rate >= 0.94, removed  # measured 94.1%; what goes: poems without punctuation, stock tables
+    # measured 94.2% (issue target 95%): C4's terminal-punctuation and five-sentence rules alone drop 81
+    # documents (poems without punctuation, name lists, stock tables, enumerated legal clauses ending in ；)
+    assert rate >= 0.942, removed
     assert not any(reason.startswith(("language", "garbled", "cjk_junk", "char_repetition", "word_salad")) for reason in removed)
 
 
 def test_english_articles_are_kept(corpora: dict[str, pl.DataFrame]) -> None:
     docs = corpora["en"]
     kept, removed = run(default_stages(), docs)
-    assert len(kept) / len(docs) >= 0.91, removed  # measured 91.9% (C4's 5 sentences drops short posts)
+    assert len(kept) / len(docs) >= 0.93, removed  # measured 93.2% (C4's 5 sentences drops short posts)
 
 
 @pytest.mark.parametrize("language", ["en", "zh"])

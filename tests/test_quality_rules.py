@@ -13,6 +13,7 @@ from filters.fineweb_quality import FinewebQuality
 from filters.garbled import Garbled
 from filters.gopher_quality import GopherQuality
 from filters.gopher_repetition import GopherRepetition
+from filters.text_units import tokens
 from filters.word_salad import WordSalad
 from pipelines.registry import stage_types
 from pipelines.stage import Filter
@@ -148,6 +149,30 @@ def test_c4_counts_chinese_sentences() -> None:
 )
 def test_fineweb_reasons(text: str, expected: str) -> None:
     assert reason(FinewebQuality(), text) == expected
+
+
+def test_fineweb_counts_sentences_closed_by_quotes_or_credits() -> None:
+    """`said.”` and `。（新华社）` end sentences; a line of zero-width spaces is no line."""
+    quoted = ["“It was a great show.”", "– Man**", "“Very talented people!”", "– Ali***"]
+    credited = ["本报讯今天举行了会议。（新华社）", "图片说明", "这是矿工们准备下井作业。（宋振平摄）", "小标题"]
+    out = FinewebQuality().annotate(pl.DataFrame({"text": ["\n".join(quoted), "\n".join(credited), "First line.\n\u200b\n\u200b\nSecond."]}))
+    assert out["fineweb_quality_line_punct"].to_list() == [0.5, 0.5, 1.0]
+
+
+def test_gopher_repetition_ignores_zero_width_separators() -> None:
+    text = "\n\n\u200b\n\n".join(f"Paragraph {i} says something new about the festival." for i in range(4))
+    out = GopherRepetition().annotate(pl.DataFrame({"text": [text]}))
+    assert out["gopher_repetition_dup_para_frac"][0] == 0 and out["gopher_repetition_dup_line_frac"][0] == 0
+
+
+def test_cjk_dashes_and_ellipses_are_one_token() -> None:
+    toks = pl.select(tokens(pl.lit("饮酒——李白……"))).to_series()[0].to_list()
+    assert toks == ["饮", "酒", "——", "李", "白", "……"]
+
+
+def test_gopher_quality_knows_fineweb2_chinese_stop_words() -> None:
+    out = GopherQuality(mode="annotate").annotate(pl.DataFrame({"text": ["雪，以严冬为父\n雪，以海为家\n今年月日"]}))
+    assert out["gopher_quality_stop_words"][0] >= 3  # 为, 年, 月, 日
 
 
 @pytest.mark.parametrize(
