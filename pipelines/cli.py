@@ -262,6 +262,15 @@ def compare(out_a: str, out_b: str, as_json: bool) -> None:
         console.print("\n".join(result["pipeline_diff"]), markup=False, highlight=False)
 
 
+def _type_name(annotation: Any) -> str:
+    """`int`, `filter | annotate`, `list[str] | None`: how a parameter's type reads in `clean stages`."""
+    import typing
+
+    if typing.get_origin(annotation) is typing.Literal:
+        return " | ".join(str(value) for value in typing.get_args(annotation))
+    return getattr(annotation, "__name__", None) or str(annotation).replace("typing.", "")
+
+
 @main.command()
 def stages() -> None:
     """List every stage type with its parameters, defaults and meaning."""
@@ -274,7 +283,7 @@ def stages() -> None:
             if field_name == "type":
                 continue
             default = "required" if field.is_required() else f"default {json.dumps(field.default, default=str)}"
-            kind = getattr(field.annotation, "__name__", None) or str(field.annotation).replace("typing.", "")
+            kind = _type_name(field.annotation)
             meaning = field.description or ""
             click.echo(textwrap.indent(f"{field_name}: {kind}, {default}. {meaning}".rstrip(), "    "))
         click.echo()
