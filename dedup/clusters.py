@@ -16,8 +16,9 @@ import numpy as np
 import polars as pl
 from pydantic import Field, model_validator
 
-from dedup.partitions import KEY, fresh_dir, write_atomic, write_json_atomic
-from pipelines.stage import ID, ORDER, TEXT, Context, GlobalStage, StageResult, with_reason
+from dedup.partitions import KEY, fresh_dir
+from pipelines.shards import ORDER_SHIFT, write_json, write_parquet
+from pipelines.stage import ID, ORDER, SOURCE, TEXT, Context, GlobalStage, StageResult, with_reason
 
 DOC_ID = "_cm_id"
 WEIGHT = "_cm_weight"
@@ -25,9 +26,8 @@ GROUP = "_cm_group"
 CLUSTER_ID = "dup_cluster_id"
 CLUSTER_SIZE = "dup_cluster_size"
 DUPLICATE_OF = "duplicate_of"
-_REMOVED = "_cm_removed"
-_UNIT_SHIFT = 40  # ORDER = unit << 40 | row: decisions are stored per unit, loaded per batch
-_CACHED_UNITS = 8
+REMOVED = "_cm_removed"
+_CACHED_UNITS = 8  # input units whose decisions (stored per unit, see ORDER_SHIFT) a worker keeps loaded
 
 
 def connected_components(left: np.ndarray, right: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -101,7 +101,7 @@ class DedupStage(GlobalStage):
             return pl.col(self.keep_column)
         if self.keep == "source_priority":
             rank = {source: i for i, source in enumerate(self.source_priority)}
-            source = pl.col("source") if "source" in df.columns else pl.lit(None, pl.String)
+            source = pl.col(SOURCE) if SOURCE in df.columns else pl.lit(None, pl.String)
             return source.replace_strict(rank, default=len(rank), return_dtype=pl.Int64)
         return pl.lit(0, pl.Int8)
 
@@ -129,7 +129,7 @@ class DedupStage(GlobalStage):
         shutil.rmtree(root / "decisions", ignore_errors=True)
         (work / "decisions").mkdir(exist_ok=True)
         os.replace(work / "decisions", root / "decisions")
-        write_json_atomic(details, done)
+        write_json(done, details)
         shutil.rmtree(work, ignore_errors=True)
         return details
 
@@ -151,10 +151,10 @@ class DedupStage(GlobalStage):
             pl.col(ORDER).first().over(GROUP).alias(CLUSTER_ID),
             pl.col(WEIGHT).sum().over(GROUP).cast(pl.UInt64).alias(CLUSTER_SIZE),
             pl.col(DOC_ID).first().over(GROUP).alias(DUPLICATE_OF),
-        ).with_columns((pl.col(ORDER) != pl.col(CLUSTER_ID)).alias(_REMOVED))
-        unit = (pl.col(ORDER) // (1 << _UNIT_SHIFT)).alias("_cm_unit")
+        ).with_columns((pl.col(ORDER) != pl.col(CLUSTER_ID)).alias(REMOVED))
+        unit = (pl.col(ORDER) // (1 << ORDER_SHIFT)).alias("_cm_unit")
         for (u,), part in decisions.with_columns(unit).partition_by("_cm_unit", as_dict=True).items():
-            write_atomic(part.drop("_cm_unit").sort(ORDER), folder / "decisions" / f"u{u:08d}" / f"{name}.parquet")
+            write_parquet(part.drop("_cm_unit").sort(ORDER), folder / "decisions" / f"u{u:08d}" / f"{name}.parquet")
         return decisions
 
     # apply ----------------------------------------------------------------------------------
@@ -163,7 +163,7 @@ class DedupStage(GlobalStage):
         """This batch's decisions, loaded per input unit and cached in the worker."""
         cache: dict[int, pl.DataFrame | None] = ctx.cache.setdefault(f"dedup:{ctx.workdir / self.label}", {})
         frames = []
-        for u in (orders // (1 << _UNIT_SHIFT)).unique().sort().to_list():
+        for u in (orders // (1 << ORDER_SHIFT)).unique().sort().to_list():
             if u not in cache:
                 if len(cache) >= _CACHED_UNITS:
                     cache.pop(next(iter(cache)))
@@ -177,7 +177,7 @@ class DedupStage(GlobalStage):
         decisions = self._decisions(df[ORDER].cast(pl.UInt64), ctx)
         if decisions is None:
             decisions = pl.DataFrame(
-                schema={ORDER: pl.UInt64, CLUSTER_ID: pl.UInt64, CLUSTER_SIZE: pl.UInt64, _REMOVED: pl.Boolean}
+                schema={ORDER: pl.UInt64, CLUSTER_ID: pl.UInt64, CLUSTER_SIZE: pl.UInt64, REMOVED: pl.Boolean}
             ).with_columns(pl.lit(None).cast(df[ID].dtype if ID in df.columns else pl.UInt64).alias(DUPLICATE_OF))
         incoming = df.drop([c for c in (CLUSTER_ID, CLUSTER_SIZE, DUPLICATE_OF) if c in df.columns])
         decided = decisions.rename({CLUSTER_ID: "_cm_cid", CLUSTER_SIZE: "_cm_csize"})
@@ -190,7 +190,7 @@ class DedupStage(GlobalStage):
             pl.coalesce("_cm_cid", previous_id.cast(pl.UInt64)).alias(CLUSTER_ID),
             pl.coalesce("_cm_csize", previous_size.cast(pl.UInt64)).alias(CLUSTER_SIZE),
         )
-        removed = joined[_REMOVED].fill_null(False)
+        removed = joined[REMOVED].fill_null(False)
         columns = [*incoming.columns, CLUSTER_ID, CLUSTER_SIZE]
         kept = joined.filter(~removed).select(columns)
         rejected = with_reason(joined.filter(removed).select(*columns, DUPLICATE_OF), f"{self.label}:{self.reason_code}")

@@ -15,7 +15,7 @@ import polars as pl
 import xxhash
 from pydantic import Field
 
-from dedup.clusters import GROUP, DedupStage, size_histogram
+from dedup.clusters import CLUSTER_ID, CLUSTER_SIZE, GROUP, REMOVED, DedupStage, size_histogram
 from dedup.partitions import count_rows, partition_count, partition_files, partition_of, split_to_disk
 from dedup.shingles import normalize_expr
 from pipelines.stage import TEXT, Context
@@ -48,15 +48,16 @@ class ExactDedup(DedupStage):
         )
 
     def find_clusters(self, scans: list[Path], ctx: Context, work: Path) -> dict[str, Any]:
-        partitions = partition_count(count_rows(scans) * _BYTES_PER_DOC, self.partition_mb)
+        docs = count_rows(scans)
+        partitions = partition_count(docs * _BYTES_PER_DOC, self.partition_mb)
         ctx.map(_split, [(path, f"s{i:06d}", partitions, work) for i, path in enumerate(scans)])
-        sizes = ctx.map(_group, [(self, p, work) for p in range(partitions)])
-        all_sizes = pl.concat([pl.Series("size", s, pl.UInt64) for s in sizes])
+        grouped = ctx.map(_group, [(self, p, work) for p in range(partitions)])
+        all_sizes = pl.concat([pl.Series("size", sizes, pl.UInt64) for sizes, _ in grouped])
         return {
-            "docs": count_rows(scans),
+            "docs": docs,
             "partitions": partitions,
             "clusters": len(all_sizes),
-            "duplicates": int(all_sizes.sum() - len(all_sizes)) if len(all_sizes) else 0,
+            "duplicates": sum(removed for _, removed in grouped),
             "cluster_sizes": size_histogram(all_sizes),
             "normalisation": {k: getattr(self, k) for k in ("lowercase", "whitespace", "punctuation", "nfkc")},
         }
@@ -68,15 +69,17 @@ def _split(job: tuple[Path, str, int, Path]) -> None:
     split_to_disk(df, partition_of(df[HASH_LO].to_numpy(), partitions), partitions, work / "hashes", name)
 
 
-def _group(job: tuple[ExactDedup, int, Path]) -> list[int]:
-    """Group one partition by hash, write its decisions; return the sizes of its groups (in documents)."""
+def _group(job: tuple[ExactDedup, int, Path]) -> tuple[list[int], int]:
+    """Group one partition by hash, write its decisions; return its group sizes and how many it removes.
+
+    Sizes count documents an earlier dedup folded into a member, so removals are counted apart."""
     stage, partition, work = job
     files = partition_files(work / "hashes", partition)
     if not files:
-        return []
+        return [], 0
     df = pl.read_parquet(files)
     members = df.filter(pl.len().over(HASH_HI, HASH_LO) > 1).with_columns(
         pl.struct(HASH_HI, HASH_LO).rank("dense").alias(GROUP)
     )
     decisions = stage.write_decisions(members, work, f"p{partition:05d}")
-    return decisions.unique(pl.col("dup_cluster_id"))["dup_cluster_size"].to_list()
+    return decisions.unique(CLUSTER_ID)[CLUSTER_SIZE].to_list(), int(decisions[REMOVED].sum())

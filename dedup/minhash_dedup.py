@@ -18,10 +18,11 @@ import numpy as np
 import polars as pl
 from pydantic import Field, model_validator
 
-from dedup.clusters import DOC_ID, GROUP, WEIGHT, DedupStage, connected_components, size_histogram
-from dedup.partitions import KEY, count_rows, partition_count, partition_files, partition_of, split_to_disk, write_atomic
+from dedup.clusters import CLUSTER_ID, CLUSTER_SIZE, DOC_ID, GROUP, REMOVED, WEIGHT, DedupStage, connected_components, size_histogram
+from dedup.partitions import KEY, count_rows, partition_count, partition_files, partition_of, split_to_disk
 from dedup.shingles import band_keys, normalize_expr, shingle_hashes, shingle_sets, signatures
 from dedup.verify import SHINGLES, SIGNATURE, attach_left, score_right, split_pairs, split_payload
+from pipelines.shards import write_parquet
 from pipelines.stage import ORDER, TEXT, Context
 
 BANDS = "_cm_bands"
@@ -112,7 +113,7 @@ class MinhashDedup(DedupStage):
             .collect()
         )
         decisions = self.write_decisions(members, work, "clusters")
-        sizes = decisions.unique("dup_cluster_id")["dup_cluster_size"]
+        sizes = decisions.unique(CLUSTER_ID)[CLUSTER_SIZE]
         return {
             "docs_with_shingles": docs,
             "num_perm": self.num_perm,
@@ -125,7 +126,7 @@ class MinhashDedup(DedupStage):
             "candidate_pairs": candidates,
             "verified_pairs": len(edges),
             "clusters": len(sizes),
-            "duplicates": int(decisions["_cm_removed"].sum()),
+            "duplicates": int(decisions[REMOVED].sum()),
             "cluster_sizes": size_histogram(sizes),
         }
 
@@ -178,7 +179,7 @@ def _bucket(job: tuple[int, Path]) -> Path | None:
     first = np.r_[True, keys[1:] != keys[:-1]]
     head = orders[np.maximum.accumulate(np.where(first, np.arange(keys.size), 0))]
     linked = ~first & (head != orders)
-    edges = pl.DataFrame({"a": head[linked], "b": orders[linked]}).unique(maintain_order=False).sort("a", "b")
+    edges = pl.DataFrame({"a": head[linked], "b": orders[linked]}).unique()  # sorted once all are read
     path = work / "edges" / f"p{partition:05d}.parquet"
-    write_atomic(edges, path)
+    write_parquet(edges, path)
     return path

@@ -1,37 +1,23 @@
-"""Hash-partitioning rows to disk, and atomic writes: what keeps dedup's memory bounded and resumable.
+"""Hash-partitioning rows to disk: what keeps dedup's memory bounded and resumable.
 
 A global dedup never holds the corpus: each scan file is split by key into P partition folders,
 then each partition is grouped on its own. Every file is written under a temporary name and
-renamed, so a crash (even SIGKILL) leaves either the old state or the new one, never half a file.
+renamed (`pipelines.shards.write_parquet`), so a crash (even SIGKILL) leaves either the old state
+or the new one, never half a file.
 """
 
 from __future__ import annotations
 
-import json
 import math
-import os
 import shutil
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import polars as pl
 
+from pipelines.shards import write_parquet
+
 KEY = "_cm_key"
-
-
-def write_atomic(df: pl.DataFrame, path: Path) -> None:
-    """Write a Parquet file under a temporary name, then rename it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    df.write_parquet(tmp)
-    os.replace(tmp, path)
-
-
-def write_json_atomic(data: dict[str, Any], path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
-    os.replace(tmp, path)
 
 
 def count_rows(paths: list[Path]) -> int:
@@ -39,7 +25,7 @@ def count_rows(paths: list[Path]) -> int:
     return int(pl.scan_parquet(paths).select(pl.len()).collect().item()) if paths else 0
 
 
-def partition_count(total_bytes: float, partition_mb: int) -> int:
+def partition_count(total_bytes: float, partition_mb: float) -> int:
     """How many partitions keep each one near `partition_mb` in memory."""
     return max(1, math.ceil(total_bytes / (partition_mb * 2**20)))
 
@@ -56,7 +42,7 @@ def split_to_disk(df: pl.DataFrame, part: np.ndarray, partitions: int, folder: P
     for p in range(partitions):
         rows = order[bounds[p] : bounds[p + 1]]
         if rows.size:
-            write_atomic(df[rows], folder / f"p{p:05d}" / f"{name}.parquet")
+            write_parquet(df[rows], folder / f"p{p:05d}" / f"{name}.parquet")
 
 
 def partition_files(folder: Path, partition: int) -> list[Path]:

@@ -15,8 +15,9 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from dedup.partitions import partition_files, partition_of, split_to_disk, write_atomic
+from dedup.partitions import partition_files, partition_of, split_to_disk
 from dedup.shingles import splitmix
+from pipelines.shards import write_parquet
 from pipelines.stage import ORDER
 
 SIGNATURE = "_cm_signature"
@@ -58,7 +59,7 @@ def score_right(job: tuple[int, str, float, Path]) -> Path | None:
     both = pl.read_parquet(half).join(pl.read_parquet(payload).rename({column: "right"}), left_on="b", right_on=ORDER)
     similar = both.filter(pl.Series(_similarity(both, column) >= threshold)).select("a", "b")
     path = work / "verified" / f"p{partition:05d}.parquet"
-    write_atomic(similar, path)
+    write_parquet(similar, path)
     return path
 
 

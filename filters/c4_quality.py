@@ -75,13 +75,13 @@ class C4Quality(Filter):
         )
         return pl.concat([df, per_doc.drop("_doc")], how="horizontal")
 
-    def _long_word(self, lines: pl.Series) -> pl.Series:
+    def _long_word(self, texts: pl.Series) -> pl.Series:
         """Lines with a word (a run without spaces or CJK) longer than `max_word_length`; only lines
         longer than that are split, as a counted regex repetition is slow."""
-        long_lines = lines.str.len_chars() > self.max_word_length
+        long_lines = texts.str.len_chars() > self.max_word_length
         if not long_lines.any():
             return long_lines
-        longest = lines.filter(long_lines).str.extract_all(rf"[^\s{CJK}]+").list.eval(pl.element().str.len_chars()).list.max()
+        longest = texts.filter(long_lines).str.extract_all(rf"[^\s{CJK}]+").list.eval(pl.element().str.len_chars()).list.max()
         return long_lines.scatter(long_lines.arg_true(), longest.fill_null(0) > self.max_word_length)
 
     def rules(self) -> list[Rule]:

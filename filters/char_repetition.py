@@ -37,7 +37,8 @@ def repetition(texts: pl.Series, max_period: int, min_repeats: int) -> tuple[np.
     # documents joined, each followed by `max_period` separators that equal nothing else, so no
     # comparison reaches into the previous document
     pad = "\x00" * max_period
-    points = np.frombuffer("".join(f"{t}{pad}" for t in texts.fill_null("").to_list()).encode("utf-32-le"), dtype=np.uint32).copy()
+    joined = (texts.fill_null("") + pad).str.join("").item()
+    points = np.frombuffer(joined.encode("utf-32-le"), dtype=np.uint32).copy()
     separators = np.flatnonzero(points == 0)  # (a NUL inside a text becomes a separator too: fine)
     points[separators] = 0x110000 + np.arange(len(separators), dtype=np.uint32)
     offsets = np.cumsum(lengths) - lengths

@@ -42,7 +42,7 @@ def _duplicates(df: pl.DataFrame, parts: pl.Expr, name: str, blank: str) -> pl.D
     )
 
 
-def _top_chars(key: np.ndarray, at: np.ndarray, doc: np.ndarray, cum: np.ndarray, n: int, docs: int, firsts: np.ndarray) -> np.ndarray:
+def _top_chars(key: np.ndarray, at: np.ndarray, doc: np.ndarray, cum: np.ndarray, n: int, firsts: np.ndarray) -> np.ndarray:
     """Per document: characters of its most frequent n-gram (joined with spaces) times its count,
     the earliest among equally frequent ones. `key`/`at` are the n-grams that occur twice; a
     document with none gets its first n-gram (`firsts`: its position, -1 without one)."""
@@ -108,7 +108,7 @@ def _ngram_fractions(toks: pl.Series, top_ns: list[int], dup_ns: list[int]) -> d
         candidates, key = at[twice], key[twice]
         if n in top_ns:
             firsts = np.where(counts >= n, starts, -1)
-            out[f"top_{n}"] = _top_chars(key, candidates, doc, cum, n, docs, firsts)
+            out[f"top_{n}"] = _top_chars(key, candidates, doc, cum, n, firsts)
         if n in dup_ns:
             picked = np.asarray(_repeats(key, candidates, n), dtype=np.int64)
             out[f"dup_{n}"] = np.bincount(doc[picked], weights=cum[picked + n] - cum[picked], minlength=docs)
@@ -163,7 +163,7 @@ class GopherRepetition(Filter):
             (pl.col("_dup_line_chars") / size).alias(P + "dup_line_char_frac"),
             *((pl.col(f"top_{n}") / size).alias(f"{P}top_{n}_gram") for n in top_ns),
             *((pl.col(f"dup_{n}") / size).alias(f"{P}dup_{n}_gram") for n in dup_ns),
-            (text.str.count_matches(CJK_CHAR) / pl.Series(toks.list.len())).alias(P + "cjk_share"),
+            (text.str.count_matches(CJK_CHAR) / toks.list.len()).alias(P + "cjk_share"),
         ).drop("_dup_para_chars", "_dup_line_chars", *grams)
 
     def rules(self) -> list[Rule]:

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from typing import Any, Literal, get_args
+from dataclasses import dataclass
+from typing import Literal, get_args
 
 import polars as pl
 from pydantic import Field, model_validator
@@ -47,6 +47,8 @@ LOCAL_PART_TAIL = re.compile(r"[A-Za-z0-9._%+-]*\Z")
 COUNTRY_CODE_BEFORE = re.compile(r"\+[0-9]{1,3}[ -]?$")
 SSN_CONTEXT = re.compile(r"(?i)\b(?:ssn|social security)\b")
 VERSION_BEFORE = re.compile(r"(?i)(?<![A-Za-z])(?:v|ver\.?|version|release|build|版本)\s*[:#]?\s*$")
+MAX_EXAMPLES = 3
+"""Redacted examples per kind from one batch (the runner keeps the first few over the run)."""
 
 Locate = Callable[[str, "re.Match[str]"], "tuple[int, int] | None"]
 
@@ -228,7 +230,7 @@ DETECTORS: tuple[Detector, ...] = (
     Detector(
         "credit_card",
         _has(r"[0-9](?:[ -]{0,2}[0-9]){11}"),
-        re.compile(rf"(?=[0-9])(?<![A-Za-z0-9_.,/=-])[0-9](?:[ -]{{0,2}}[0-9]){{11,18}}(?![A-Za-z0-9_]|[.,][0-9])"),
+        re.compile(r"(?=[0-9])(?<![A-Za-z0-9_.,/=-])[0-9](?:[ -]{0,2}[0-9]){11,18}(?![A-Za-z0-9_]|[.,][0-9])"),
         _locate_card,
     ),
     Detector(
@@ -324,24 +326,6 @@ class Found:
     rows: pl.Series
     texts: list[str]
     spans: list[list[Span]]
-
-
-@dataclass
-class PIIStats:
-    """Counts per kind and a few redacted examples for one batch; the runner sums them over the run."""
-
-    docs: dict[str, int] = field(default_factory=dict)
-    occurrences: dict[str, int] = field(default_factory=dict)
-    examples: dict[str, list[dict[str, str]]] = field(default_factory=dict)
-    max_examples: int = 3
-
-    def add(self, text: str, spans: list[Span], placeholders: dict[str, str]) -> None:
-        for kind in sorted({k for _, _, k in spans}):
-            self.docs[kind] = self.docs.get(kind, 0) + 1
-        for start, end, kind in spans:
-            self.occurrences[kind] = self.occurrences.get(kind, 0) + 1
-            if len(self.examples.setdefault(kind, [])) < self.max_examples:
-                self.examples[kind].append({"shape": redact_shape(text[start:end]), "context": _redacted_context(text, spans, start, placeholders)})
 
 
 def redact_shape(value: str) -> str:
@@ -446,30 +430,31 @@ class PII(Mapper):
 
     def transform(self, df: pl.DataFrame) -> tuple[pl.DataFrame, dict[str, int]]:
         """Replace (or, for annotate, mark) what `find` found; counts are documents per kind."""
-        return self._transformed(df, self.find(df))
+        found = self.find(df)
+        return self._transformed(df, found), {} if self.action == "annotate" else self.counts(found)
 
     def process(self, df: pl.DataFrame) -> StageResult:
         """One detection pass; counts per kind and redacted examples go to `stats/<label>.json`."""
         found = self.find(df)
+        tallies, examples = self._stats(found)
         if self.action == "drop":
             result = self._dropped(df, found)
         else:
-            changed, modified = self._transformed(df, found)
-            result = StageResult(changed, with_reason(df.clear(), None), {k: v for k, v in modified.items() if v})
-        stats = self._stats(found)
-        result.tallies = {"documents": stats.docs, "occurrences": stats.occurrences}
-        result.examples = stats.examples
+            documents = {} if self.action == "annotate" else tallies["documents"]
+            modified = {f"{self.label}:{kind}": documents[kind] for kind in self.kinds if kind in documents}
+            result = StageResult(self._transformed(df, found), with_reason(df.clear(), None), modified)
+        result.tallies, result.examples = tallies, examples
         return result
 
-    def _transformed(self, df: pl.DataFrame, found: Found) -> tuple[pl.DataFrame, dict[str, int]]:
+    def _transformed(self, df: pl.DataFrame, found: Found) -> pl.DataFrame:
         if self.action == "annotate":
-            return df.with_columns(self._spans_series(df, found)), {}
+            return df.with_columns(self._spans_series(df, found))
         placeholders = self.placeholders()
         replaced = [replace_spans(text, spans, placeholders) for text, spans in zip(found.texts, found.spans)]
         text = df.get_column(TEXT).clone()
         if replaced:
             text.scatter(found.rows, replaced)
-        return df.with_columns(text), self.counts(found)
+        return df.with_columns(text)
 
     def _dropped(self, df: pl.DataFrame, found: Found) -> StageResult:
         """Documents with PII go, with reason `<label>:<kind>` for their first kind in `kinds` order."""
@@ -479,11 +464,20 @@ class PII(Mapper):
         rejected = df.filter(hit).with_columns(pl.Series(REASON, reasons, dtype=pl.String))
         return StageResult(df.filter(~hit), rejected, {})
 
-    def _stats(self, found: Found) -> PIIStats:
-        stats, placeholders = PIIStats(), self.placeholders()
+    def _stats(self, found: Found) -> tuple[dict[str, dict[str, int]], dict[str, list[dict[str, str]]]]:
+        """Documents and occurrences per kind, and the first few redacted examples of each kind."""
+        documents: dict[str, int] = {}
+        occurrences: dict[str, int] = {}
+        examples: dict[str, list[dict[str, str]]] = {}
+        placeholders = self.placeholders()
         for text, spans in zip(found.texts, found.spans):
-            stats.add(text, spans, placeholders)
-        return stats
+            for kind in sorted({k for _, _, k in spans}):
+                documents[kind] = documents.get(kind, 0) + 1
+            for start, end, kind in spans:
+                occurrences[kind] = occurrences.get(kind, 0) + 1
+                if len(bucket := examples.setdefault(kind, [])) < MAX_EXAMPLES:
+                    bucket.append({"shape": redact_shape(text[start:end]), "context": _redacted_context(text, spans, start, placeholders)})
+        return {"documents": documents, "occurrences": occurrences}, examples
 
     def _spans_series(self, df: pl.DataFrame, found: Found) -> pl.Series:
         by_row = dict(zip(found.rows.to_list(), found.spans))

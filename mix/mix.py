@@ -40,13 +40,17 @@ from pydantic import Field, model_validator
 
 from mix.tokens import count_tokens, estimate_tokens, load_tokenizer
 from pipelines.errors import UserError
-from pipelines.shards import ORDER_SHIFT
+from pipelines.shards import ORDER_SHIFT, write_json, write_parquet
 from pipelines.stage import ORDER, SOURCE, TEXT, Context, GlobalStage, StageResult, with_reason
 
 REPEAT = "repeat"
 """Output column: 0 for a document's first appearance, k for its k-th extra copy."""
 BYTES, TOKENS, DOCS = "_cm_bytes", "_cm_tokens", "_cm_docs"
+MEASURES = ("docs", "bytes", "tokens")
+"""What a source's size is counted in (`by` picks one), in the order details list them."""
 NEW_ORDER = "_cm_new_order"
+DECISIONS = {ORDER: pl.UInt64, REPEAT: pl.UInt16, NEW_ORDER: pl.UInt64}
+"""Per copy of a kept document: its input ORDER, its repeat number, its ORDER in the output."""
 HIST_BITS = 14
 POSITION_BITS = 40
 """ORDER after mix: the position in [0, 1) in the high 40 bits, 24 bits of the copy's hash below."""
@@ -173,10 +177,7 @@ class Mix(GlobalStage):
         shutil.rmtree(ctx.workdir / "decisions", ignore_errors=True)
         (work / "decisions").mkdir(exist_ok=True)
         os.replace(work / "decisions", ctx.workdir / "decisions")
-        done = ctx.workdir / "details.json"
-        tmp = done.with_name(f".{done.name}.tmp-{os.getpid()}")
-        tmp.write_text(json.dumps(details, indent=1, ensure_ascii=False))
-        os.replace(tmp, done)
+        write_json(ctx.workdir / "details.json", details)
         shutil.rmtree(work, ignore_errors=True)
         return details
 
@@ -251,7 +252,7 @@ class Mix(GlobalStage):
 
     def _manifest(self, plan: dict[str, Any], survey: dict[str, Any], placed: list[dict[str, Any]], units: int) -> dict[str, Any]:
         """The details for stats/<stage>.json: per source what was available, selected and output."""
-        kinds = ("docs", "bytes", "tokens")
+        kinds = MEASURES
         output = {s: {"selected": dict.fromkeys(kinds, 0), "output": dict.fromkeys(kinds, 0)} for s in plan["names"]}
         for result in placed:
             for s, counts in result.items():
@@ -356,15 +357,22 @@ def _survey(job: tuple[Mix, list[Path], int]) -> dict[str, Any]:
         index = _source_index(df, names)
         top = (doc_hash(df.get_column(ORDER).to_numpy(), seed) >> np.uint64(64 - HIST_BITS)).astype(np.int64)
         size = _by_size(df, stage.by)
+        named = index >= 0
+        hists = np.bincount(
+            (index[named] << HIST_BITS) + top[named], weights=size[named], minlength=len(names) << HIST_BITS
+        ).reshape(len(names), 1 << HIST_BITS)  # one pass: a histogram per source
         for s, docs, nbytes, tokens in groups.iter_rows():
-            entry = sources.setdefault(s, {"available": {"docs": 0, "bytes": 0, "tokens": 0}, "hist": None})
+            entry = sources.setdefault(s, _survey_entry())
             for kind, value in (("docs", docs), ("bytes", nbytes), ("tokens", tokens)):
                 entry["available"][kind] += int(value or 0)
             if s is not None:
-                mask = index == names.index(s)
-                hist = np.bincount(top[mask], weights=size[mask], minlength=1 << HIST_BITS)
+                hist = hists[names.index(s)]
                 entry["hist"] = hist if entry["hist"] is None else entry["hist"] + hist
     return {"sources": sources, "presence": presence}
+
+
+def _survey_entry() -> dict[str, Any]:
+    return {"available": dict.fromkeys(MEASURES, 0), "hist": None}
 
 
 def _merge_surveys(parts: list[dict[str, Any]]) -> dict[str, Any]:
@@ -373,7 +381,7 @@ def _merge_surveys(parts: list[dict[str, Any]]) -> dict[str, Any]:
     for part in parts:
         presence.update(part["presence"])
         for s, entry in part["sources"].items():
-            into = sources.setdefault(s, {"available": {"docs": 0, "bytes": 0, "tokens": 0}, "hist": None})
+            into = sources.setdefault(s, _survey_entry())
             for kind, value in entry["available"].items():
                 into["available"][kind] += value
             if entry["hist"] is not None:
@@ -496,7 +504,7 @@ def _place(job: tuple[Mix, dict[str, Any], Path, dict[str, int], int, Path]) -> 
     decisions = pl.DataFrame({ORDER: order[rows].astype(np.uint64), REPEAT: epoch.astype(np.uint16), NEW_ORDER: new_order})
     unit = (pl.col(ORDER) // (1 << ORDER_SHIFT)).alias("_cm_unit")
     for (u,), part_df in decisions.with_columns(unit).partition_by("_cm_unit", as_dict=True).items():
-        _write(part_df.drop("_cm_unit").sort(ORDER, REPEAT), folder / f"u{u:08d}" / f"{Path(path).stem}.parquet")
+        write_parquet(part_df.drop("_cm_unit").sort(ORDER, REPEAT), _unit_folder(folder, u) / f"{Path(path).stem}.parquet")
 
     counts: dict[str, Any] = {}
     nbytes, tokens = df.get_column(BYTES).to_numpy().astype(np.int64), df.get_column(TOKENS).to_numpy().astype(np.int64)
@@ -511,11 +519,9 @@ def _place(job: tuple[Mix, dict[str, Any], Path, dict[str, int], int, Path]) -> 
     return counts
 
 
-def _write(df: pl.DataFrame, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    df.write_parquet(tmp)
-    os.replace(tmp, path)
+def _unit_folder(folder: Path, unit: int) -> Path:
+    """Where the decisions for the rows of one input unit go (written by every unit that copies them)."""
+    return folder / f"u{unit:08d}"
 
 
 def _decisions(orders: pl.Series, folder: Path, cache: dict[int, pl.DataFrame]) -> pl.DataFrame:
@@ -525,10 +531,8 @@ def _decisions(orders: pl.Series, folder: Path, cache: dict[int, pl.DataFrame]) 
         if unit not in cache:
             if len(cache) >= CACHED_UNITS:
                 cache.pop(next(iter(cache)))
-            files = sorted((folder / f"u{unit:08d}").glob("*.parquet"))
-            cache[unit] = pl.read_parquet(files) if files else pl.DataFrame(
-                schema={ORDER: pl.UInt64, REPEAT: pl.UInt16, NEW_ORDER: pl.UInt64}
-            )
+            files = sorted(_unit_folder(folder, unit).glob("*.parquet"))
+            cache[unit] = pl.read_parquet(files) if files else pl.DataFrame(schema=DECISIONS)
         frames.append(cache[unit])
-    return pl.concat(frames) if frames else pl.DataFrame(schema={ORDER: pl.UInt64, REPEAT: pl.UInt16, NEW_ORDER: pl.UInt64})
+    return pl.concat(frames) if frames else pl.DataFrame(schema=DECISIONS)
 

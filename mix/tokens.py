@@ -24,6 +24,8 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
+from pipelines.errors import one_line
+
 COEFFICIENTS = {"chars": 0.2579, "extra_bytes": 0.125, "cjk": 0.385}
 """Tokens per count, fitted to o200k_base (benchmarks/calibrate_tokens.py --fit)."""
 
@@ -66,7 +68,7 @@ def load_tokenizer(path: str) -> Any:
     try:
         return Tokenizer.from_file(path)
     except Exception as error:  # noqa: BLE001 - any unreadable file is the same user problem
-        raise ValueError(f"tokenizer file '{path}' is not a readable tokenizer.json ({' '.join(str(error).split())})") from None
+        raise ValueError(f"tokenizer file '{path}' is not a readable tokenizer.json ({one_line(error)})") from None
 
 
 def count_tokens(texts: pl.Series, path: str) -> pl.Series:

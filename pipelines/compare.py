@@ -20,10 +20,7 @@ def compare(a: Path, b: Path) -> dict[str, Any]:
     """Everything `clean compare` prints, as data (exact counts)."""
     runs = [_Run(a), _Run(b)]
     names = list(dict.fromkeys([s["name"] for s in runs[0].stages] + [s["name"] for s in runs[1].stages]))
-    stages = []
-    for name in names:
-        sa, sb = runs[0].stage(name), runs[1].stage(name)
-        stages.append({"name": name, "a": _counts(sa), "b": _counts(sb)})
+    stages = [{"name": name, "a": _counts(runs[0].stage(name)), "b": _counts(runs[1].stage(name))} for name in names]
     reasons = sorted(set(runs[0].reasons) | set(runs[1].reasons))
     changed = [{"reason": r, "a": runs[0].reasons.get(r, 0), "b": runs[1].reasons.get(r, 0)}
                for r in reasons if runs[0].reasons.get(r, 0) != runs[1].reasons.get(r, 0)]

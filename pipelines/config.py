@@ -9,7 +9,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from pipelines.errors import UserError
+from pipelines.errors import UserError, one_line
 from pipelines.registry import stage_types
 from pipelines.stage import SOURCE, GlobalStage, Stage
 
@@ -114,7 +114,7 @@ def load_pipeline(path: str | Path, overrides: list[str] = ()) -> PipelineConfig
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
     except yaml.YAMLError as error:
-        raise UserError(f"{path}: this is not valid YAML. {_one_line(str(error))}") from None
+        raise UserError(f"{path}: this is not valid YAML. {one_line(error)}") from None
     lines = _line_numbers(node) if node is not None else {}
     if not isinstance(data, dict):
         raise UserError(f"{path}: expected a mapping with input, output and stages at the top, found {type(data).__name__}.")
@@ -210,7 +210,3 @@ def _apply_override(path: Path, data: dict[str, Any], override: str) -> None:
             if isinstance(target, dict) and part not in target:
                 target[part] = {}
             target = target[part]
-
-
-def _one_line(text: str) -> str:
-    return " ".join(text.split())

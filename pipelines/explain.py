@@ -1,8 +1,9 @@
 """`clean explain`: why a pipeline keeps or removes a document — per rule, the measured value,
 the threshold and the verdict. This is how users tune thresholds.
 
-The document stages run exactly as in `clean run` (the same `process`, so the verdict is the
-run's), and every filter's rules are also evaluated one by one, so a user sees all the rules a
+The document stages run exactly as in `clean run` (the same `process`; for a filter, the
+`measure` and `select` it is made of, measuring once for both the verdict and the rules, so the
+verdict is the run's), and every filter's rules are also evaluated one by one, so a user sees all the rules a
 document breaks, not only the first. Global stages (dedup, mix) need the whole corpus: they are
 listed as skipped, and the stages after them are still evaluated.
 """
@@ -40,8 +41,11 @@ def explain(config: PipelineConfig, docs: pl.DataFrame) -> list[dict[str, Any]]:
                 entry.append({"name": stage.label, "type": stage.type, "outcome": "skipped",
                               "note": "global stage: needs the whole corpus, not run on one document"})
             continue
-        rules = _rules(stage, df) if isinstance(stage, Filter) else [[] for _ in range(rows)]
-        result = stage.process(df)
+        if isinstance(stage, Filter):  # measured once: `Filter.process` is `select(df, measure(df))`
+            measured = stage.measure(df)
+            rules, result = _rules(stage, df, measured), stage.select(df, measured)
+        else:
+            rules, result = [[] for _ in range(rows)], stage.process(df)
         removed = dict(zip(result.rejected.get_column("_cm_row").to_list(), result.rejected.get_column(REASON).to_list()))
         changed = _changed(df, result.kept) if isinstance(stage, Mapper) else set()
         annotated = f"{stage.label}_reason"
@@ -69,10 +73,9 @@ def explain(config: PipelineConfig, docs: pl.DataFrame) -> list[dict[str, Any]]:
             for row in range(rows)]
 
 
-def _rules(stage: Filter, df: pl.DataFrame) -> list[list[dict[str, Any]]]:
-    """Every rule of a filter on every row: measured value, threshold, and whether it fails."""
+def _rules(stage: Filter, df: pl.DataFrame, measured: pl.DataFrame) -> list[list[dict[str, Any]]]:
+    """Every rule of a filter on every row (`measured`: `stage.measure(df)`): measured value, threshold, and whether it fails."""
     rules = stage.rules()
-    measured = stage.measure(df)
     checks = measured.select(
         *[rule.fails.fill_null(False).alias(f"_fails{i}") for i, rule in enumerate(rules)],
         *[pl.col(rule.metric).alias(f"_value{i}") for i, rule in enumerate(rules) if rule.metric in measured.columns],

@@ -31,9 +31,11 @@ import pyarrow.parquet as pq
 import yaml
 
 from pipelines.config import InputConfig, PipelineConfig, fingerprint_of
-from pipelines.errors import UserError
+from pipelines.errors import UserError, one_line
 from pipelines.progress import Reporter
-from pipelines.shards import ID, ORDER, SOURCE, TEXT, InputPlan, ShardWriter, Unit, plan_input, read_unit, write_parquet
+from pipelines.shards import (
+    ID, ORDER, SOURCE, TEXT, InputPlan, ShardWriter, Unit, plan_input, read_unit, write_json, write_parquet, write_text,
+)
 from pipelines.stage import Context, GlobalStage, Stage
 from pipelines.stats import StageStats, text_bytes
 
@@ -103,8 +105,9 @@ def run_unit(job: Job, unit: Unit) -> dict[str, Any]:
     try:
         for df in _batches(job, unit):
             docs_in += df.height
-            bytes_in_total += text_bytes(df)
-            df, removed = run_stages(seg, df, ctx, stats)
+            bytes_in = text_bytes(df)
+            bytes_in_total += bytes_in
+            df, removed = run_stages(seg, df, ctx, stats, bytes_in)
             for label, rows in removed if job.keep_rejected else ():
                 if label not in rejected:
                     rejected[label] = ShardWriter(unit_file(job.work / "rejected" / label, unit.index))
@@ -123,13 +126,14 @@ def run_unit(job: Job, unit: Unit) -> dict[str, Any]:
         for writer in (kept, scans, *rejected.values()):
             writer.close()
         marker = {"unit": unit.index, "docs": docs_in, "bytes": bytes_in_total, "stats": [s.to_json() for s in stats]}
-    _write_json(unit_file(job.work / f"seg-{seg.index}", unit.index, "json"), marker)
+    write_json(unit_file(job.work / f"seg-{seg.index}", unit.index, "json"), marker)
     return marker
 
 
-def run_stages(seg: Segment, df: pl.DataFrame, ctx: Context | None, stats: list[StageStats]) -> tuple[pl.DataFrame, list[tuple[str, pl.DataFrame]]]:
+def run_stages(seg: Segment, df: pl.DataFrame, ctx: Context | None, stats: list[StageStats],
+               bytes_in: int | None = None) -> tuple[pl.DataFrame, list[tuple[str, pl.DataFrame]]]:
     """One batch through a segment's stages (both engines): the kept rows, and each stage's removed rows."""
-    bytes_in = text_bytes(df)
+    bytes_in = text_bytes(df) if bytes_in is None else bytes_in
     removed: list[tuple[str, pl.DataFrame]] = []
     for stage, stage_stats in zip(seg.all_stages, stats):
         started = time.perf_counter()
@@ -153,7 +157,7 @@ def _batches(job: Job, unit: Unit) -> Iterator[pl.DataFrame]:
         except (OSError, pa.ArrowException) as error:
             raise InputUnreadable(
                 f"input file {unit.path} could not be read (row groups {unit.row_groups[0]}–{unit.row_groups[-1]}): "
-                f"{' '.join(str(error).split())}. Fix or remove it, or set input.on_error: skip to skip it and count it."
+                f"{one_line(error)}. Fix or remove it, or set input.on_error: skip to skip it and count it."
             ) from None
         return
     path = unit_file(job.work / f"seg-{seg.reads}", unit.index)
@@ -226,7 +230,7 @@ def prepare_output(out: Path, config: PipelineConfig, overwrite: bool) -> bool:
             return True
     out.mkdir(parents=True, exist_ok=True)
     (out / WORK).mkdir(exist_ok=True)
-    _write_text(out / "pipeline.yaml", config.resolved_yaml())
+    write_text(out / "pipeline.yaml", config.resolved_yaml())
     return False
 
 
@@ -315,11 +319,11 @@ def finish_run(config: PipelineConfig, pipeline: str, plan: InputPlan, segments:
         detail = {**stats[stage.label].to_json(), "parameters": stage.model_dump(mode="json")}
         if stage.label in details:
             detail["details"] = details[stage.label]
-        _write_json(out / "stats" / f"{stage.label}.json", detail)
+        write_json(out / "stats" / f"{stage.label}.json", detail)
     from pipelines.report import write_report
 
     write_report(out, summary)
-    _write_json(out / "stats" / "summary.json", summary)
+    write_json(out / "stats" / "summary.json", summary)
     shutil.rmtree(work, ignore_errors=True)
     return summary
 
@@ -357,7 +361,7 @@ def _decide(seg: Segment, work: Path, pool: Pool, config: PipelineConfig, report
         started = time.perf_counter()
         details = seg.head.decide(sorted((work / f"scan-{seg.index}").glob("u*.parquet")), ctx)
         done = {"details": details, "seconds": time.perf_counter() - started}
-        _write_json(marker, done)
+        write_json(marker, done)
     stage_stats.seconds += done["seconds"]
     return done["details"]
 
@@ -436,7 +440,8 @@ def _compact(job: tuple[list[Path], Path, PipelineConfig]) -> tuple[int, int, in
             while df.height:
                 if limit_bytes:
                     sizes = df.get_column(TEXT).str.len_bytes().fill_null(0).cum_sum()
-                    take = max(1, int((sizes <= limit_bytes - pending_bytes).sum())) if pending_rows == 0 else int((sizes <= limit_bytes - pending_bytes).sum())
+                    fits = int((sizes <= limit_bytes - pending_bytes).sum())
+                    take = fits or int(pending_rows == 0)  # a shard holds at least one document
                 else:
                     take = min(df.height, limit_rows - pending_rows)
                 if take == 0:
@@ -458,12 +463,3 @@ def _compact(job: tuple[list[Path], Path, PipelineConfig]) -> tuple[int, int, in
     return shards, docs, total_bytes
 
 
-def _write_json(path: Path, data: Any) -> None:
-    _write_text(path, json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
-
-
-def _write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)

@@ -49,7 +49,6 @@ from pipelines.local import (
     _absorb,
     _decide,
     _describe,
-    _write_json,
     finish_run,
     plan_segments,
     prepare_output,
@@ -57,7 +56,7 @@ from pipelines.local import (
     unit_file,
 )
 from pipelines.progress import Reporter, Task
-from pipelines.shards import ORDER, ORDER_SHIFT, Unit, plan_input, write_parquet
+from pipelines.shards import ORDER, ORDER_SHIFT, Unit, plan_input, write_json, write_parquet
 from pipelines.stage import Context
 from pipelines.stats import StageStats, text_bytes
 
@@ -295,7 +294,7 @@ class _Reader:
             if job.input.on_error != "skip":
                 raise UserError(str(error)) from None
             marker = {"unit": unit.index, "skipped": str(error)}
-            _write_json(unit_file(job.work / f"seg-{job.segment.index}", unit.index, "json"), marker)
+            write_json(unit_file(job.work / f"seg-{job.segment.index}", unit.index, "json"), marker)
 
 
 # map --------------------------------------------------------------------------------------------
@@ -339,8 +338,12 @@ class _SegmentWorker:
         kept: list[pl.DataFrame] = []
         rejected: dict[str, list[pl.DataFrame]] = defaultdict(list)
         scans: list[pl.DataFrame] = []
+        nbytes = 0
         for start in range(0, df.height, job.input.batch_rows):
-            batch, removed = run_stages(seg, df.slice(start, job.input.batch_rows), self.ctx, stats)
+            part = df.slice(start, job.input.batch_rows)
+            part_bytes = text_bytes(part)  # measured once: for the record and as the first stage's bytes in
+            nbytes += part_bytes
+            batch, removed = run_stages(seg, part, self.ctx, stats, part_bytes)
             for label, rows in removed:
                 rejected[label].append(rows)
             kept.append(batch)
@@ -356,8 +359,8 @@ class _SegmentWorker:
         rows = pl.concat(kept, how="diagonal_relaxed")
         if seg.writes and rows.height == 0:  # no block reaches the sink, but the columns must reach the output
             write_parquet(rows, job.work / f"seg-{seg.index}" / f"{name}-{0:010d}.parquet")
-        record = {"docs": df.height, "bytes": text_bytes(df), "kept": rows.height, "stats": [s.to_json() for s in stats]}
-        _write_json(_records(job) / f"{name}.json", record)
+        record = {"docs": df.height, "bytes": nbytes, "kept": rows.height, "stats": [s.to_json() for s in stats]}
+        write_json(_records(job) / f"{name}.json", record)
         slot = pl.lit((unit << ORDER_SHIFT) | first, pl.UInt64).alias(SLOT)
         return rows.with_columns(slot, pl.int_range(rows.height, dtype=pl.UInt64).alias(RANK))
 
@@ -484,6 +487,6 @@ def _seal(job: Job, unit: int, files: list[Path]) -> dict[str, Any]:
         for total, entry in zip(stats, record["stats"]):
             total.merge(StageStats.from_json(entry))
     marker = {"unit": unit, "docs": docs, "bytes": nbytes, "kept": kept, "stats": [s.to_json() for s in stats]}
-    _write_json(marker_path, marker)
+    write_json(marker_path, marker)
     return marker
 

@@ -13,7 +13,6 @@ import html
 import io
 import json
 import math
-import os
 import re
 import sys
 from collections.abc import Callable
@@ -23,6 +22,8 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 import pyarrow.parquet as pq
 import yaml
+
+from pipelines.shards import write_text
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -44,9 +45,7 @@ KEPT, REMOVED, ACCENT = "#4c78a8", "#e45756", "#222222"
 def write_report(out: Path, summary: dict[str, Any]) -> Path:
     """Write `out/report.html` from the run's files; called at the end of every run."""
     path = out / "report.html"
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(render(out, summary), encoding="utf-8")
-    os.replace(tmp, path)
+    write_text(path, render(out, summary))
     return path
 
 
@@ -96,6 +95,7 @@ class Run:
         self.resolved = _read(out / "pipeline.yaml")
         self.pipeline: dict[str, Any] = yaml.safe_load(self.resolved) or {} if self.resolved else {}
         self.problems: list[str] = []
+        self._rows: dict[Path, int] = {}
         self.objects = self._stage_objects()
 
     def _stage_objects(self) -> dict[str, Stage]:
@@ -130,6 +130,13 @@ class Run:
 
     def files(self, folder: str) -> list[Path]:
         return sorted((self.out / folder).glob("*.parquet"))
+
+    def rows(self, files: list[Path]) -> int:
+        """Rows in these files, from their footers; each footer is read once per report (every filter counts data/)."""
+        for path in files:
+            if path not in self._rows:
+                self._rows[path] = pq.ParquetFile(path).metadata.num_rows
+        return sum(self._rows[path] for path in files)
 
     def pools_after(self, index: int) -> list[list[Path]]:
         """The documents stage `index` kept: the output, plus what any later stage removed."""
@@ -342,10 +349,6 @@ def _sample(files: list[Path], rows: int, columns: list[str] | None, renames: di
     return pl.concat(frames, how="diagonal_relaxed").head(rows)
 
 
-def _rows(files: list[Path]) -> int:
-    return sum(pq.ParquetFile(path).metadata.num_rows for path in files)
-
-
 def _filter_distribution(run: Run, index: int, stage: Filter) -> str:
     """Each measured quantity of one filter over the documents that reached it: kept vs removed."""
     rules = [rule for rule in stage.rules() if rule.metric]
@@ -354,13 +357,13 @@ def _filter_distribution(run: Run, index: int, stage: Filter) -> str:
     removed_files = run.files(f"rejected/{st['name']}")
     removed = _sample(removed_files, SAMPLE_ROWS, metrics, run.renames())
     kept_pools = run.pools_after(index)
-    kept_rows = [_rows(pool) for pool in kept_pools]
+    kept_rows = [run.rows(pool) for pool in kept_pools]
     total_kept = sum(kept_rows)
     parts = [part for pool, n in zip(kept_pools, kept_rows) if n
              if (part := _sample(pool, math.ceil(SAMPLE_ROWS * n / total_kept), ["id", "text"], run.renames())).height]
     kept = stage.measure(pl.concat(parts, how="diagonal_relaxed").select("id", "text")) if parts else pl.DataFrame()
     weights = (total_kept / kept.height if kept.height else 0.0,
-               _rows(removed_files) / removed.height if removed.height else 0.0)
+               run.rows(removed_files) / removed.height if removed.height else 0.0)
     numeric = [m for m in metrics if _numeric(kept, m) or _numeric(removed, m)]
     if not numeric:
         return ""
@@ -446,7 +449,7 @@ def _output_distribution(run: Run) -> str:
     numeric = [c for c in columns if _numeric(sample, c)]
     if not numeric:
         return ""
-    weight = _rows(data) / sample.height
+    weight = run.rows(data) / sample.height
     fig, axes = _grid(len(numeric))
     for ax, column in zip(axes, numeric):
         _histogram(ax, column, _values(sample, column), [], (weight, 0.0), [])

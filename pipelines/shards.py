@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import glob
+import json
 import os
+from contextlib import contextmanager
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipelines.config import InputConfig
-from pipelines.errors import UserError
+from pipelines.errors import UserError, one_line
 from pipelines.stage import ID, ORDER, SOURCE, TEXT
 
 UNIT_ROWS = 100_000
@@ -78,10 +81,10 @@ def plan_input(config: InputConfig, limit: int | None = None, columns: set[str] 
                 schema = meta.schema.to_arrow_schema()
             except Exception as error:  # noqa: BLE001 - any unreadable footer is the same user problem
                 if config.on_error == "skip":
-                    skipped[path] = _one_line(error)
+                    skipped[path] = one_line(error)
                     continue
                 raise UserError(
-                    f"input file {path} is not a readable Parquet file ({_one_line(error)}). "
+                    f"input file {path} is not a readable Parquet file ({one_line(error)}). "
                     "Fix or remove it, or set input.on_error: skip to skip unreadable shards and count them."
                 ) from None
             check_columns(path, schema, config)
@@ -188,9 +191,25 @@ def write_parquet(table: pa.Table | pl.DataFrame, path: Path) -> None:
     """Write to a temporary name, then rename: readers see a whole shard or none."""
     if isinstance(table, pl.DataFrame):
         table = table.to_arrow()
+    with _atomic(path) as tmp:
+        pq.write_table(table, tmp, compression="zstd")
+
+
+def write_text(path: Path, text: str) -> None:
+    """A marker, a stats file or a page, written like a shard: whole or not at all."""
+    with _atomic(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def write_json(path: Path, data: Any) -> None:
+    write_text(path, json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
+
+
+@contextmanager
+def _atomic(path: Path) -> Iterator[Path]:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    pq.write_table(table, tmp, compression="zstd")
+    yield tmp
     os.replace(tmp, path)
 
 
@@ -228,7 +247,3 @@ def _conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
         column = table.column(field.name) if field.name in table.column_names else pa.nulls(table.num_rows, field.type)
         columns.append(column.cast(field.type) if column.type != field.type else column)
     return pa.Table.from_arrays(columns, schema=schema)
-
-
-def _one_line(error: BaseException) -> str:
-    return " ".join(str(error).split()) or type(error).__name__

@@ -180,7 +180,7 @@ def test_cjk_is_shingled_by_character_and_mixed_text_works() -> None:
     assert (sig[0] == sig[1]).mean() > 0.6
 
 
-def test_signatures_are_stable_and_deterministic(tmp_path: Path) -> None:
+def test_signatures_are_stable_and_deterministic() -> None:
     """Pinned values: a change of library, platform or code that alters signatures fails here."""
     sig, _ = MinhashDedup(num_perm=8).signatures(pl.Series(["The quick brown fox jumps over the lazy dog", "中文文本去重测试"]))
     assert sig.dtype == np.uint32
@@ -209,12 +209,15 @@ def test_decide_is_resumable(tmp_path: Path) -> None:
     batch = shard(0, list("abcd"), texts)
     stage = MinhashDedup()
     first, _ = run_engine(stage, [batch], tmp_path)
-    (tmp_path / stage.label / "work" / "junk").mkdir(parents=True)
+    junk = tmp_path / stage.label / "work" / "junk"
+    junk.mkdir(parents=True)
     again, results = run_engine(stage, [batch], tmp_path)
     assert again == first and kept_ids(results) == ["a", "d"]
+    assert junk.exists()  # decide did not run again: it only read details.json
     (tmp_path / stage.label / "details.json").unlink()  # as if killed before decide finished
     third, results = run_engine(stage, [batch], tmp_path)
     assert third == first and kept_ids(results) == ["a", "d"]
+    assert not junk.parent.exists()  # the crashed run's leftovers are gone
 
 
 def test_connected_components_match_a_reference() -> None:

@@ -53,6 +53,7 @@ def test_long_documents_and_newlines() -> None:
     text = ("第一段的内容。\n" * 2000) + "\n\n" + TEXTS["en"]
     out = Language().annotate(frame([text, "line one\nline two\rline three"]))
     assert out["language"][0] == "zh"
+    assert out["language"][1] == "en"  # line breaks (\n, \r) do not reach the model as such
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import random
 import re
 from pathlib import Path
@@ -79,7 +78,7 @@ def junk(clean: list[str], chinese: bool, rng: random.Random) -> dict[str, list[
         kinds["repeated_lines"].append("\n".join([line] * 15 + [text[:300]]))
         kinds["navigation"].append("\n".join(glue.join(rng.sample(words, rng.randint(1, 3))) for _ in range(40)))
         kinds["keywords"].append(("、" if chinese else ", ").join(rng.sample(words, 120)))
-        names = [w for w in rng.sample(words, 12)]
+        names = rng.sample(words, 12)
         kinds["code"].append(
             "\n".join(
                 [f"function f{i}(a, b) {{" if i % 3 == 0 else f"  var x{i} = \"{n}\" + a[{i}] * b;" for i, n in enumerate(names)] + ["}"]
@@ -125,7 +124,7 @@ def test_junk_built_from_real_text_is_removed(corpora: dict[str, pl.DataFrame], 
     df = pl.DataFrame(
         [{"id": f"{kind}-{i}", "kind": kind, "text": t} for kind, docs in kinds.items() for i, t in enumerate(docs)]
     )
-    kept, removed = run(default_stages(), df)
+    kept, _ = run(default_stages(), df)
     assert len(kept) / len(df) <= 0.01, (kept.group_by("kind").len().to_dicts(), kept["text"].head(3).to_list())
     for kind, docs in kinds.items():
         assert kept.filter(pl.col("kind") == kind).height / len(docs) <= 0.02, kind

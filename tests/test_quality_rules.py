@@ -110,6 +110,9 @@ def test_gopher_repetition_reasons(text: str, expected: str) -> None:
 def test_gopher_repetition_zh_limits_apply_to_cjk_only() -> None:
     out = GopherRepetition().annotate(pl.DataFrame({"text": [PROSE_ZH]}))
     assert out["gopher_repetition_cjk_share"][0] > 0.8
+    # a limit of 0 fails every document it applies to: each limit set reaches only its own script
+    assert [reason(GopherRepetition(max_top_ngram_frac={2: 0.0}), t) for t in (PROSE, PROSE_ZH)] == ["gopher_repetition:top_2_gram", None]
+    assert [reason(GopherRepetition(cjk_max_top_ngram_frac={2: 0.0}), t) for t in (PROSE, PROSE_ZH)] == [None, "gopher_repetition:top_2_gram"]
 
 
 @pytest.mark.parametrize(
@@ -176,49 +179,31 @@ def test_gopher_quality_knows_fineweb2_chinese_stop_words() -> None:
 
 
 @pytest.mark.parametrize(
-    ("text", "expected"),
+    ("cls", "text", "expected"),
     [
-        (PROSE_ZH.encode("utf-8").decode("latin-1"), "garbled:mojibake"),
-        ("He said “yes”, and that’s final. " * 5 + "Thanks.", None),
-        (("He said “yes”, and that’s final. " * 5).encode("utf-8").decode("latin-1"), "garbled:mojibake"),
-        (PROSE_ZH.encode("utf-8").decode("gbk", errors="ignore"), "garbled:rare_han"),
-        (PROSE_ZH.encode("gbk").decode("utf-8", errors="replace"), "garbled:replacement"),
-        ("\x00\x01\x02\x03binary" * 20, "garbled:control"),
-        ("Příliš žluťoučký kůň úpěl ďábelské ódy. Šárka šla. " * 5, None),
+        (Garbled, PROSE_ZH.encode("utf-8").decode("latin-1"), "garbled:mojibake"),
+        (Garbled, "He said “yes”, and that’s final. " * 5 + "Thanks.", None),
+        (Garbled, ("He said “yes”, and that’s final. " * 5).encode("utf-8").decode("latin-1"), "garbled:mojibake"),
+        (Garbled, PROSE_ZH.encode("utf-8").decode("gbk", errors="ignore"), "garbled:rare_han"),
+        (Garbled, PROSE_ZH.encode("gbk").decode("utf-8", errors="replace"), "garbled:replacement"),
+        (Garbled, "\x00\x01\x02\x03binary" * 20, "garbled:control"),
+        (Garbled, "Příliš žluťoučký kůň úpěl ďábelské ódy. Šárka šla. " * 5, None),
+        (CjkJunk, "中 国 人 民 今 天 很 高 兴 地 庆 祝 新 年 的 到 来 ， 大 家 一 起 唱 歌", "cjk_junk:spaced_han"),
+        (CjkJunk, "首页 新闻 体育 财经 娱乐 科技 汽车 房产 教育 旅游 时尚 健康 游戏", "cjk_junk:spaced_han"),
+        (CjkJunk, "ｗｗｗ．ｃｈｅａｐ－ｓｈｏｅｓ．ｃｏｍ ｂｕｙ ｎｏｗ ｆｒｅｅ ｓｈｉｐｐｉｎｇ", "cjk_junk:fullwidth_latin"),
+        (CjkJunk, "ｶﾀｶﾅﾃﾞｶｲﾃｱﾙﾌﾞﾝｼｮｳﾃﾞｽｶﾞﾖﾐﾆｸｲﾃﾞｽﾈ", "cjk_junk:halfwidth_katakana"),
+        (CjkJunk, "太好了！！！！！！！！！！！！！！！！！！！！真的吗？？？？？？？？？？", "cjk_junk:punct_runs"),
+        (CjkJunk, "★☆★ | ☆★☆ | ◆◇◆ | ■□■ | ▲△▲ | ●○● | 好", "cjk_junk:punct"),
+        (CjkJunk, "深证Ａ股今天上涨了，ＡＢＣ公司的股价创下新高。" * 3, None),
+        (CharRepetition, "哈哈哈哈哈哈哈哈哈哈哈哈", "char_repetition:repeated_chars"),
+        (CharRepetition, "buybuybuybuybuybuy cheap now", "char_repetition:repeated_chars"),
+        (CharRepetition, PROSE + " " + "z" * 300 + " " + PROSE * 5, "char_repetition:long_stretch"),
+        (CharRepetition, PROSE_ZH + "哈哈哈", None),
+        (CharRepetition, "| a | b |\n|   |   |\n" + PROSE, None),
     ],
 )
-def test_garbled_reasons(text: str, expected: str | None) -> None:
-    assert reason(Garbled(), text) == expected
-
-
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        ("中 国 人 民 今 天 很 高 兴 地 庆 祝 新 年 的 到 来 ， 大 家 一 起 唱 歌", "cjk_junk:spaced_han"),
-        ("首页 新闻 体育 财经 娱乐 科技 汽车 房产 教育 旅游 时尚 健康 游戏", "cjk_junk:spaced_han"),
-        ("ｗｗｗ．ｃｈｅａｐ－ｓｈｏｅｓ．ｃｏｍ ｂｕｙ ｎｏｗ ｆｒｅｅ ｓｈｉｐｐｉｎｇ", "cjk_junk:fullwidth_latin"),
-        ("ｶﾀｶﾅﾃﾞｶｲﾃｱﾙﾌﾞﾝｼｮｳﾃﾞｽｶﾞﾖﾐﾆｸｲﾃﾞｽﾈ", "cjk_junk:halfwidth_katakana"),
-        ("太好了！！！！！！！！！！！！！！！！！！！！真的吗？？？？？？？？？？", "cjk_junk:punct_runs"),
-        ("★☆★ | ☆★☆ | ◆◇◆ | ■□■ | ▲△▲ | ●○● | 好", "cjk_junk:punct"),
-        ("深证Ａ股今天上涨了，ＡＢＣ公司的股价创下新高。" * 3, None),
-    ],
-)
-def test_cjk_junk_reasons(text: str, expected: str | None) -> None:
-    assert reason(CjkJunk(), text) == expected
-
-
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        ("哈哈哈哈哈哈哈哈哈哈哈哈", "char_repetition:repeated_chars"),
-        ("buybuybuybuybuybuy cheap now", "char_repetition:repeated_chars"),
-        (PROSE + " " + "z" * 300 + " " + PROSE * 5, "char_repetition:long_stretch"),
-        (PROSE_ZH + "哈哈哈", None),
-        ("| a | b |\n|   |   |\n" + PROSE, None),
-    ],
-)
-def test_char_repetition_reasons(text: str, expected: str | None) -> None:
-    assert reason(CharRepetition(), text) == expected
+def test_junk_reasons(cls: type[Filter], text: str, expected: str | None) -> None:
+    assert reason(cls(), text) == expected
 
 
 def test_word_salad() -> None:
