@@ -40,7 +40,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipelines.config import PipelineConfig
-from pipelines.errors import UserError
+from pipelines.errors import UserError, one_line
 from pipelines.local import (
     WORK,
     InputUnreadable,
@@ -110,7 +110,7 @@ def _connect(ray: Any, address: str | None, reporter: Reporter) -> bool:
         ray.init(**options, logging_level="ERROR", log_to_driver=False, runtime_env={"env_vars": {"POLARS_MAX_THREADS": "1"}})
     except ConnectionError as error:
         raise UserError(
-            f"--address {address}: no Ray cluster answered ({' '.join(str(error).split())}). Start one with "
+            f"--address {address}: no Ray cluster answered ({one_line(error)}). Start one with "
             "`ray start --head` (then --address auto), give the head's HOST:PORT, or leave --address out to start a local Ray."
         ) from None
     return True

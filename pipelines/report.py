@@ -23,6 +23,7 @@ import polars as pl
 import pyarrow.parquet as pq
 import yaml
 
+from pipelines.errors import one_line
 from pipelines.shards import write_text
 
 if TYPE_CHECKING:
@@ -114,7 +115,7 @@ class Run:
                 stage = known[entry["type"]].model_validate_json(json.dumps(entry))
             except Exception as error:  # noqa: BLE001 - a report of an older run still shows everything else
                 self.problems.append(f"{entry.get('name') or entry.get('type')}: its entry in pipeline.yaml does not parse "
-                                     f"as a stage of this version ({' '.join(str(error).split())[:300]}), so it is not measured here.")
+                                     f"as a stage of this version ({one_line(error)[:300]}), so it is not measured here.")
                 continue
             objects[stage.label] = stage
         return objects
