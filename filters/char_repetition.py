@@ -16,6 +16,7 @@ import numpy as np
 import polars as pl
 from pydantic import Field
 
+from filters.text_units import code_points
 from pipelines.stage import TEXT, Filter, Rule
 
 P = "char_repetition_"
@@ -32,16 +33,8 @@ def _runs(positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def repetition(texts: pl.Series, max_period: int, min_repeats: int) -> tuple[np.ndarray, np.ndarray]:
     """Per document: characters inside repeated-unit stretches, and the longest such stretch."""
-    lengths = texts.str.len_chars().fill_null(0).to_numpy().astype(np.int64) + max_period
-    docs = len(lengths)
-    # documents joined, each followed by `max_period` separators that equal nothing else, so no
-    # comparison reaches into the previous document
-    pad = "\x00" * max_period
-    joined = (texts.fill_null("") + pad).str.join("").item()
-    points = np.frombuffer(joined.encode("utf-32-le"), dtype=np.uint32).copy()
-    separators = np.flatnonzero(points == 0)  # (a NUL inside a text becomes a separator too: fine)
-    points[separators] = 0x110000 + np.arange(len(separators), dtype=np.uint32)
-    offsets = np.cumsum(lengths) - lengths
+    points, offsets = code_points(texts, gap=max_period)  # no comparison reaches into the previous document
+    docs = len(offsets)
     visible = (points > 0x20) & (points != SPACES[0]) & (points != SPACES[1])
     begins, ends, longest = [], [], np.zeros(docs, dtype=np.int64)
     for period in range(1, max_period + 1):

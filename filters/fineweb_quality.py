@@ -4,16 +4,20 @@ Pages where few lines end a sentence, most lines are short, lines repeat, or the
 break every few words are menus, lists and boilerplate. Sentence ends are counted in every script
 (`。！？`), also when closing quotes follow (`said.”`, `。」`) or a Chinese credit (`。（新华社）`): the
 sentence still ends there. Lines of zero-width spaces are blank. Words are script-aware tokens.
+
+Pages that are mostly CJK get FineWeb-2's multilingual settings (its README, "Data Filtering",
+and configs/cmn_Hani.yml): no short-line rule, 10% of characters in repeated lines, and 10.6% of
+lines ending a sentence.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 import polars as pl
 from pydantic import Field
 
-from filters.text_units import CJK_CHAR, ends_sentence, token_count, visible
+from filters.text_units import CJK_CHAR, TOKENS, cjk_share, ends_sentence, token_counts, visible
 from pipelines.stage import TEXT, Filter, Rule
 
 P = "fineweb_quality_"
@@ -23,11 +27,16 @@ WIDE = rf"{CJK_CHAR}|[\x{{3000}}-\x{{303F}}\x{{FF01}}-\x{{FF60}}]"
 
 class FinewebQuality(Filter):
     type: Literal["fineweb_quality"] = "fineweb_quality"
+    shared: ClassVar = (TOKENS,)
     min_line_punct: float = Field(0.12, ge=0, le=1, description="smallest share of non-blank lines ending a sentence")
     max_short_lines: float = Field(0.67, ge=0, le=1, description="largest share of non-blank lines that are short")
     short_line_chars: int = Field(30, ge=0, description="a line of at most this many columns is short (CJK characters are 2)")
     max_dup_line_chars: float = Field(0.01, ge=0, le=1, description="largest share of characters in repeated lines")
     max_newlines_per_word: float = Field(0.3, ge=0, description="most line breaks per word (lists)")
+    cjk_share: float = Field(0.5, ge=0, le=1, description="a page where at least this share of tokens are CJK characters is a CJK page")
+    cjk_min_line_punct: float = Field(0.106, ge=0, le=1, description="min_line_punct on CJK pages (FineWeb-2's cmn_Hani value)")
+    cjk_max_short_lines: float = Field(1.0, ge=0, le=1, description="max_short_lines on CJK pages (FineWeb-2 dropped the rule)")
+    cjk_max_dup_line_chars: float = Field(0.1, ge=0, le=1, description="max_dup_line_chars on CJK pages (FineWeb-2's value)")
 
     def measure(self, df: pl.DataFrame) -> pl.DataFrame:
         line = pl.col("_line")
@@ -45,19 +54,26 @@ class FinewebQuality(Filter):
             )
         )
         text = pl.col(TEXT)
+        n_tokens = token_counts(df)
         return pl.concat([df, per_doc.drop("_doc")], how="horizontal").with_columns(
             (pl.col("_punct") / pl.col("_lines")).alias(P + "line_punct"),
             (pl.col("_short") / pl.col("_lines")).alias(P + "short_lines"),
             (pl.col("_dup_chars") / text.str.replace_all("\n", "", literal=True).str.len_chars()).alias(P + "dup_line_chars"),
-            (text.str.count_matches("\n", literal=True) / token_count(text)).alias(P + "newlines_per_word"),
+            (text.str.count_matches("\n", literal=True) / pl.lit(n_tokens)).alias(P + "newlines_per_word"),
+            cjk_share(n_tokens).alias(P + "cjk_share"),
             (pl.col("_lines") == 0).alias(P + "empty"),
         ).drop("_lines", "_punct", "_short", "_dup_chars")
 
     def rules(self) -> list[Rule]:
+        cjk = pl.col(P + "cjk_share") >= self.cjk_share
+
+        def limit(english: float, chinese: float) -> pl.Expr:
+            return pl.when(cjk).then(pl.lit(chinese, pl.Float64)).otherwise(pl.lit(english, pl.Float64))
+
         return [
             Rule("empty", pl.col(P + "empty"), P + "empty"),
-            Rule("line_punct_ratio", pl.col(P + "line_punct") < self.min_line_punct, P + "line_punct", self.min_line_punct),
-            Rule("short_line_ratio", pl.col(P + "short_lines") > self.max_short_lines, P + "short_lines", self.max_short_lines),
-            Rule("char_dup_ratio", pl.col(P + "dup_line_chars") > self.max_dup_line_chars, P + "dup_line_chars", self.max_dup_line_chars),
+            Rule("line_punct_ratio", pl.col(P + "line_punct") < limit(self.min_line_punct, self.cjk_min_line_punct), P + "line_punct", self.min_line_punct),
+            Rule("short_line_ratio", pl.col(P + "short_lines") > limit(self.max_short_lines, self.cjk_max_short_lines), P + "short_lines", self.max_short_lines),
+            Rule("char_dup_ratio", pl.col(P + "dup_line_chars") > limit(self.max_dup_line_chars, self.cjk_max_dup_line_chars), P + "dup_line_chars", self.max_dup_line_chars),
             Rule("list_ratio", pl.col(P + "newlines_per_word") > self.max_newlines_per_word, P + "newlines_per_word", self.max_newlines_per_word),
         ]

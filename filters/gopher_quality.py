@@ -8,19 +8,50 @@ only on documents that are mostly not CJK.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
+import numpy as np
 import polars as pl
 from pydantic import Field
 
-from filters.text_units import CJK_CHAR, HAS_LETTER, HAS_WORD_CHAR, STOP_WORDS_EN, STOP_WORDS_ZH, lines, tokens
+from filters.text_units import CJK_CHAR, HAS_LETTER, HAS_WORD_CHAR, STOP_WORDS_EN, STOP_WORDS_ZH, TOKENS, lines
 from pipelines.stage import TEXT, Filter, Rule
 
 P = "gopher_quality_"
 
 
+def _token_counts(tokens: pl.Series, stop_words: list[str]) -> pl.DataFrame:
+    """Per document: tokens, words (tokens with a letter or digit), CJK characters, tokens with a
+    letter, characters of the non-CJK words, distinct stop words. One pass over all the batch's
+    tokens at once, summed per document by NumPy."""
+    counts = tokens.list.len().fill_null(0).to_numpy()
+    doc = np.repeat(np.arange(len(tokens)), counts)
+    flat = tokens.explode().drop_nulls()
+    word = flat.str.contains(HAS_WORD_CHAR).to_numpy()
+    cjk = (flat.str.len_chars() == 1).to_numpy() & flat.str.contains(f"^{CJK_CHAR}$").to_numpy()
+    alpha_chars = np.where(word & ~cjk, flat.str.len_chars().to_numpy(), 0)
+    stop = flat.is_in(stop_words).to_numpy()
+    distinct_stops = pl.DataFrame({"doc": doc[stop], "token": flat.filter(stop)}).unique()["doc"].to_numpy()
+
+    def per_doc(values: np.ndarray | None = None, at: np.ndarray = doc) -> np.ndarray:
+        return np.bincount(at, weights=values, minlength=len(tokens)).astype(np.uint32)
+
+    measured = pl.DataFrame(
+        {
+            "tokens": counts.astype(np.uint32),
+            "words": per_doc(word),
+            "cjk": per_doc(cjk),
+            "letters": per_doc(flat.str.contains(HAS_LETTER).to_numpy()),
+            "alpha_chars": per_doc(alpha_chars),
+            "stop_words": per_doc(at=distinct_stops),
+        }
+    )
+    return measured.select(pl.when(pl.lit(tokens.is_not_null())).then(pl.all()).name.keep())  # no text: nothing measured
+
+
 class GopherQuality(Filter):
     type: Literal["gopher_quality"] = "gopher_quality"
+    shared: ClassVar = (TOKENS,)
     min_words: int = Field(50, ge=0, description="fewest words (a CJK character counts as a word)")
     max_words: int = Field(100_000, ge=1, description="most words")
     min_mean_word_length: float = Field(3.0, ge=0, description="shortest mean length of non-CJK words, in characters")
@@ -43,32 +74,22 @@ class GopherQuality(Filter):
 
     def measure(self, df: pl.DataFrame) -> pl.DataFrame:
         text = pl.col(TEXT)
-        toks, words, n_lines = pl.col("_toks"), pl.col("_words"), pl.col("_lines")
-        n_tokens = toks.list.len()
-        is_cjk = pl.element().str.contains(f"^{CJK_CHAR}$")
-        alpha_words = words.list.eval(pl.element().filter(~is_cjk))
-        return (
-            df.with_columns(
-                tokens(text).alias("_toks"),
-                lines(text).list.len().alias("_lines"),
-            )
-            .with_columns(toks.list.eval(pl.element().filter(pl.element().str.contains(HAS_WORD_CHAR))).alias("_words"))
-            .with_columns(
-                words.list.len().alias(P + "words"),
-                (words.list.eval(is_cjk.cast(pl.UInt32)).list.sum() / words.list.len()).alias(P + "cjk_share"),
-                alpha_words.list.eval(pl.element().str.len_chars()).list.mean().alias(P + "mean_word_length"),
-                (text.str.count_matches("#", literal=True) / n_tokens).alias(P + "hash_ratio"),
-                (text.str.count_matches(r"\.\.\.|…") / n_tokens).alias(P + "ellipsis_ratio"),
-                (text.str.count_matches(r"(?m)^[^\S\n]*[•\-]") / n_lines).alias(P + "bullet_lines"),
-                (text.str.count_matches(r"(?m)(?:\.\.\.|…)[^\S\n]*$") / n_lines).alias(P + "ellipsis_lines"),
-                (toks if self.alpha_share_of == "tokens" else words)
-                .list.eval(pl.element().str.contains(HAS_LETTER).cast(pl.UInt32))
-                .list.mean()
-                .alias(P + "alpha_words"),
-                toks.list.set_intersection(pl.lit(self.stop_words, pl.List(pl.String))).list.len().alias(P + "stop_words"),
-            )
-            .drop("_toks", "_words", "_lines")
-        )
+        n_lines = lines(text).list.len()
+        per_doc = _token_counts(TOKENS.of(df), self.stop_words)
+        n_tokens, words, cjk, letters = (pl.col(c) for c in ("tokens", "words", "cjk", "letters"))
+        alpha_words = words - cjk
+        share_of = n_tokens if self.alpha_share_of == "tokens" else words
+        return pl.concat([df, per_doc], how="horizontal").with_columns(
+            words.alias(P + "words"),
+            (cjk / words).alias(P + "cjk_share"),
+            pl.when(alpha_words > 0).then(pl.col("alpha_chars") / alpha_words).alias(P + "mean_word_length"),
+            (text.str.count_matches("#", literal=True) / n_tokens).alias(P + "hash_ratio"),
+            (text.str.count_matches(r"\.\.\.|…") / n_tokens).alias(P + "ellipsis_ratio"),
+            (text.str.count_matches(r"(?m)^[^\S\n]*[•\-]") / n_lines).alias(P + "bullet_lines"),
+            (text.str.count_matches(r"(?m)(?:\.\.\.|…)[^\S\n]*$") / n_lines).alias(P + "ellipsis_lines"),
+            (letters / pl.when(share_of > 0).then(share_of)).alias(P + "alpha_words"),
+            pl.col("stop_words").alias(P + "stop_words"),
+        ).drop(per_doc.columns)
 
     def rules(self) -> list[Rule]:
         m = {name: pl.col(P + name) for name in ("words", "mean_word_length", "hash_ratio", "ellipsis_ratio")}

@@ -10,18 +10,21 @@ Polars and n-grams are rolling hashes in NumPy, so no per-document Python runs.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 import numpy as np
 import polars as pl
 from pydantic import Field
 
-from filters.text_units import CJK_CHAR, INVISIBLE, tokens
+from filters.text_units import INVISIBLE, TOKENS, cjk_share
 from pipelines.stage import TEXT, Filter, Rule
 
 P = "gopher_repetition_"
 MIX = np.uint64(0x9E3779B97F4A7C15)
 MIX_DOC = np.uint64(0xC2B2AE3D27D4EB4F)
+CHUNK_TOKENS = 200_000
+"""Documents are measured in runs of about this many tokens: hash tables that fit in the CPU cache
+make that twice as fast as one run over a whole batch."""
 POSITIONS = 1 << 40
 """More token positions than a batch holds."""
 ZERO_WIDTH = r"^[\s\p{Cf}]*\p{Cf}[\s\p{Cf}]*$"
@@ -82,6 +85,15 @@ def _repeats(key: np.ndarray, at: np.ndarray, n: int) -> list[int]:
 
 
 def _ngram_fractions(toks: pl.Series, top_ns: list[int], dup_ns: list[int]) -> dict[str, np.ndarray]:
+    """`_chunk_fractions` over runs of whole documents of about CHUNK_TOKENS tokens each."""
+    counts = toks.list.len().fill_null(0).to_numpy()
+    run = (np.cumsum(counts) - counts) // CHUNK_TOKENS
+    cuts = [0, *(np.flatnonzero(np.diff(run)) + 1).tolist(), len(toks)]
+    parts = [_chunk_fractions(toks.slice(a, b - a), top_ns, dup_ns) for a, b in zip(cuts, cuts[1:])]
+    return {key: np.concatenate([part[key] for part in parts]) for key in parts[0]} if parts else {}
+
+
+def _chunk_fractions(toks: pl.Series, top_ns: list[int], dup_ns: list[int]) -> dict[str, np.ndarray]:
     """Characters of each document's most frequent n-gram (times its count, joined with spaces)
     and characters covered by n-grams seen earlier in the document (scanning left to right and
     jumping past each repeat, as Gopher's reference code does).
@@ -122,6 +134,7 @@ DupN = Annotated[int, Field(ge=5, le=10)]
 
 class GopherRepetition(Filter):
     type: Literal["gopher_repetition"] = "gopher_repetition"
+    shared: ClassVar = (TOKENS,)
     max_dup_para_frac: float = Field(0.3, ge=0, le=1, description="largest share of paragraphs that repeat an earlier one")
     max_dup_para_char_frac: float = Field(0.2, ge=0, le=1, description="largest share of characters in repeated paragraphs")
     max_dup_line_frac: float = Field(0.3, ge=0, le=1, description="largest share of lines that repeat an earlier one")
@@ -152,7 +165,7 @@ class GopherRepetition(Filter):
         paragraphs = text.str.strip_chars().str.replace_all(r"\n{2,}", "\x00").str.split("\x00")
         paras = _duplicates(df, paragraphs, "para", INVISIBLE)
         lines = _duplicates(df, text.str.replace_all(r"\n+", "\n").str.split("\n"), "line", ZERO_WIDTH)
-        toks = df.select(tokens(text)).to_series()
+        toks = TOKENS.of(df)
         top_ns = sorted({*self.max_top_ngram_frac, *self.cjk_max_top_ngram_frac})
         dup_ns = sorted({*self.max_dup_ngram_frac, *self.cjk_max_dup_ngram_frac})
         grams = _ngram_fractions(toks, top_ns, dup_ns)
@@ -163,7 +176,7 @@ class GopherRepetition(Filter):
             (pl.col("_dup_line_chars") / size).alias(P + "dup_line_char_frac"),
             *((pl.col(f"top_{n}") / size).alias(f"{P}top_{n}_gram") for n in top_ns),
             *((pl.col(f"dup_{n}") / size).alias(f"{P}dup_{n}_gram") for n in dup_ns),
-            (text.str.count_matches(CJK_CHAR) / toks.list.len()).alias(P + "cjk_share"),
+            cjk_share(toks.list.len()).alias(P + "cjk_share"),
         ).drop("_dup_para_chars", "_dup_line_chars", *grams)
 
     def rules(self) -> list[Rule]:

@@ -7,7 +7,10 @@ the published filters use through datatrove) so English figures match theirs.
 
 from __future__ import annotations
 
+import numpy as np
 import polars as pl
+
+from pipelines.stage import TEXT, SharedColumn
 
 CJK = r"\p{Han}\p{Hiragana}\p{Katakana}\x{30FC}"
 """Characters that are tokens on their own (Han, kana and the long-vowel mark)."""
@@ -83,6 +86,36 @@ def tokens(text: pl.Expr) -> pl.Expr:
 def token_count(text: pl.Expr) -> pl.Expr:
     """The number of tokens of each document, without building the lists (half the time)."""
     return _spaced(text).str.count_matches(TOKEN)
+
+
+TOKENS = SharedColumn("_cm_tokens", tokens)
+"""The token lists, computed once per batch for all the quality filters that read them."""
+
+
+def token_counts(df: pl.DataFrame) -> pl.Series:
+    """Tokens per document: the shared lists' lengths where a runner made them, else counted."""
+    if TOKENS.name in df.columns:
+        return TOKENS.of(df).list.len()
+    return df.select(token_count(pl.col(TEXT))).to_series()
+
+
+def cjk_share(n_tokens: pl.Series) -> pl.Expr:
+    """The share of a document's tokens that are CJK characters: documents at 0.5 or more are
+    measured by the rules' CJK thresholds."""
+    n = pl.lit(n_tokens)
+    return pl.col(TEXT).str.count_matches(CJK_CHAR) / pl.when(n > 0).then(n)
+
+
+def code_points(texts: pl.Series, gap: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """All documents as one array of code points, each followed by `gap` separators that equal no
+    character and no other separator (0x110000 and up), and the offset where each document starts.
+    Lets NumPy compare neighbouring characters across a whole batch at once."""
+    lengths = texts.str.len_chars().fill_null(0).to_numpy().astype(np.int64) + gap
+    joined = (texts.fill_null("") + "\x00" * gap).str.join("").item()
+    points = np.frombuffer(joined.encode("utf-32-le"), dtype=np.uint32).copy()
+    separators = np.flatnonzero(points == 0)  # (a NUL inside a text becomes a separator too: fine)
+    points[separators] = 0x110000 + np.arange(len(separators), dtype=np.uint32)
+    return points, np.cumsum(lengths) - lengths
 
 
 def lines(text: pl.Expr) -> pl.Expr:

@@ -36,7 +36,7 @@ from pipelines.progress import Reporter
 from pipelines.shards import (
     ID, ORDER, SOURCE, TEXT, InputPlan, ShardWriter, Unit, plan_input, read_unit, write_json, write_parquet, write_text,
 )
-from pipelines.stage import Context, GlobalStage, Stage
+from pipelines.stage import Context, GlobalStage, Mapper, Stage, share_columns, without_shared
 from pipelines.stats import StageStats, text_bytes
 
 WORK = "_work"
@@ -135,14 +135,16 @@ def run_stages(seg: Segment, df: pl.DataFrame, ctx: Context | None, stats: list[
     """One batch through a segment's stages (both engines): the kept rows, and each stage's removed rows."""
     bytes_in = text_bytes(df) if bytes_in is None else bytes_in
     removed: list[tuple[str, pl.DataFrame]] = []
-    for stage, stage_stats in zip(seg.all_stages, stats):
+    stages = seg.all_stages
+    for i, (stage, stage_stats) in enumerate(zip(stages, stats)):
         started = time.perf_counter()
+        df = share_columns(df, stages[i:])
         result = stage.apply(df, ctx) if stage is seg.head else stage.process(df)
         bytes_in = stage_stats.record(df, result, time.perf_counter() - started, bytes_in)
         if result.rejected.height:
-            removed.append((stage.label, result.rejected))
-        df = result.kept
-    return df, removed
+            removed.append((stage.label, without_shared(result.rejected, stages)))
+        df = without_shared(result.kept, stages) if isinstance(stage, Mapper) else result.kept
+    return without_shared(df, stages), removed
 
 
 class InputUnreadable(Exception):

@@ -448,7 +448,7 @@ def _output_distribution(run: Run) -> str:
     columns = [f.name for f in schema if f.name not in skip and not f.name.endswith("_id")]
     sample = _sample(data, SAMPLE_ROWS, columns, {})
     numeric = [c for c in columns if _numeric(sample, c)]
-    if not numeric:
+    if not numeric or not sample.height:  # (no kept document: an empty part with the schema)
         return ""
     weight = run.rows(data) / sample.height
     fig, axes = _grid(len(numeric))

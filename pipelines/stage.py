@@ -9,7 +9,7 @@ Every stage also runs alone on a DataFrame or an Arrow table: `.filter(df)`, `.a
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -81,6 +81,24 @@ class Context:
         self.__init__(**state)  # type: ignore[misc]
 
 
+@dataclass(frozen=True)
+class SharedColumn:
+    """A per-batch column that several stages read (the token lists of the quality filters).
+
+    A runner computes it once per batch for the stages that declare it in `shared`, and drops it
+    before rows are written; a stage run on its own computes it itself.
+    """
+
+    name: str
+    compute: Callable[[pl.Expr], pl.Expr]
+    """From the text column to the column's values."""
+
+    def of(self, df: pl.DataFrame) -> pl.Series:
+        if self.name in df.columns:
+            return df.get_column(self.name)
+        return df.select(self.compute(pl.col(TEXT)).alias(self.name)).to_series()
+
+
 class Stage(BaseModel):
     """Base of all stages. Subclasses declare `type: Literal["..."] = "..."` and their parameters."""
 
@@ -88,6 +106,9 @@ class Stage(BaseModel):
 
     type: str
     name: str | None = Field(None, description="label in stats and reasons; distinguishes two stages of one type")
+
+    shared: ClassVar[tuple[SharedColumn, ...]] = ()
+    """Per-batch columns this stage reads that other stages may read too."""
 
     @property
     def label(self) -> str:
@@ -116,6 +137,22 @@ def _checked(df: pl.DataFrame) -> pl.DataFrame:
     if TEXT not in df.columns:
         raise ValueError(f"the frame has no '{TEXT}' column (columns: {', '.join(df.columns)})")
     return df
+
+
+def share_columns(df: pl.DataFrame, stages: Sequence[Stage]) -> pl.DataFrame:
+    """`df` plus the shared columns the first stage reads and a later one reads too, unless the
+    text changes in between (a `Mapper`); columns already there are reused."""
+    later: set[str] = set()
+    for stage in stages[1:]:
+        later.update(column.name for column in stage.shared)
+        if isinstance(stage, Mapper):
+            break
+    wanted = [c for c in stages[0].shared if c.name in later and c.name not in df.columns] if stages else []
+    return df.with_columns(c.compute(pl.col(TEXT)).alias(c.name) for c in wanted) if wanted else df
+
+
+def without_shared(df: pl.DataFrame, stages: Sequence[Stage]) -> pl.DataFrame:
+    return df.drop([c.name for stage in stages for c in stage.shared], strict=False)
 
 
 class DocumentStage(Stage):

