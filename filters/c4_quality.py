@@ -18,7 +18,7 @@ from typing import Literal
 import polars as pl
 from pydantic import Field
 
-from filters.text_units import CJK, CJK_CHAR, lines
+from filters.text_units import CJK, CJK_CHAR, cjk_limit, lines
 from pipelines.stage import TEXT, Filter, Rule
 
 P = "c4_quality_"
@@ -104,7 +104,6 @@ class C4Quality(Filter):
             rules.append(Rule("lorem_ipsum", pl.col(P + "lorem_ipsum"), P + "lorem_ipsum"))
         if self.curly_bracket:
             rules.append(Rule("curly_bracket", pl.col(P + "curly_bracket"), P + "curly_bracket"))
-        cjk = pl.col(P + "cjk_share") >= self.cjk_share
-        fewest = pl.when(cjk).then(self.cjk_min_sentences).otherwise(self.min_sentences)
-        rules.append(Rule("too_few_sentences", pl.col(P + "sentences") < fewest, P + "sentences", self.min_sentences))
+        fewest = cjk_limit(P + "cjk_share", self.cjk_share, self.min_sentences, self.cjk_min_sentences)
+        rules.append(Rule.below("too_few_sentences", P + "sentences", self.min_sentences, fewest))
         return rules

@@ -78,6 +78,6 @@ class CharRepetition(Filter):
 
     def rules(self) -> list[Rule]:
         return [
-            Rule("repeated_chars", pl.col(P + "repeated") > self.max_repeated, P + "repeated", self.max_repeated),
-            Rule("long_stretch", pl.col(P + "longest") > self.max_stretch, P + "longest", self.max_stretch),
+            Rule.above("repeated_chars", P + "repeated", self.max_repeated),
+            Rule.above("long_stretch", P + "longest", self.max_stretch),
         ]

@@ -56,7 +56,7 @@ class CjkJunk(Filter):
 
     def rules(self) -> list[Rule]:
         return [
-            Rule(name, pl.col(P + name) > limit, P + name, limit)
+            Rule.above(name, P + name, limit)
             for name, limit in (
                 ("spaced_han", self.max_spaced_han),
                 ("fullwidth_latin", self.max_fullwidth_latin),

@@ -17,7 +17,7 @@ from typing import ClassVar, Literal
 import polars as pl
 from pydantic import Field
 
-from filters.text_units import CJK_CHAR, TOKENS, cjk_share, ends_sentence, token_counts, visible
+from filters.text_units import CJK_CHAR, TOKENS, cjk_limit, cjk_share, ends_sentence, token_counts, visible
 from pipelines.stage import TEXT, Filter, Rule
 
 P = "fineweb_quality_"
@@ -65,15 +65,13 @@ class FinewebQuality(Filter):
         ).drop("_lines", "_punct", "_short", "_dup_chars")
 
     def rules(self) -> list[Rule]:
-        cjk = pl.col(P + "cjk_share") >= self.cjk_share
-
-        def limit(english: float, chinese: float) -> pl.Expr:
-            return pl.when(cjk).then(pl.lit(chinese, pl.Float64)).otherwise(pl.lit(english, pl.Float64))
+        def limit(english: float, cjk: float) -> pl.Expr:
+            return cjk_limit(P + "cjk_share", self.cjk_share, english, cjk)
 
         return [
             Rule("empty", pl.col(P + "empty"), P + "empty"),
-            Rule("line_punct_ratio", pl.col(P + "line_punct") < limit(self.min_line_punct, self.cjk_min_line_punct), P + "line_punct", self.min_line_punct),
-            Rule("short_line_ratio", pl.col(P + "short_lines") > limit(self.max_short_lines, self.cjk_max_short_lines), P + "short_lines", self.max_short_lines),
-            Rule("char_dup_ratio", pl.col(P + "dup_line_chars") > limit(self.max_dup_line_chars, self.cjk_max_dup_line_chars), P + "dup_line_chars", self.max_dup_line_chars),
-            Rule("list_ratio", pl.col(P + "newlines_per_word") > self.max_newlines_per_word, P + "newlines_per_word", self.max_newlines_per_word),
+            Rule.below("line_punct_ratio", P + "line_punct", self.min_line_punct, limit(self.min_line_punct, self.cjk_min_line_punct)),
+            Rule.above("short_line_ratio", P + "short_lines", self.max_short_lines, limit(self.max_short_lines, self.cjk_max_short_lines)),
+            Rule.above("char_dup_ratio", P + "dup_line_chars", self.max_dup_line_chars, limit(self.max_dup_line_chars, self.cjk_max_dup_line_chars)),
+            Rule.above("list_ratio", P + "newlines_per_word", self.max_newlines_per_word),
         ]

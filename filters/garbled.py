@@ -79,7 +79,7 @@ class Garbled(Filter):
 
     def rules(self) -> list[Rule]:
         return [
-            Rule(name, pl.col(P + name) > limit, P + name, limit)
+            Rule.above(name, P + name, limit)
             for name, limit in (
                 ("replacement", self.max_replacement),
                 ("control", self.max_control),

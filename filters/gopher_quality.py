@@ -92,17 +92,17 @@ class GopherQuality(Filter):
         ).drop(per_doc.columns)
 
     def rules(self) -> list[Rule]:
-        m = {name: pl.col(P + name) for name in ("words", "mean_word_length", "hash_ratio", "ellipsis_ratio")}
+        length = pl.col(P + "mean_word_length")
         alphabetic = pl.col(P + "cjk_share") <= self.max_cjk_share_for_word_length
         return [
-            Rule("too_few_words", m["words"] < self.min_words, P + "words", self.min_words),
-            Rule("too_many_words", m["words"] > self.max_words, P + "words", self.max_words),
-            Rule("short_words", alphabetic & (m["mean_word_length"] < self.min_mean_word_length), P + "mean_word_length", self.min_mean_word_length),
-            Rule("long_words", alphabetic & (m["mean_word_length"] > self.max_mean_word_length), P + "mean_word_length", self.max_mean_word_length),
-            Rule("hashes", m["hash_ratio"] > self.max_hash_ratio, P + "hash_ratio", self.max_hash_ratio),
-            Rule("ellipses", m["ellipsis_ratio"] > self.max_ellipsis_ratio, P + "ellipsis_ratio", self.max_ellipsis_ratio),
-            Rule("bullet_lines", pl.col(P + "bullet_lines") > self.max_bullet_lines, P + "bullet_lines", self.max_bullet_lines),
-            Rule("ellipsis_lines", pl.col(P + "ellipsis_lines") > self.max_ellipsis_lines, P + "ellipsis_lines", self.max_ellipsis_lines),
-            Rule("few_alpha_words", pl.col(P + "alpha_words") < self.min_alpha_words, P + "alpha_words", self.min_alpha_words),
-            Rule("few_stop_words", pl.col(P + "stop_words") < self.min_stop_words, P + "stop_words", self.min_stop_words),
+            Rule.below("too_few_words", P + "words", self.min_words),
+            Rule.above("too_many_words", P + "words", self.max_words),
+            Rule("short_words", alphabetic & (length < self.min_mean_word_length), P + "mean_word_length", self.min_mean_word_length),
+            Rule("long_words", alphabetic & (length > self.max_mean_word_length), P + "mean_word_length", self.max_mean_word_length),
+            Rule.above("hashes", P + "hash_ratio", self.max_hash_ratio),
+            Rule.above("ellipses", P + "ellipsis_ratio", self.max_ellipsis_ratio),
+            Rule.above("bullet_lines", P + "bullet_lines", self.max_bullet_lines),
+            Rule.above("ellipsis_lines", P + "ellipsis_lines", self.max_ellipsis_lines),
+            Rule.below("few_alpha_words", P + "alpha_words", self.min_alpha_words),
+            Rule.below("few_stop_words", P + "stop_words", self.min_stop_words),
         ]

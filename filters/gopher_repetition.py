@@ -16,7 +16,7 @@ import numpy as np
 import polars as pl
 from pydantic import Field
 
-from filters.text_units import INVISIBLE, TOKENS, cjk_share
+from filters.text_units import INVISIBLE, TOKENS, cjk_limit, cjk_share
 from pipelines.stage import TEXT, Filter, Rule
 
 P = "gopher_repetition_"
@@ -182,7 +182,7 @@ class GopherRepetition(Filter):
     def rules(self) -> list[Rule]:
         rules = [Rule("empty", pl.col(TEXT).str.contains(r"^\s*$"))]
         rules += [
-            Rule(name, pl.col(P + name) > limit, P + name, limit)
+            Rule.above(name, P + name, limit)
             for name, limit in (
                 ("dup_para_frac", self.max_dup_para_frac),
                 ("dup_para_char_frac", self.max_dup_para_char_frac),
@@ -190,13 +190,11 @@ class GopherRepetition(Filter):
                 ("dup_line_char_frac", self.max_dup_line_char_frac),
             )
         ]
-        cjk = pl.col(P + "cjk_share") >= self.cjk_share
         for kind, limits, cjk_limits in (
             ("top", self.max_top_ngram_frac, self.cjk_max_top_ngram_frac),
             ("dup", self.max_dup_ngram_frac, self.cjk_max_dup_ngram_frac),
         ):
             for n in sorted({*limits, *cjk_limits}):
-                name, limit, cjk_limit = f"{kind}_{n}_gram", limits.get(n), cjk_limits.get(n)
-                fails = pl.col(P + name) > pl.when(cjk).then(pl.lit(cjk_limit, pl.Float64)).otherwise(pl.lit(limit, pl.Float64))
-                rules.append(Rule(name, fails, P + name, limit))
+                name, limit = f"{kind}_{n}_gram", limits.get(n)
+                rules.append(Rule.above(name, P + name, limit, cjk_limit(P + "cjk_share", self.cjk_share, limit, cjk_limits.get(n))))
         return rules

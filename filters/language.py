@@ -101,6 +101,6 @@ class Language(Filter):
             return []
         return [
             Rule(f"not_in[{','.join(self.languages)}]", ~pl.col(LANGUAGE).is_in(self.languages).fill_null(False), LANGUAGE),
-            Rule("low_score", pl.col(SCORE) < self.min_score, SCORE, self.min_score),
+            Rule.below("low_score", SCORE, self.min_score),
         ]
 

@@ -118,6 +118,12 @@ def code_points(texts: pl.Series, gap: int = 1) -> tuple[np.ndarray, np.ndarray]
     return points, np.cumsum(lengths) - lengths
 
 
+def cjk_limit(share: str, cjk_share: float, limit: float | None, cjk: float | None) -> pl.Expr:
+    """A rule's limit per document: `cjk` where the document's CJK share (column `share`) is at
+    least `cjk_share`, else `limit` (none: the rule does not apply)."""
+    return pl.when(pl.col(share) >= cjk_share).then(pl.lit(cjk, pl.Float64)).otherwise(pl.lit(limit, pl.Float64))
+
+
 def lines(text: pl.Expr) -> pl.Expr:
     """The lines of each document, split as Python's str.splitlines (without the trailing empty one)."""
     unified = text.str.replace_all(LINE_BREAK, "\n")

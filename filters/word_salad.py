@@ -74,6 +74,6 @@ class WordSalad(Filter):
 
     def rules(self) -> list[Rule]:
         return [
-            Rule("lowercase_starts", pl.col(P + "lowercase_starts") > self.max_lowercase_starts, P + "lowercase_starts", self.max_lowercase_starts),
-            Rule("few_word_pairs", pl.col(P + "word_pairs") < self.min_word_pairs, P + "word_pairs", self.min_word_pairs),
+            Rule.above("lowercase_starts", P + "lowercase_starts", self.max_lowercase_starts),
+            Rule.below("few_word_pairs", P + "word_pairs", self.min_word_pairs),
         ]

@@ -114,14 +114,10 @@ def run_unit(job: Job, unit: Unit) -> dict[str, Any]:
                 rejected[label].write(rows)
             if seg.writes and (df.height or kept.writer is None):
                 kept.write(df)
-            if seg.scan_for and df.height:
-                summary = seg.scan_for.scan(df)
-                if summary is not None and summary.height:
-                    scans.write(summary)
+            if (summary := scan_summary(seg, df)) is not None:
+                scans.write(summary)
     except InputUnreadable as error:
-        if job.input.on_error != "skip":
-            raise UserError(str(error)) from None
-        marker = {"unit": unit.index, "skipped": str(error)}
+        marker = skipped(job, unit, error)
     else:
         for writer in (kept, scans, *rejected.values()):
             writer.close()
@@ -147,8 +143,23 @@ def run_stages(seg: Segment, df: pl.DataFrame, ctx: Context | None, stats: list[
     return without_shared(df, stages), removed
 
 
+def scan_summary(seg: Segment, df: pl.DataFrame) -> pl.DataFrame | None:
+    """The next global stage's scan of a batch's kept rows (both engines); none when it has nothing."""
+    if seg.scan_for is None or not df.height:
+        return None
+    summary = seg.scan_for.scan(df)
+    return summary if summary is not None and summary.height else None
+
+
 class InputUnreadable(Exception):
     pass
+
+
+def skipped(job: Job, unit: Unit, error: InputUnreadable) -> dict[str, Any]:
+    """The marker of a unit that could not be read, where the input says to skip; else a user error."""
+    if job.input.on_error != "skip":
+        raise UserError(str(error)) from None
+    return {"unit": unit.index, "skipped": str(error)}
 
 
 def _batches(job: Job, unit: Unit) -> Iterator[pl.DataFrame]:

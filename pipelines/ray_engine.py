@@ -53,6 +53,8 @@ from pipelines.local import (
     plan_segments,
     prepare_output,
     run_stages,
+    scan_summary,
+    skipped,
     unit_file,
 )
 from pipelines.progress import Reporter, Task
@@ -291,10 +293,7 @@ class _Reader:
         try:
             yield from input_batches(job, unit)
         except InputUnreadable as error:
-            if job.input.on_error != "skip":
-                raise UserError(str(error)) from None
-            marker = {"unit": unit.index, "skipped": str(error)}
-            write_json(unit_file(job.work / f"seg-{job.segment.index}", unit.index, "json"), marker)
+            write_json(unit_file(job.work / f"seg-{job.segment.index}", unit.index, "json"), skipped(job, unit, error))
 
 
 # map --------------------------------------------------------------------------------------------
@@ -347,10 +346,8 @@ class _SegmentWorker:
             for label, rows in removed:
                 rejected[label].append(rows)
             kept.append(batch)
-            if seg.scan_for and batch.height:
-                summary = seg.scan_for.scan(batch)
-                if summary is not None and summary.height:
-                    scans.append(summary)
+            if (summary := scan_summary(seg, batch)) is not None:
+                scans.append(summary)
         if job.keep_rejected:
             for label, frames in rejected.items():
                 write_parquet(pl.concat(frames, how="diagonal_relaxed"), job.work / "rejected" / label / f"{name}.parquet")

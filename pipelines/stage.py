@@ -171,6 +171,17 @@ class Rule:
     metric: str | None = None
     threshold: float | None = None
 
+    @classmethod
+    def above(cls, name: str, metric: str, limit: float | None, per_document: pl.Expr | None = None) -> Rule:
+        """Fails where the `metric` column exceeds `limit` (or `per_document`, a limit that depends
+        on the document, such as the CJK thresholds; `limit` is then the one shown)."""
+        return cls(name, pl.col(metric) > (limit if per_document is None else per_document), metric, limit)
+
+    @classmethod
+    def below(cls, name: str, metric: str, limit: float | None, per_document: pl.Expr | None = None) -> Rule:
+        """Fails where the `metric` column is under `limit` (or `per_document`)."""
+        return cls(name, pl.col(metric) < (limit if per_document is None else per_document), metric, limit)
+
 
 class Filter(DocumentStage):
     """Scoring separate from selecting: `measure` adds columns, `rules` turn them into reasons."""
