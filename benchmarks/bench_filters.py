@@ -213,7 +213,7 @@ def language_accuracy() -> list[tuple[str, int, float]]:
 
     df = Language().annotate(pl.read_parquet(DATA / "langid_lingua_75lang.parquet"))
     table = df.group_by("lang").agg(pl.len().alias("n"), (pl.col("language") == pl.col("lang")).mean().alias("accuracy"))
-    return sorted(table.iter_rows(), key=lambda r: -r[2])
+    return sorted(table.iter_rows(), key=lambda r: (-r[2], r[0]))
 
 
 def keep_rates() -> dict[str, tuple[int, int]]:
