@@ -151,9 +151,11 @@ def _banding(threshold: float, num_perm: int, verify: str) -> tuple[int, int]:
 
 
 def _read_edges(files: list[Path]) -> pl.DataFrame:
+    """The distinct pairs of all partitions: two documents meet in every band they share, and the
+    bands' keys fall in different partitions, so one pair may be in several files."""
     if not files:
         return pl.DataFrame(schema={"a": pl.UInt64, "b": pl.UInt64})
-    return pl.read_parquet(files).sort("a", "b")
+    return pl.read_parquet(files).unique().sort("a", "b")
 
 
 def _split(job: tuple[Path, str, int, Path]) -> None:

@@ -235,3 +235,18 @@ def test_connected_components_match_a_reference() -> None:
         ra, rb = find(a), find(b)
         parent[max(ra, rb)] = min(ra, rb)
     assert [find(n) for n in nodes.tolist()] == roots.tolist()
+
+
+@pytest.mark.parametrize("partition_mb", [256, 0.0001])
+def test_candidate_pairs_count_each_pair_once_however_many_partitions(tmp_path: Path, partition_mb: float) -> None:
+    """Five copies meet in every band; spread over many partitions they are still 4 pairs, verified once."""
+    rng = random.Random(3)
+    texts = [document(rng, 60)] * 5 + [document(rng, 60) for _ in range(5)]
+    df = pl.DataFrame({"id": [str(i) for i in range(10)], "text": texts}).with_row_index(ORDER).with_columns(pl.col(ORDER).cast(pl.UInt64))
+    stage = MinhashDedup(partition_mb=partition_mb)
+    scan = tmp_path / "scan.parquet"
+    stage.scan(df).write_parquet(scan)
+    details = stage.decide([scan], Context(workdir=tmp_path / "work"))
+    assert (partition_mb < 1) == (details["partitions"] > 1)
+    assert details["candidate_pairs"] == details["verified_pairs"] == 4
+    assert details["clusters"] == 1 and details["duplicates"] == 4
