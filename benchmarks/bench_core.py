@@ -1,11 +1,12 @@
 """Core throughput: a `normalize` + `length` run against a plain pyarrow read→write of the same shards.
 
-    .venv/bin/python benchmarks/bench_core.py [--mb 200] [--workers 1 2]
+    .venv/bin/python benchmarks/bench_core.py [--mb 200] [--workers 1 2] [--stages core|preset]
 
 Builds a corpus from ../shared/data (real English, multilingual and Chinese web text, repeated
 with distinct ids), then times, in the same process and on the same files:
   baseline  pyarrow: read every shard, write it again with zstd (the floor for any Parquet tool)
-  cleanmix  `run_local` with normalize + length, keep_rejected on, for each worker count
+  cleanmix  `run_local` with normalize + length (or, with `--stages preset`, every stage of the
+            demo preset but mix: the whole cleaning chain), keep_rejected on, for each worker count
 and prints docs/s, MB/s and the ratio to the baseline.
 """
 
@@ -64,12 +65,23 @@ def report_seconds(out: Path) -> float:
     return time.perf_counter() - started
 
 
-def cleanmix(folder: Path, out: Path, workers: int) -> float:
+CORE = [{"type": "normalize"}, {"type": "length", "min_chars": 200}]
+PRESET = Path(__file__).resolve().parents[1] / "pipelines" / "presets" / "demo.yaml"
+
+
+def preset_stages() -> list[dict]:
+    """The demo preset's stages less mix (the benchmark corpus has no sources to mix)."""
+    import yaml
+
+    return [stage for stage in yaml.safe_load(PRESET.read_text())["stages"] if stage["type"] != "mix"]
+
+
+def cleanmix(folder: Path, out: Path, workers: int, stages: list[dict]) -> float:
     config = validate_pipeline({
         "input": {"path": str(folder)},
-        "output": {"path": str(out)},
+        "output": {"path": str(out), "keep_rejected": True},
         "workers": workers,
-        "stages": [{"type": "normalize"}, {"type": "length", "min_chars": 200}],
+        "stages": stages,
     })
     started = time.perf_counter()
     run_local(config, "bench", Reporter(quiet=True))
@@ -80,7 +92,10 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--mb", type=int, default=200)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--stages", choices=["core", "preset"], default="core")
     args = parser.parse_args()
+    stages = CORE if args.stages == "core" else preset_stages()
+    name = "normalize+length" if args.stages == "core" else "preset less mix"
     with tempfile.TemporaryDirectory(prefix="cleanmix-bench-") as tmp:
         root = Path(tmp)
         docs, nbytes = build_corpus(root / "in", args.mb)
@@ -88,10 +103,10 @@ def main() -> None:
         base = baseline(root / "in", root / "copy")
         print(f"{'pyarrow read→write':28} {base:7.2f} s  {docs / base:>10,.0f} docs/s  {nbytes / base / 1e6:7.1f} MB/s  1.00×")
         for workers in args.workers:
-            seconds = cleanmix(root / "in", root / f"out{workers}", workers)
+            seconds = cleanmix(root / "in", root / f"out{workers}", workers, stages)
             report = report_seconds(root / f"out{workers}")
             shutil.rmtree(root / f"out{workers}")
-            for label, spent in ((f"normalize+length, {workers} worker(s)", seconds), ("  the same, less report.html", seconds - report)):
+            for label, spent in ((f"{name}, {workers} worker(s)", seconds), ("  the same, less report.html", seconds - report)):
                 print(f"{label:28} {spent:7.2f} s  {docs / spent:>10,.0f} docs/s  "
                       f"{nbytes / spent / 1e6:7.1f} MB/s  {base / spent:.2f}× baseline speed")
 

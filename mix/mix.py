@@ -317,17 +317,6 @@ class Mix(GlobalStage):
         added = int((kept.get_column(REPEAT) > 0).sum())
         return StageResult(kept.with_columns(pl.col(ORDER).cast(df.schema[ORDER])), rejected, added=added)
 
-    def process(self, df: pl.DataFrame) -> StageResult:
-        """The in-memory run; kept rows come back in their interleaved order."""
-        added_order = ORDER not in df.columns
-        if added_order:
-            df = df.with_row_index(ORDER).with_columns(pl.col(ORDER).cast(pl.UInt64))
-        result = super().process(df)
-        result.kept = result.kept.sort(ORDER)
-        if added_order:
-            result.kept, result.rejected = result.kept.drop(ORDER), result.rejected.drop(ORDER)
-        return result
-
 
 # decide's passes: top-level functions so the worker pool can pickle them ---------------------
 

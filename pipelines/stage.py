@@ -283,6 +283,8 @@ class GlobalStage(Stage):
                 summary.write_parquet(scans[0])
             self.decide(scans, ctx)
             result = self.apply(df, ctx)
+        if self.reorders:  # as the engine writes them: in their new order
+            result.kept = result.kept.sort(ORDER)
         if added_order:
             result.kept = result.kept.drop(ORDER)
             result.rejected = result.rejected.drop(ORDER)
