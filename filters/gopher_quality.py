@@ -20,10 +20,10 @@ from pipelines.stage import TEXT, Filter, Rule
 P = "gopher_quality_"
 
 
-def _token_counts(tokens: pl.Series, stop_words: list[str]) -> pl.DataFrame:
+def _token_counts(tokens: pl.Series, stop_words: list[str]) -> dict[str, pl.Series]:
     """Per document: tokens, words (tokens with a letter or digit), CJK characters, tokens with a
-    letter, characters of the non-CJK words, distinct stop words. One pass over all the batch's
-    tokens at once, summed per document by NumPy."""
+    letter, characters of the non-CJK words, distinct stop words (null without text). One pass over
+    all the batch's tokens at once, summed per document by NumPy."""
     counts = tokens.list.len().fill_null(0).to_numpy()
     doc = np.repeat(np.arange(len(tokens)), counts)
     flat = tokens.explode().drop_nulls()
@@ -46,7 +46,8 @@ def _token_counts(tokens: pl.Series, stop_words: list[str]) -> pl.DataFrame:
             "stop_words": per_doc(at=distinct_stops),
         }
     )
-    return measured.select(pl.when(pl.lit(tokens.is_not_null())).then(pl.all()).name.keep())  # no text: nothing measured
+    measured = measured.select(pl.when(pl.lit(tokens.is_not_null())).then(pl.all()).name.keep())  # no text: nothing measured
+    return {name: measured.get_column(name) for name in measured.columns}
 
 
 class GopherQuality(Filter):
@@ -75,21 +76,21 @@ class GopherQuality(Filter):
     def measure(self, df: pl.DataFrame) -> pl.DataFrame:
         text = pl.col(TEXT)
         n_lines = lines(text).list.len()
-        per_doc = _token_counts(TOKENS.of(df), self.stop_words)
-        n_tokens, words, cjk, letters = (pl.col(c) for c in ("tokens", "words", "cjk", "letters"))
+        counts = {name: pl.lit(values) for name, values in _token_counts(TOKENS.of(df), self.stop_words).items()}
+        n_tokens, words, cjk, letters = counts["tokens"], counts["words"], counts["cjk"], counts["letters"]
         alpha_words = words - cjk
         share_of = n_tokens if self.alpha_share_of == "tokens" else words
-        return pl.concat([df, per_doc], how="horizontal").with_columns(
+        return df.with_columns(
             words.alias(P + "words"),
             (cjk / words).alias(P + "cjk_share"),
-            pl.when(alpha_words > 0).then(pl.col("alpha_chars") / alpha_words).alias(P + "mean_word_length"),
+            pl.when(alpha_words > 0).then(counts["alpha_chars"] / alpha_words).alias(P + "mean_word_length"),
             (text.str.count_matches("#", literal=True) / n_tokens).alias(P + "hash_ratio"),
             (text.str.count_matches(r"\.\.\.|…") / n_tokens).alias(P + "ellipsis_ratio"),
             (text.str.count_matches(r"(?m)^[^\S\n]*[•\-]") / n_lines).alias(P + "bullet_lines"),
             (text.str.count_matches(r"(?m)(?:\.\.\.|…)[^\S\n]*$") / n_lines).alias(P + "ellipsis_lines"),
             (letters / pl.when(share_of > 0).then(share_of)).alias(P + "alpha_words"),
-            pl.col("stop_words").alias(P + "stop_words"),
-        ).drop(per_doc.columns)
+            counts["stop_words"].alias(P + "stop_words"),
+        )
 
     def rules(self) -> list[Rule]:
         length = pl.col(P + "mean_word_length")

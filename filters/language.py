@@ -6,10 +6,11 @@ first `max_chars` characters are classified, newlines made spaces (fast-langdete
 would cut the text to 80 characters). The script corrects the model where it is known to fail: short Chinese
 sentences come out `ja` (or `wuu`, `sr`, `ko`...), but text whose letters are mostly Han, without
 kana, is Chinese; its score is then the larger of the model's Chinese-label probability and the
-Han share of its letters. Where that share alone reaches `min_score`, the model is not run: the
-document is kept as Chinese whatever it says, and Han text is its slowest input (a run of Han
-characters is one unknown word to fastText, whose every 2-4 character piece it looks up: ten
-times the cost per character of English).
+Han share of its letters. Where that share is at least `script_only` (and `min_score`), the model
+is not run and the score is the share: the document is Chinese whatever the model says, and Han
+text is its slowest input (a run of Han characters is one unknown word to fastText, whose every
+2-4 character piece it looks up: over ten times the cost per character of English). Decisions are
+the same as with the model; only such a document's score may be lower than the model's.
 """
 
 from __future__ import annotations
@@ -69,6 +70,9 @@ class Language(Filter):
     min_han_share: float = Field(
         0.5, ge=0, le=1, description="text without kana whose letters are at least this share Han is Chinese (zh)"
     )
+    script_only: float = Field(
+        0.9, ge=0, le=1, description="Chinese text whose letters are at least this share Han is scored by that share, without the model"
+    )
 
     keeps: ClassVar[tuple[str, ...]] = (LANGUAGE, SCORE)
 
@@ -79,7 +83,7 @@ class Language(Filter):
         letters = pl.col("_head").str.count_matches(r"\p{L}")
         han_share = pl.when(letters > 0).then(pl.col("_head").str.count_matches(r"\p{Han}") / letters).otherwise(0.0)
         chinese = (pl.col("_han_share") >= self.min_han_share) & ~pl.col("_head").str.contains(r"[\p{Hiragana}\p{Katakana}]")
-        settled = pl.col("_han") & (pl.col("_han_share") >= self.min_score)
+        settled = pl.col("_han") & (pl.col("_han_share") >= max(self.script_only, self.min_score))
         line = pl.when(~settled).then(pl.col("_head").str.replace_all(r"\s+", " ").str.strip_chars())
         found = line.map_batches(lambda lines: _identify_batch(lines, path), return_dtype=STRUCT)
         return (

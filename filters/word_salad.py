@@ -9,6 +9,8 @@ is any word, mostly lower-case.
 Chinese has no case and no spaces; there the sign is the characters' neighbours. In prose, half
 of all pairs of adjacent Han characters are pairs found inside common words (中国, 发展, 經濟); in
 shuffled text, under a tenth are (filters/resources/zh_word_pairs.txt, from jieba's dictionary).
+Registers far from modern written Chinese score lower: classical Chinese and written Cantonese
+come out near 0.11, just above the 0.1 limit.
 """
 
 from __future__ import annotations

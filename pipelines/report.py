@@ -372,6 +372,7 @@ def _filter_distribution(run: Run, index: int, stage: Filter) -> str:
     for ax, metric in zip(axes, numeric):
         thresholds = [(rule.name, rule.threshold) for rule in rules if rule.metric == metric and rule.threshold is not None]
         _histogram(ax, metric, _values(kept, metric), _values(removed, metric), weights, thresholds)
+    _fit_titles(fig, axes)
     fig.suptitle(f"{st['name']}: measured over the documents that reached it "
                  f"(blue: kept by this stage, red: removed by it; dashed: thresholds)", fontsize=9)
     note = (f"<p class=note>From a sample of {_n(kept.height)} kept and {_n(removed.height)} removed documents, "
@@ -387,11 +388,18 @@ def _grid(panels: int) -> tuple[Figure, Any]:
     rows = math.ceil(panels / 3)
     height = 2.4 * rows + 0.4
     fig = _figure(10, height, layout=None)
-    fig.subplots_adjust(left=0.07, right=0.98, bottom=0.45 / height, top=1 - 0.65 / height, wspace=0.35, hspace=0.55)
+    fig.subplots_adjust(left=0.07, right=0.98, bottom=0.45 / height, wspace=0.35)
     axes = fig.subplots(rows, 3, squeeze=False).ravel()
     for ax in axes[panels:]:
         ax.axis("off")
     return fig, axes
+
+
+def _fit_titles(fig: Figure, axes: Any) -> None:
+    """Room above each row of a grid for its titles (a threshold off the scale adds a line)."""
+    lines = [ax.get_title().count("\n") + 1 for ax in axes]
+    first, later = max(lines[:3], default=1), max(lines[3:], default=1)
+    fig.subplots_adjust(top=1 - (0.45 + 0.2 * first) / fig.get_figheight(), hspace=0.45 + 0.12 * later)
 
 
 def _numeric(df: pl.DataFrame, column: str) -> bool:
@@ -430,6 +438,7 @@ def _histogram(ax: Axes, metric: str, kept: list[float], removed: list[float], w
         ax.xaxis.set_minor_formatter(NullFormatter())
     else:
         bins = np.linspace(lo, hi if hi > lo else lo + 1, 41)
+        ax.xaxis.set_major_locator(MaxNLocator(5))  # small numbers have long labels: fewer, so they never touch
     shown = [(name, t) for name, t in shown if bins[0] <= t <= bins[-1]]  # a 0 has no place on a log axis
     clip = (lambda v: np.clip(np.asarray(v), bins[0], bins[-1]))
     ax.hist([clip(kept), clip(removed)], bins=bins, stacked=True, histtype="stepfilled", color=[KEPT, REMOVED],
@@ -459,6 +468,7 @@ def _output_distribution(run: Run) -> str:
     fig, axes = _grid(len(numeric))
     for ax, column in zip(axes, numeric):
         _histogram(ax, column, _values(sample, column), [], (weight, 0.0), [])
+    _fit_titles(fig, axes)
     fig.suptitle("columns added to the kept documents", fontsize=9)
     return "<h3>kept documents</h3>" + _svg(fig, "distributions of columns of the kept documents")
 

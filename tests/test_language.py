@@ -49,6 +49,18 @@ def test_min_score_and_model_path() -> None:
     assert stage.annotate(frame(["hello there"]))["reason"][0] == "language:low_score"
 
 
+def test_chinese_text_settled_by_its_script_skips_the_model_and_decides_the_same() -> None:
+    """Mostly-Han text is scored by its Han share without the model; text with less Han still asks the model."""
+    texts = ["今天我们在北京A区开会，讨论经济发展问题。", "今天我们在北京开会讨论经济发展问题 iPhone"]
+    fast, slow = Language().annotate(frame(texts)), Language(script_only=1.0).annotate(frame(texts))
+    assert fast["language"].to_list() == slow["language"].to_list() == ["zh", "zh"]
+    assert fast["language_score"][0] == pytest.approx(18 / 19) and slow["language_score"][0] > 0.99  # Han share vs the model
+    assert fast["language_score"][1] == slow["language_score"][1] > 0.9  # Han share 0.74: the model's probability
+    for min_score in (0.5, 0.95, 0.999):
+        assert Language(languages=["zh"], min_score=min_score).filter(frame(texts)).height == \
+            Language(languages=["zh"], min_score=min_score, script_only=1.0).filter(frame(texts)).height
+
+
 def test_long_documents_and_newlines() -> None:
     text = ("第一段的内容。\n" * 2000) + "\n\n" + TEXTS["en"]
     out = Language().annotate(frame([text, "line one\nline two\rline three"]))

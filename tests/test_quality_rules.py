@@ -243,6 +243,15 @@ def test_word_salad_in_chinese_by_character_neighbours() -> None:
     assert out["reason"].to_list() == [None, "word_salad:few_word_pairs", None, None, None]
 
 
+@pytest.mark.parametrize("stage", ALL_STAGES, ids=lambda cls: cls.__name__)
+def test_input_columns_with_plain_names_pass_through(stage: type[Filter]) -> None:
+    """A user's `tokens` or `words` column is theirs: no stage may collide with it or drop it."""
+    names = ["tokens", "words", "cjk", "letters", "stop_words", "lines", "sentences", "pairs"]
+    df = pl.DataFrame({"id": ["a", "b"], "text": [PROSE, PROSE_ZH], **{name: [1, 2] for name in names}})
+    kept = stage().filter(df)
+    assert kept.select(names).rows() == df.select(names).head(kept.height).rows() and kept.height >= 1
+
+
 def test_filter_mode_and_arrow_tables() -> None:
     df = pl.DataFrame({"id": ["a", "b"], "text": [PROSE, "word " * 20]})
     assert GopherQuality().filter(df)["id"].to_list() == ["a"]
