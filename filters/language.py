@@ -77,7 +77,6 @@ class Language(Filter):
     keeps: ClassVar[tuple[str, ...]] = (LANGUAGE, SCORE)
 
     def measure(self, df: pl.DataFrame) -> pl.DataFrame:
-        df = df.drop(LANGUAGE, SCORE, strict=False)  # a second language stage measures afresh
         path = self.model_path or bundled_model()
         text = pl.col(TEXT) if self.max_chars is None else pl.col(TEXT).str.slice(0, self.max_chars)
         letters = pl.col("_head").str.count_matches(r"\p{L}")

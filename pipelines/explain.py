@@ -42,7 +42,7 @@ def explain(config: PipelineConfig, docs: pl.DataFrame) -> list[dict[str, Any]]:
                               "note": "global stage: needs the whole corpus, not run on one document"})
             continue
         if isinstance(stage, Filter):  # measured once: `Filter.process` is `select(df, measure(df))`
-            measured = stage.measure(df)
+            measured = stage.measured(df)
             rules, result = _rules(stage, df, measured), stage.select(df, measured)
         else:
             rules, result = [[] for _ in range(rows)], stage.process(df)
@@ -74,7 +74,7 @@ def explain(config: PipelineConfig, docs: pl.DataFrame) -> list[dict[str, Any]]:
 
 
 def _rules(stage: Filter, df: pl.DataFrame, measured: pl.DataFrame) -> list[list[dict[str, Any]]]:
-    """Every rule of a filter on every row (`measured`: `stage.measure(df)`): measured value, threshold, and whether it fails."""
+    """Every rule of a filter on every row (`measured`: `stage.measured(df)`): measured value, threshold, and whether it fails."""
     rules = stage.rules()
     checks = measured.select(
         *[rule.fails.fill_null(False).alias(f"_fails{i}") for i, rule in enumerate(rules)],

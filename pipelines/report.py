@@ -362,7 +362,7 @@ def _filter_distribution(run: Run, index: int, stage: Filter) -> str:
     total_kept = sum(kept_rows)
     parts = [part for pool, n in zip(kept_pools, kept_rows) if n
              if (part := _sample(pool, math.ceil(SAMPLE_ROWS * n / total_kept), ["id", "text"], run.renames())).height]
-    kept = stage.measure(pl.concat(parts, how="diagonal_relaxed").select("id", "text")) if parts else pl.DataFrame()
+    kept = stage.measured(pl.concat(parts, how="diagonal_relaxed").select("id", "text")) if parts else pl.DataFrame()
     weights = (total_kept / kept.height if kept.height else 0.0,
                run.rows(removed_files) / removed.height if removed.height else 0.0)
     numeric = [m for m in metrics if _numeric(kept, m) or _numeric(removed, m)]

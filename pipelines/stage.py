@@ -196,6 +196,14 @@ class Filter(DocumentStage):
         """`df` plus the measured columns the rules read (prefixed with the stage type)."""
         return df
 
+    def measured(self, df: pl.DataFrame) -> pl.DataFrame:
+        """`df` plus the measured columns. `measure` sees only the text (and the columns the stage
+        reads), so no temporary column of a stage meets one of the caller's; a measured column
+        replaces an input column of its name (a second language stage measures afresh)."""
+        reads = list(dict.fromkeys([TEXT, *self.input_columns(), *(c.name for c in self.shared if c.name in df.columns)]))
+        new = self.measure(df.select(reads)).drop(reads)
+        return df.drop(new.columns, strict=False).hstack(new)
+
     def rules(self) -> list[Rule]:
         raise NotImplementedError
 
@@ -206,7 +214,7 @@ class Filter(DocumentStage):
         return pl.coalesce(checks)
 
     def process(self, df: pl.DataFrame) -> StageResult:
-        return self.select(df, self.measure(df))
+        return self.select(df, self.measured(df))
 
     def select(self, df: pl.DataFrame, measured: pl.DataFrame) -> StageResult:
         """Keep or drop by the rules, from already measured rows; histograms of every metric."""
@@ -227,7 +235,7 @@ class Filter(DocumentStage):
     def annotate(self, data: Frame) -> Frame:
         """Every row, plus the measured columns and `reason` (null where the row passes)."""
         df = _checked(to_polars(data))
-        return like(data, self.measure(df).with_columns(self.reason_expr().alias(REASON)))
+        return like(data, self.measured(df).with_columns(self.reason_expr().alias(REASON)))
 
 
 class Mapper(DocumentStage):

@@ -13,6 +13,7 @@ from filters.fineweb_quality import FinewebQuality
 from filters.garbled import Garbled
 from filters.gopher_quality import GopherQuality
 from filters.gopher_repetition import GopherRepetition
+from filters.language import Language
 from filters.text_units import tokens
 from filters.word_salad import WordSalad
 from pipelines.registry import stage_types
@@ -243,10 +244,11 @@ def test_word_salad_in_chinese_by_character_neighbours() -> None:
     assert out["reason"].to_list() == [None, "word_salad:few_word_pairs", None, None, None]
 
 
-@pytest.mark.parametrize("stage", ALL_STAGES, ids=lambda cls: cls.__name__)
-def test_input_columns_with_plain_names_pass_through(stage: type[Filter]) -> None:
-    """A user's `tokens` or `words` column is theirs: no stage may collide with it or drop it."""
-    names = ["tokens", "words", "cjk", "letters", "stop_words", "lines", "sentences", "pairs"]
+@pytest.mark.parametrize("stage", [*ALL_STAGES, Language], ids=lambda cls: cls.__name__)
+def test_input_columns_pass_through_whatever_their_names(stage: type[Filter]) -> None:
+    """A user's `tokens` or `_lines` column is theirs: no stage's working column may collide with it or drop it."""
+    names = ["tokens", "words", "cjk", "letters", "stop_words", "lines", "sentences", "pairs", "top_2", "dup_5"]
+    names += ["_line", "_lines", "_doc", "_punct", "_words", "_head", "_han", "_han_share", "_chinese", "_found", "_part", "_toks"]
     df = pl.DataFrame({"id": ["a", "b"], "text": [PROSE, PROSE_ZH], **{name: [1, 2] for name in names}})
     kept = stage().filter(df)
     assert kept.select(names).rows() == df.select(names).head(kept.height).rows() and kept.height >= 1
