@@ -311,7 +311,7 @@ def write_report(docs, size_mb, ours, theirs, everywhere, not_cjk, defaults, acc
         ),
         "",
         "Both sides run the same fastText model for language ID. cleanmix reads at most the first 4,000 characters of a",
-        "document, and does not run the model on text whose letters are Han (no kana) at least as often as `min_score`:",
+        "document, and does not run the model on text whose letters are at least 90% Han, without kana (`script_only`):",
         "the script already makes it Chinese, and fastText is slowest on Han text (each run of Han characters is one",
         "unknown word whose every 2-4 character piece is looked up). datatrove tokenizes the text again in each filter.",
         "",
