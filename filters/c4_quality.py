@@ -18,7 +18,7 @@ from typing import Literal
 import polars as pl
 from pydantic import Field
 
-from filters.text_units import CJK, CJK_CHAR, cjk_limit, lines
+from filters.text_units import CJK, CJK_CHAR, cjk_limit, cjk_share, lines
 from pipelines.stage import TEXT, Filter, Rule
 
 P = "c4_quality_"
@@ -85,7 +85,7 @@ class C4Quality(Filter):
         )
         return (
             pl.concat([df, per_doc.drop("_doc")], how="horizontal")
-            .with_columns((pl.col(TEXT).str.count_matches(CJK_CHAR) / pl.when(pl.col("_words") > 0).then("_words")).alias(P + "cjk_share"))
+            .with_columns(cjk_share(pl.col("_words")).alias(P + "cjk_share"))
             .drop("_words")
         )
 

@@ -28,7 +28,7 @@ def _token_counts(tokens: pl.Series, stop_words: list[str]) -> dict[str, pl.Seri
     doc = np.repeat(np.arange(len(tokens)), counts)
     flat = tokens.explode().drop_nulls()
     word = flat.str.contains(HAS_WORD_CHAR).to_numpy()
-    cjk = (flat.str.len_chars() == 1).to_numpy() & flat.str.contains(f"^{CJK_CHAR}$").to_numpy()
+    cjk = flat.str.contains(f"^{CJK_CHAR}$").to_numpy()
     alpha_chars = np.where(word & ~cjk, flat.str.len_chars().to_numpy(), 0)
     stop = flat.is_in(stop_words).to_numpy()
     distinct_stops = pl.DataFrame({"doc": doc[stop], "token": flat.filter(stop)}).unique()["doc"].to_numpy()
@@ -46,8 +46,7 @@ def _token_counts(tokens: pl.Series, stop_words: list[str]) -> dict[str, pl.Seri
             "stop_words": per_doc(at=distinct_stops),
         }
     )
-    measured = measured.select(pl.when(pl.lit(tokens.is_not_null())).then(pl.all()).name.keep())  # no text: nothing measured
-    return {name: measured.get_column(name) for name in measured.columns}
+    return measured.select(pl.when(pl.lit(tokens.is_not_null())).then(pl.all()).name.keep()).to_dict()  # no text: nothing measured
 
 
 class GopherQuality(Filter):

@@ -90,7 +90,7 @@ def _ngram_fractions(toks: pl.Series, top_ns: list[int], dup_ns: list[int]) -> d
     run = (np.cumsum(counts) - counts) // CHUNK_TOKENS
     cuts = [0, *(np.flatnonzero(np.diff(run)) + 1).tolist(), len(toks)]
     parts = [_chunk_fractions(toks.slice(a, b - a), top_ns, dup_ns) for a, b in zip(cuts, cuts[1:])]
-    return {key: np.concatenate([part[key] for part in parts]) for key in parts[0]} if parts else {}
+    return {key: np.concatenate([part[key] for part in parts]) for key in parts[0]}  # (cuts make at least one part)
 
 
 def _chunk_fractions(toks: pl.Series, top_ns: list[int], dup_ns: list[int]) -> dict[str, np.ndarray]:

@@ -99,10 +99,10 @@ def token_counts(df: pl.DataFrame) -> pl.Series:
     return df.select(token_count(pl.col(TEXT))).to_series()
 
 
-def cjk_share(n_tokens: pl.Series) -> pl.Expr:
-    """The share of a document's tokens that are CJK characters: documents at 0.5 or more are
-    measured by the rules' CJK thresholds."""
-    n = pl.lit(n_tokens)
+def cjk_share(n_tokens: pl.Series | pl.Expr) -> pl.Expr:
+    """The share of a document's tokens (or words) that are CJK characters: documents at 0.5 or
+    more are measured by the rules' CJK thresholds; null without any."""
+    n = pl.lit(n_tokens) if isinstance(n_tokens, pl.Series) else n_tokens
     return pl.col(TEXT).str.count_matches(CJK_CHAR) / pl.when(n > 0).then(n)
 
 
