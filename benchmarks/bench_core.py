@@ -21,9 +21,9 @@ from pathlib import Path
 import polars as pl
 import pyarrow.parquet as pq
 
-from pipelines.config import validate_pipeline
-from pipelines.local import run_local
-from pipelines.progress import Reporter
+from cleanmix.pipelines.config import validate_pipeline
+from cleanmix.pipelines.local import run_local
+from cleanmix.pipelines.progress import Reporter
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -58,7 +58,7 @@ def report_seconds(out: Path) -> float:
     """report.html is a fixed cost per run (plots, re-measured samples): timed apart, by writing it again."""
     import json
 
-    from pipelines.report import write_report
+    from cleanmix.pipelines.report import write_report
 
     started = time.perf_counter()
     write_report(out, json.loads((out / "stats" / "summary.json").read_text()))

@@ -87,7 +87,7 @@ def shifted(text: str, k: int) -> str:
 
 def build_corpus(originals: list[str], seed: int, replicas: int) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(docs, pairs): originals first, copies after; pairs labels from exact Jaccard."""
-    from dedup.shingles import normalize_expr, shingle_set
+    from cleanmix.dedup.shingles import normalize_expr, shingle_set
 
     rng = random.Random(seed)
     copies = [plant(t, rng) for t in originals]
@@ -112,8 +112,8 @@ def build_corpus(originals: list[str], seed: int, replicas: int) -> tuple[pl.Dat
 
 def run_cleanmix(path: Path, batch_rows: int = 2_000) -> dict:
     """The engine's passes, with batches read from disk one at a time (memory: a batch + decide)."""
-    from dedup.minhash_dedup import MinhashDedup
-    from pipelines.stage import ORDER, Context
+    from cleanmix.dedup.minhash_dedup import MinhashDedup
+    from cleanmix.pipelines.stage import ORDER, Context
 
     stage = MinhashDedup(threshold=THRESHOLD)
     total = pl.scan_parquet(path).select(pl.len()).collect().item()
@@ -141,7 +141,7 @@ def run_cleanmix(path: Path, batch_rows: int = 2_000) -> dict:
 def run_datasketch(path: Path) -> dict:
     from datasketch import MinHash, MinHashLSH
 
-    from dedup.shingles import normalize_expr, shingle_set
+    from cleanmix.dedup.shingles import normalize_expr, shingle_set
 
     df = pl.read_parquet(path)
     t0 = time.perf_counter()
@@ -170,7 +170,7 @@ def run_signature_speed(path: Path) -> dict:
     """
     from datasketch import MinHash
 
-    from dedup.shingles import normalize_expr, shingle_hashes, shingle_set, signatures
+    from cleanmix.dedup.shingles import normalize_expr, shingle_hashes, shingle_set, signatures
 
     texts = pl.read_parquet(path)["text"]
     mb = texts.str.len_bytes().sum() / 1e6
@@ -256,7 +256,7 @@ def peak_rss_mb() -> float:
 
 def sohu_corpus() -> tuple[pl.DataFrame, pl.DataFrame]:
     """The labelled Chinese pairs: every text_a, then every text_b; label 5 = same or near-same story."""
-    from dedup.shingles import normalize_expr, shingle_set
+    from cleanmix.dedup.shingles import normalize_expr, shingle_set
 
     p = pl.read_parquet(DATA / "neardup_sohu_zh_pairs.parquet")
     docs = pl.concat([p.select(pl.col("id") + "/a", text="text_a"), p.select(pl.col("id") + "/b", text="text_b")])

@@ -172,11 +172,11 @@ def fixture_rows(theirs: dict[str, list[str | None]]) -> dict[str, str]:
 
 
 def cleanmix_stages() -> list:
-    from filters.c4_quality import C4Quality
-    from filters.fineweb_quality import FinewebQuality
-    from filters.gopher_quality import GopherQuality
-    from filters.gopher_repetition import GopherRepetition
-    from filters.language import Language
+    from cleanmix.filters.c4_quality import C4Quality
+    from cleanmix.filters.fineweb_quality import FinewebQuality
+    from cleanmix.filters.gopher_quality import GopherQuality
+    from cleanmix.filters.gopher_repetition import GopherRepetition
+    from cleanmix.filters.language import Language
 
     return [Language(languages=["en", "zh"]), GopherQuality(), GopherRepetition(), C4Quality(), FinewebQuality()]
 
@@ -186,7 +186,7 @@ def time_cleanmix(texts: list[str]) -> dict[str, float]:
     The token lists are made once per batch and shared, as the engine does (`share_columns`)."""
     import polars as pl
 
-    from pipelines.stage import share_columns
+    from cleanmix.pipelines.stage import share_columns
 
     df = pl.DataFrame({"id": [str(i) for i in range(len(texts))], "text": texts})
     stages = cleanmix_stages()
@@ -209,7 +209,7 @@ def time_cleanmix(texts: list[str]) -> dict[str, float]:
 def language_accuracy() -> list[tuple[str, int, float]]:
     import polars as pl
 
-    from filters.language import Language
+    from cleanmix.filters.language import Language
 
     df = Language().annotate(pl.read_parquet(DATA / "langid_lingua_75lang.parquet"))
     table = df.group_by("lang").agg(pl.len().alias("n"), (pl.col("language") == pl.col("lang")).mean().alias("accuracy"))
@@ -244,7 +244,7 @@ def main() -> None:
     parser.add_argument("--datatrove-python", default=DATATROVE_PYTHON)
     args = parser.parse_args()
     sys.path[:0] = [str(REPO), str(REPO / "tests")]
-    from filters.language import bundled_model
+    from cleanmix.filters.language import bundled_model
 
     print("running datatrove (minutes)...", file=sys.stderr)
     done = subprocess.run(
@@ -262,7 +262,7 @@ def main() -> None:
     import polars as pl
     from test_quality_agreement import agreement, our_rule_decisions, read_fixture
 
-    from filters.language import Language
+    from cleanmix.filters.language import Language
 
     languages = Language().annotate(pl.DataFrame({"text": wet}))["language"].to_list()
     decisions = read_fixture()

@@ -77,9 +77,9 @@ def pipeline(root: Path, name: str, stages: list[dict]) -> dict:
 
 def run_one(config_json: str) -> None:
     """Child process: run one pipeline, print time and peak memory as JSON."""
-    from pipelines.config import validate_pipeline
-    from pipelines.local import run_local
-    from pipelines.progress import Reporter
+    from cleanmix.pipelines.config import validate_pipeline
+    from cleanmix.pipelines.local import run_local
+    from cleanmix.pipelines.progress import Reporter
 
     config = json.loads(config_json)
     shutil.rmtree(config["output"]["path"], ignore_errors=True)
@@ -96,7 +96,7 @@ def run_one(config_json: str) -> None:
 
 def shard_shares(out: Path, by: str) -> dict[str, float]:
     """Worst deviation of a source's share from its target over the full output shards, by docs and bytes (and tokens)."""
-    from mix.tokens import estimate_tokens
+    from cleanmix.mix.tokens import estimate_tokens
 
     parts = sorted((out / "data").glob("part-*.parquet"))
     worst = {"docs": 0.0, "bytes": 0.0, "tokens": 0.0}

@@ -32,8 +32,8 @@ from pathlib import Path
 
 import polars as pl
 
-from filters import pii_validators as check
-from filters.pii import KINDS, PII, Span, find_spans, replace_spans
+from cleanmix.filters import pii_validators as check
+from cleanmix.filters.pii import KINDS, PII, Span, find_spans, replace_spans
 
 REPO = Path(__file__).resolve().parents[1]
 

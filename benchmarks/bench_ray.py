@@ -125,7 +125,7 @@ def main() -> None:
                 best = None
                 for attempt in range(repeats):
                     out = root / f"out-{name}-{engine}-{attempt}"
-                    cmd = [PYTHON, "-m", "pipelines.cli", "run", str(pipeline), "-q", "-o", str(out), "--engine", engine]
+                    cmd = [PYTHON, "-m", "cleanmix.pipelines.cli", "run", str(pipeline), "-q", "-o", str(out), "--engine", engine]
                     seconds, peak = measure(cmd)
                     summary = json.loads((out / "stats" / "summary.json").read_text())
                     print(f"{name:14} {engine:5} {seconds:7.1f} s  peak {peak / 2**20:7.0f} MiB  kept {summary['output']['docs']:,}", flush=True)

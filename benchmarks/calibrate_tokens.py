@@ -21,7 +21,7 @@ import numpy as np
 import polars as pl
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from mix.tokens import COEFFICIENTS, estimate_tokens, token_features  # noqa: E402
+from cleanmix.mix.tokens import COEFFICIENTS, estimate_tokens, token_features  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 CORPORA = {

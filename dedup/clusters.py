@@ -16,9 +16,9 @@ import numpy as np
 import polars as pl
 from pydantic import Field, model_validator
 
-from dedup.partitions import KEY, fresh_dir
-from pipelines.shards import ORDER_SHIFT, write_json, write_parquet
-from pipelines.stage import ID, ORDER, SOURCE, TEXT, Context, GlobalStage, StageResult, with_reason
+from cleanmix.dedup.partitions import KEY, fresh_dir
+from cleanmix.pipelines.shards import ORDER_SHIFT, write_json, write_parquet
+from cleanmix.pipelines.stage import ID, ORDER, SOURCE, TEXT, Context, GlobalStage, StageResult, with_reason
 
 DOC_ID = "_cm_id"
 WEIGHT = "_cm_weight"

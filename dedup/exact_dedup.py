@@ -15,10 +15,10 @@ import polars as pl
 import xxhash
 from pydantic import Field
 
-from dedup.clusters import CLUSTER_ID, CLUSTER_SIZE, GROUP, REMOVED, DedupStage, size_histogram
-from dedup.partitions import count_rows, partition_count, partition_files, partition_of, split_to_disk
-from dedup.shingles import normalize_expr
-from pipelines.stage import TEXT, Context
+from cleanmix.dedup.clusters import CLUSTER_ID, CLUSTER_SIZE, GROUP, REMOVED, DedupStage, size_histogram
+from cleanmix.dedup.partitions import count_rows, partition_count, partition_files, partition_of, split_to_disk
+from cleanmix.dedup.shingles import normalize_expr
+from cleanmix.pipelines.stage import TEXT, Context
 
 HASH_HI, HASH_LO = "_cm_hash_hi", "_cm_hash_lo"
 _BYTES_PER_DOC = 64  # two hash words, order, weight, key and id, in memory

@@ -18,12 +18,12 @@ import numpy as np
 import polars as pl
 from pydantic import Field, model_validator
 
-from dedup.clusters import CLUSTER_ID, CLUSTER_SIZE, DOC_ID, GROUP, REMOVED, WEIGHT, DedupStage, connected_components, size_histogram
-from dedup.partitions import KEY, count_rows, partition_count, partition_files, partition_of, split_to_disk
-from dedup.shingles import band_keys, normalize_expr, shingle_hashes, shingle_sets, signatures
-from dedup.verify import SHINGLES, SIGNATURE, attach_left, score_right, split_pairs, split_payload
-from pipelines.shards import write_parquet
-from pipelines.stage import ORDER, TEXT, Context
+from cleanmix.dedup.clusters import CLUSTER_ID, CLUSTER_SIZE, DOC_ID, GROUP, REMOVED, WEIGHT, DedupStage, connected_components, size_histogram
+from cleanmix.dedup.partitions import KEY, count_rows, partition_count, partition_files, partition_of, split_to_disk
+from cleanmix.dedup.shingles import band_keys, normalize_expr, shingle_hashes, shingle_sets, signatures
+from cleanmix.dedup.verify import SHINGLES, SIGNATURE, attach_left, score_right, split_pairs, split_payload
+from cleanmix.pipelines.shards import write_parquet
+from cleanmix.pipelines.stage import ORDER, TEXT, Context
 
 BANDS = "_cm_bands"
 _RECALL_WEIGHTS = {"none": (0.5, 0.5), "signature": (0.05, 0.95), "exact": (0.02, 0.98)}

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from pipelines.shards import write_parquet
+from cleanmix.pipelines.shards import write_parquet
 
 KEY = "_cm_key"
 

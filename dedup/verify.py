@@ -15,10 +15,10 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from dedup.partitions import partition_files, partition_of, split_to_disk
-from dedup.shingles import splitmix
-from pipelines.shards import write_parquet
-from pipelines.stage import ORDER
+from cleanmix.dedup.partitions import partition_files, partition_of, split_to_disk
+from cleanmix.dedup.shingles import splitmix
+from cleanmix.pipelines.shards import write_parquet
+from cleanmix.pipelines.stage import ORDER
 
 SIGNATURE = "_cm_signature"
 SHINGLES = "_cm_shingles"

@@ -18,8 +18,8 @@ from typing import Literal
 import polars as pl
 from pydantic import Field
 
-from filters.text_units import CJK, CJK_CHAR, cjk_limit, cjk_share, lines
-from pipelines.stage import TEXT, Filter, Rule
+from cleanmix.filters.text_units import CJK, CJK_CHAR, cjk_limit, cjk_share, lines
+from cleanmix.pipelines.stage import TEXT, Filter, Rule
 
 P = "c4_quality_"
 CITATION = r"\[\d*]|\[edit]|\[citation needed]"

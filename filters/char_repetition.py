@@ -16,8 +16,8 @@ import numpy as np
 import polars as pl
 from pydantic import Field
 
-from filters.text_units import code_points
-from pipelines.stage import TEXT, Filter, Rule
+from cleanmix.filters.text_units import code_points
+from cleanmix.pipelines.stage import TEXT, Filter, Rule
 
 P = "char_repetition_"
 SPACES = (0xA0, 0x3000)

@@ -17,8 +17,8 @@ from typing import Literal
 import polars as pl
 from pydantic import Field
 
-from filters.text_units import CJK_CHAR
-from pipelines.stage import TEXT, Filter, Rule
+from cleanmix.filters.text_units import CJK_CHAR
+from cleanmix.pipelines.stage import TEXT, Filter, Rule
 
 P = "cjk_junk_"
 PUNCT = r"[\p{P}\p{S}]"

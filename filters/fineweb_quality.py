@@ -18,8 +18,8 @@ from typing import ClassVar, Literal
 import polars as pl
 from pydantic import Field
 
-from filters.text_units import CJK_CHAR, TOKENS, cjk_limit, cjk_share, ends_sentence, token_counts, visible
-from pipelines.stage import TEXT, Filter, Rule
+from cleanmix.filters.text_units import CJK_CHAR, TOKENS, cjk_limit, cjk_share, ends_sentence, token_counts, visible
+from cleanmix.pipelines.stage import TEXT, Filter, Rule
 
 P = "fineweb_quality_"
 WIDE = rf"{CJK_CHAR}|[\x{{3000}}-\x{{303F}}\x{{FF01}}-\x{{FF60}}]"

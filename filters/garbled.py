@@ -21,7 +21,7 @@ from typing import Literal
 import polars as pl
 from pydantic import Field
 
-from pipelines.stage import TEXT, Filter, Rule
+from cleanmix.pipelines.stage import TEXT, Filter, Rule
 
 P = "garbled_"
 CONTINUATION = "\x80-\xbf\u0152\u0153\u0160\u0161\u0178\u017d\u017e\u0192\u02c6\u02dc\u2013\u2014\u2018-\u201a\u201c-\u201e\u2020-\u2022\u2026\u2030\u2039\u203a\u20ac\u2122"

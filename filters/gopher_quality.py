@@ -14,8 +14,8 @@ import numpy as np
 import polars as pl
 from pydantic import Field
 
-from filters.text_units import CJK_CHAR, HAS_LETTER, HAS_WORD_CHAR, STOP_WORDS_EN, STOP_WORDS_ZH, TOKENS, lines
-from pipelines.stage import TEXT, Filter, Rule
+from cleanmix.filters.text_units import CJK_CHAR, HAS_LETTER, HAS_WORD_CHAR, STOP_WORDS_EN, STOP_WORDS_ZH, TOKENS, lines
+from cleanmix.pipelines.stage import TEXT, Filter, Rule
 
 P = "gopher_quality_"
 

@@ -16,8 +16,8 @@ import numpy as np
 import polars as pl
 from pydantic import Field
 
-from filters.text_units import INVISIBLE, TOKENS, cjk_limit, cjk_share
-from pipelines.stage import TEXT, Filter, Rule
+from cleanmix.filters.text_units import INVISIBLE, TOKENS, cjk_limit, cjk_share
+from cleanmix.pipelines.stage import TEXT, Filter, Rule
 
 P = "gopher_repetition_"
 MIX = np.uint64(0x9E3779B97F4A7C15)

@@ -22,7 +22,7 @@ from typing import Any, ClassVar, Literal
 import polars as pl
 from pydantic import Field
 
-from pipelines.stage import TEXT, Filter, Rule
+from cleanmix.pipelines.stage import TEXT, Filter, Rule
 
 LANGUAGE = "language"
 SCORE = "language_score"

@@ -7,7 +7,7 @@ from typing import Literal
 import polars as pl
 from pydantic import Field
 
-from pipelines.stage import TEXT, Filter, Rule
+from cleanmix.pipelines.stage import TEXT, Filter, Rule
 
 
 class Length(Filter):

@@ -10,7 +10,7 @@ from typing import Literal
 import polars as pl
 from pydantic import Field
 
-from pipelines.stage import TEXT, Mapper
+from cleanmix.pipelines.stage import TEXT, Mapper
 
 CONTROL = r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u200b\ufeff]"
 """C0 controls except tab/newline/CR, DEL, zero-width space and BOM."""

@@ -20,8 +20,8 @@ from typing import Literal, get_args
 import polars as pl
 from pydantic import Field, model_validator
 
-from filters import pii_validators as check
-from pipelines.stage import REASON, TEXT, Mapper, StageResult, with_reason
+from cleanmix.filters import pii_validators as check
+from cleanmix.pipelines.stage import REASON, TEXT, Mapper, StageResult, with_reason
 
 Kind = Literal["email", "phone", "ip", "cn_id", "credit_card", "iban", "secret", "us_ssn"]
 KINDS: tuple[Kind, ...] = get_args(Kind)

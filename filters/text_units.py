@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from pipelines.stage import TEXT, SharedColumn
+from cleanmix.pipelines.stage import TEXT, SharedColumn
 
 CJK = r"\p{Han}\p{Hiragana}\p{Katakana}\x{30FC}"
 """Characters that are tokens on their own (Han, kana and the long-vowel mark)."""

@@ -23,8 +23,8 @@ import numpy as np
 import polars as pl
 from pydantic import Field
 
-from filters.text_units import code_points
-from pipelines.stage import TEXT, Filter, Rule
+from cleanmix.filters.text_units import code_points
+from cleanmix.pipelines.stage import TEXT, Filter, Rule
 
 P = "word_salad_"
 AFTER_END = r"[.!?][\"'”’)]?\s+"
@@ -35,7 +35,7 @@ KANA = (0x3040, 0x30FF)
 @cache
 def word_pairs() -> np.ndarray:
     """The common in-word Han pairs as sorted keys (first code point << 21 | second)."""
-    text = (resources.files("filters") / "resources" / "zh_word_pairs.txt").read_text(encoding="utf-8")
+    text = (resources.files("cleanmix.filters") / "resources" / "zh_word_pairs.txt").read_text(encoding="utf-8")
     return np.sort(np.array([ord(pair[0]) << 21 | ord(pair[1]) for pair in text.split()], dtype=np.int64))
 
 

@@ -38,10 +38,10 @@ import numpy as np
 import polars as pl
 from pydantic import Field, model_validator
 
-from mix.tokens import count_tokens, estimate_tokens, load_tokenizer
-from pipelines.errors import UserError
-from pipelines.shards import ORDER_SHIFT, write_json, write_parquet
-from pipelines.stage import ORDER, SOURCE, TEXT, Context, GlobalStage, StageResult, with_reason
+from cleanmix.mix.tokens import count_tokens, estimate_tokens, load_tokenizer
+from cleanmix.pipelines.errors import UserError
+from cleanmix.pipelines.shards import ORDER_SHIFT, write_json, write_parquet
+from cleanmix.pipelines.stage import ORDER, SOURCE, TEXT, Context, GlobalStage, StageResult, with_reason
 
 REPEAT = "repeat"
 """Output column: 0 for a document's first appearance, k for its k-th extra copy."""

@@ -24,7 +24,7 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from pipelines.errors import one_line
+from cleanmix.pipelines.errors import one_line
 
 COEFFICIENTS = {"chars": 0.2579, "extra_bytes": 0.125, "cjk": 0.385}
 """Tokens per count, fitted to o200k_base (benchmarks/calibrate_tokens.py --fit)."""

@@ -17,7 +17,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from pipelines.errors import UserError
+from cleanmix.pipelines.errors import UserError
 
 
 def user_errors(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -38,7 +38,7 @@ def main() -> None:
 
 
 def _load(pipeline: str, sets: tuple[str, ...], output: str | None, workers: int | None, limit: int | None):
-    from pipelines.config import load_pipeline
+    from cleanmix.pipelines.config import load_pipeline
 
     overrides = list(sets)
     if output:
@@ -65,15 +65,15 @@ def _load(pipeline: str, sets: tuple[str, ...], output: str | None, workers: int
 def run(pipeline: str, output: str | None, sets: tuple[str, ...], workers: int | None, engine: str,
         address: str | None, limit: int | None, overwrite: bool, quiet: bool) -> None:
     """Run PIPELINE (a pipeline YAML file); re-running resumes an interrupted run."""
-    from pipelines.local import run_local
-    from pipelines.progress import Reporter
+    from cleanmix.pipelines.local import run_local
+    from cleanmix.pipelines.progress import Reporter
 
     config = _load(pipeline, sets, output, workers, limit)
     reporter = Reporter(quiet=quiet)
     if address and engine != "ray":
         raise UserError("--address joins a Ray cluster: use it with --engine ray.")
     if engine == "ray":
-        from pipelines.ray_engine import run_ray
+        from cleanmix.pipelines.ray_engine import run_ray
 
         summary = run_ray(config, pipeline, reporter, overwrite=overwrite, address=address)
     else:
@@ -92,8 +92,8 @@ def run(pipeline: str, output: str | None, sets: tuple[str, ...], workers: int |
 @user_errors
 def validate(pipeline: str, sets: tuple[str, ...]) -> None:
     """Check PIPELINE and its input without running it; print the plan."""
-    from pipelines.local import plan_segments
-    from pipelines.shards import plan_input
+    from cleanmix.pipelines.local import plan_segments
+    from cleanmix.pipelines.shards import plan_input
 
     config = _load(pipeline, sets, None, None, None)
     plan = plan_input(config.input, config.limit, config.input_columns())
@@ -156,7 +156,7 @@ def _note(note: tuple[str, int | None, str], docs_in: int) -> tuple[Text, str]:
 @user_errors
 def report(outdir: str) -> None:
     """(Re)write OUTDIR/report.html from a finished run's stats."""
-    from pipelines.report import write_report
+    from cleanmix.pipelines.report import write_report
 
     click.echo(write_report(Path(outdir), _summary(outdir)))
 
@@ -175,8 +175,8 @@ def explain(pipeline: str, text: str | None, file_: str | None, doc_id: str | No
     """Run PIPELINE's document stages on one document: per rule, the measured value, the threshold, the verdict."""
     import polars as pl
 
-    from pipelines.explain import explain as explain_docs
-    from pipelines.explain import find_document
+    from cleanmix.pipelines.explain import explain as explain_docs
+    from cleanmix.pipelines.explain import find_document
 
     if sum(x is not None for x in (text, file_, doc_id)) != 1:
         raise UserError("give exactly one of --text, --file or --id (with --id, optionally --input DIR).")
@@ -226,7 +226,7 @@ def _print_explanation(result: dict[str, Any]) -> None:
 @user_errors
 def compare(out_a: str, out_b: str, as_json: bool) -> None:
     """Two finished runs side by side: docs per stage, changed reasons, documents kept by one only (by id)."""
-    from pipelines.compare import compare as compare_runs
+    from cleanmix.pipelines.compare import compare as compare_runs
 
     result = compare_runs(Path(out_a), Path(out_b))
     if as_json:
@@ -274,7 +274,7 @@ def _type_name(annotation: Any) -> str:
 @main.command()
 def stages() -> None:
     """List every stage type with its parameters, defaults and meaning."""
-    from pipelines.registry import stage_types
+    from cleanmix.pipelines.registry import stage_types
 
     for name, cls in stage_types().items():
         doc = (cls.__doc__ or cls.__module__ and sys.modules[cls.__module__].__doc__ or "").strip()

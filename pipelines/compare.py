@@ -13,7 +13,7 @@ from typing import Any
 import polars as pl
 import yaml
 
-from pipelines.errors import UserError
+from cleanmix.pipelines.errors import UserError
 
 
 def compare(a: Path, b: Path) -> dict[str, Any]:

@@ -9,9 +9,9 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from pipelines.errors import UserError, one_line
-from pipelines.registry import stage_types
-from pipelines.stage import SOURCE, GlobalStage, Stage
+from cleanmix.pipelines.errors import UserError, one_line
+from cleanmix.pipelines.registry import stage_types
+from cleanmix.pipelines.stage import SOURCE, GlobalStage, Stage
 
 
 class Strict(BaseModel):

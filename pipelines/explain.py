@@ -15,10 +15,10 @@ from typing import Any
 
 import polars as pl
 
-from pipelines.config import PipelineConfig
-from pipelines.errors import UserError
-from pipelines.shards import plan_input, read_unit
-from pipelines.stage import ID, REASON, TEXT, Filter, GlobalStage, Mapper
+from cleanmix.pipelines.config import PipelineConfig
+from cleanmix.pipelines.errors import UserError
+from cleanmix.pipelines.shards import plan_input, read_unit
+from cleanmix.pipelines.stage import ID, REASON, TEXT, Filter, GlobalStage, Mapper
 
 
 def explain(config: PipelineConfig, docs: pl.DataFrame) -> list[dict[str, Any]]:

@@ -30,14 +30,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import yaml
 
-from pipelines.config import InputConfig, PipelineConfig, fingerprint_of
-from pipelines.errors import UserError, one_line
-from pipelines.progress import Reporter
-from pipelines.shards import (
+from cleanmix.pipelines.config import InputConfig, PipelineConfig, fingerprint_of
+from cleanmix.pipelines.errors import UserError, one_line
+from cleanmix.pipelines.progress import Reporter
+from cleanmix.pipelines.shards import (
     ID, ORDER, SOURCE, TEXT, InputPlan, ShardWriter, Unit, plan_input, read_unit, write_json, write_parquet, write_text,
 )
-from pipelines.stage import Context, GlobalStage, Mapper, Stage, share_columns, without_shared
-from pipelines.stats import StageStats, text_bytes
+from cleanmix.pipelines.stage import Context, GlobalStage, Mapper, Stage, share_columns, without_shared
+from cleanmix.pipelines.stats import StageStats, text_bytes
 
 WORK = "_work"
 
@@ -333,7 +333,7 @@ def finish_run(config: PipelineConfig, pipeline: str, plan: InputPlan, segments:
         if stage.label in details:
             detail["details"] = details[stage.label]
         write_json(out / "stats" / f"{stage.label}.json", detail)
-    from pipelines.report import write_report
+    from cleanmix.pipelines.report import write_report
 
     write_report(out, summary)
     write_json(out / "stats" / "summary.json", summary)

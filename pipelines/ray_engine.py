@@ -39,9 +39,9 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipelines.config import PipelineConfig
-from pipelines.errors import UserError, one_line
-from pipelines.local import (
+from cleanmix.pipelines.config import PipelineConfig
+from cleanmix.pipelines.errors import UserError, one_line
+from cleanmix.pipelines.local import (
     WORK,
     InputUnreadable,
     Job,
@@ -57,10 +57,10 @@ from pipelines.local import (
     skipped,
     unit_file,
 )
-from pipelines.progress import Reporter, Task
-from pipelines.shards import ORDER, ORDER_SHIFT, Unit, plan_input, write_json, write_parquet
-from pipelines.stage import Context
-from pipelines.stats import StageStats, text_bytes
+from cleanmix.pipelines.progress import Reporter, Task
+from cleanmix.pipelines.shards import ORDER, ORDER_SHIFT, Unit, plan_input, write_json, write_parquet
+from cleanmix.pipelines.stage import Context
+from cleanmix.pipelines.stats import StageStats, text_bytes
 
 INSTALL_HINT = "pip install 'cleanmix[ray]' (or: pip install 'ray[data]')"
 ROW_MASK = (1 << ORDER_SHIFT) - 1

@@ -1,33 +1,51 @@
-"""Stage types by name: every Stage subclass with a `type` literal in filters/, dedup/ or mix/."""
+"""Stage types by name, from the `cleanmix.stages` entry-point group.
+
+The built-in stages are declared there in cleanmix's own pyproject.toml, exactly as a third-party
+package declares its stages, so both are found, validated and run the same way.
+"""
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 import typing
 from functools import cache
+from importlib.metadata import entry_points
 
-from pipelines.stage import Stage
+from cleanmix.pipelines.errors import UserError, one_line
+from cleanmix.pipelines.stage import Stage
 
-STAGE_PACKAGES = ("filters", "dedup", "mix")
+ENTRY_POINT_GROUP = "cleanmix.stages"
 
 
 @cache
 def stage_types() -> dict[str, type[Stage]]:
-    """Import every module of the stage packages once and index their concrete stages by type."""
-    for package_name in STAGE_PACKAGES:
-        package = importlib.import_module(package_name)
-        for module in pkgutil.iter_modules(package.__path__):
-            importlib.import_module(f"{package_name}.{module.name}")
+    """Every installed stage class by its `type`; a broken or mis-declared plugin is a clear error."""
     found: dict[str, type[Stage]] = {}
-    pending = list(Stage.__subclasses__())
-    while pending:
-        cls = pending.pop()
-        pending.extend(cls.__subclasses__())
-        annotation = cls.model_fields["type"].annotation
-        if typing.get_origin(annotation) is typing.Literal:
-            (name,) = typing.get_args(annotation)
-            if name in found and found[name] is not cls:
-                raise RuntimeError(f"two stages claim type '{name}': {found[name].__qualname__}, {cls.__qualname__}")
-            found[name] = cls
+    for entry in entry_points(group=ENTRY_POINT_GROUP):
+        where = f"entry point '{entry.name} = {entry.value}' (group {ENTRY_POINT_GROUP}, package {_package(entry)})"
+        try:
+            cls = entry.load()
+        except Exception as error:  # noqa: BLE001 - any failure to import a plugin is the same problem
+            raise UserError(f"{where} could not be loaded: {one_line(error)}.") from None
+        if not (isinstance(cls, type) and issubclass(cls, Stage)):
+            raise UserError(f"{where} is not a subclass of cleanmix.pipelines.stage.Stage.")
+        name = stage_type(cls)
+        if name != entry.name:
+            raise UserError(f"{where}: the class declares type '{name}', not '{entry.name}'.")
+        if name in found and found[name] is not cls:
+            raise UserError(f"{where}: two stages claim type '{name}' ({found[name].__qualname__}, {cls.__qualname__}).")
+        found[name] = cls
     return dict(sorted(found.items()))
+
+
+def stage_type(cls: type[Stage]) -> str | None:
+    """The `type` literal a stage class declares (`type: Literal["length"] = "length"`)."""
+    annotation = cls.model_fields["type"].annotation
+    if typing.get_origin(annotation) is typing.Literal:
+        (name,) = typing.get_args(annotation)
+        return name
+    return None
+
+
+def _package(entry: typing.Any) -> str:
+    dist = getattr(entry, "dist", None)
+    return f"{dist.name} {dist.version}" if dist is not None else "unknown"

@@ -23,14 +23,14 @@ import polars as pl
 import pyarrow.parquet as pq
 import yaml
 
-from pipelines.errors import one_line
-from pipelines.shards import write_text
+from cleanmix.pipelines.errors import one_line
+from cleanmix.pipelines.shards import write_text
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-    from pipelines.stage import Filter, Stage
+    from cleanmix.pipelines.stage import Filter, Stage
 
 SAMPLE_ROWS = 2000
 """Rows measured per population for a distribution: enough for a histogram, cheap at any scale."""
@@ -103,7 +103,7 @@ class Run:
         """The resolved stages as objects, by label; one that no longer parses is left out, not fatal.
 
         pipeline.yaml is a JSON-mode dump, so JSON-mode validation is its exact inverse (int keys)."""
-        from pipelines.registry import stage_types
+        from cleanmix.pipelines.registry import stage_types
 
         try:
             known, objects = stage_types(), {}
@@ -325,7 +325,7 @@ def _changes(run: Run) -> str:
 
 
 def _distributions(run: Run) -> str:
-    from pipelines.stage import Filter
+    from cleanmix.pipelines.stage import Filter
 
     parts = [_filter_distribution(run, index, stage) for index, st in enumerate(run.stages)
              if isinstance(stage := run.objects.get(st["name"]), Filter)]

@@ -15,9 +15,9 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipelines.config import InputConfig
-from pipelines.errors import UserError, one_line
-from pipelines.stage import ID, ORDER, SOURCE, TEXT
+from cleanmix.pipelines.config import InputConfig
+from cleanmix.pipelines.errors import UserError, one_line
+from cleanmix.pipelines.stage import ID, ORDER, SOURCE, TEXT
 
 UNIT_ROWS = 100_000
 """Rows per unit of work: big files are split at row-group boundaries so workers share them."""

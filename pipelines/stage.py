@@ -18,7 +18,7 @@ import polars as pl
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field
 
-from pipelines.histogram import histogram
+from cleanmix.pipelines.histogram import histogram
 
 TEXT = "text"
 ID = "id"

@@ -8,8 +8,8 @@ from typing import Any
 
 import polars as pl
 
-from pipelines import histogram
-from pipelines.stage import ID, REASON, TEXT, StageResult
+from cleanmix.pipelines import histogram
+from cleanmix.pipelines.stage import ID, REASON, TEXT, StageResult
 
 SAMPLES_PER_REASON = 5
 SAMPLE_CHARS = 600

@@ -47,7 +47,7 @@ def clean(*args: str, cwd: Path | None = None, check: bool = False):
     import sys
 
     result = subprocess.run(
-        [sys.executable, "-m", "pipelines.cli", *args], cwd=cwd or REPO, capture_output=True, text=True, timeout=600,
+        [sys.executable, "-m", "cleanmix.pipelines.cli", *args], cwd=cwd or REPO, capture_output=True, text=True, timeout=600,
         env=_env(),
     )
     if check and result.returncode != 0:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.report import CSP
+from cleanmix.pipelines.report import CSP
 from test_report import HOSTILE, demo_runs
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

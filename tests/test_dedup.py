@@ -9,11 +9,11 @@ import numpy as np
 import polars as pl
 import pytest
 
-from dedup.clusters import connected_components
-from dedup.exact_dedup import ExactDedup
-from dedup.minhash_dedup import MinhashDedup
-from pipelines.registry import stage_types
-from pipelines.stage import ORDER, Context, GlobalStage, StageResult
+from cleanmix.dedup.clusters import connected_components
+from cleanmix.dedup.exact_dedup import ExactDedup
+from cleanmix.dedup.minhash_dedup import MinhashDedup
+from cleanmix.pipelines.registry import stage_types
+from cleanmix.pipelines.stage import ORDER, Context, GlobalStage, StageResult
 
 WORDS = (
     "the of and to in is was for on that with as by at from his her an were are which this be or has had "

@@ -9,8 +9,8 @@ import numpy as np
 import polars as pl
 from datasketch import MinHash
 
-from dedup.minhash_dedup import MinhashDedup
-from dedup.shingles import normalize_expr, shingle_set
+from cleanmix.dedup.minhash_dedup import MinhashDedup
+from cleanmix.dedup.shingles import normalize_expr, shingle_set
 
 
 def jaccard(a: str, b: str, ngram: int = 5) -> float:

@@ -11,12 +11,12 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from pipelines.compare import compare
-from pipelines.config import load_pipeline
-from pipelines.explain import explain
-from pipelines.shards import plan_input, read_unit
-from pipelines.registry import stage_types
-from pipelines.stage import GlobalStage
+from cleanmix.pipelines.compare import compare
+from cleanmix.pipelines.config import load_pipeline
+from cleanmix.pipelines.explain import explain
+from cleanmix.pipelines.shards import plan_input, read_unit
+from cleanmix.pipelines.registry import stage_types
+from cleanmix.pipelines.stage import GlobalStage
 from test_report import DEMO, _length_index, clean, demo_runs
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from filters.language import Language, bundled_model
+from cleanmix.filters.language import Language, bundled_model
 
 TEXTS = {
     "en": "The committee met on Tuesday to review the budget for the coming year.",

@@ -10,12 +10,12 @@ import numpy as np
 import polars as pl
 import pytest
 
-from mix.mix import Mix
-from mix.tokens import estimate_tokens
-from pipelines.config import validate_pipeline
-from pipelines.errors import UserError
-from pipelines.local import run_local
-from pipelines.progress import Reporter
+from cleanmix.mix.mix import Mix
+from cleanmix.mix.tokens import estimate_tokens
+from cleanmix.pipelines.config import validate_pipeline
+from cleanmix.pipelines.errors import UserError
+from cleanmix.pipelines.local import run_local
+from cleanmix.pipelines.progress import Reporter
 
 WORDS = "the of and to in a is that for it as was with be by on not he this are or his from at which but have an they".split()
 SIZES = {"web": (10_000, 60, 4), "books": (1_000, 300, 1), "code": (2_000, 20, 2)}
@@ -119,7 +119,7 @@ def test_infeasible_total_shrinks_and_says_so(sources, tmp_path, caplog):
 
 
 def test_seed_decides_the_mix_and_workers_and_crashes_do_not(sources, tmp_path, monkeypatch):
-    import mix.mix as module
+    import cleanmix.mix.mix as module
 
     def files(out: Path) -> list[bytes]:
         return [p.read_bytes() for p in sorted((out / "data").glob("*.parquet"))]

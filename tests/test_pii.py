@@ -9,10 +9,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from filters import pii_validators as check
-from filters.pii import DETECTORS, PII, find_spans, replace_spans
-from pipelines.registry import stage_types
-from pipelines.stage import REASON
+from cleanmix.filters import pii_validators as check
+from cleanmix.filters.pii import DETECTORS, PII, find_spans, replace_spans
+from cleanmix.pipelines.registry import stage_types
+from cleanmix.pipelines.stage import REASON
 
 
 def frame(*texts: str | None) -> pl.DataFrame:
@@ -157,7 +157,7 @@ def test_registered_and_usable_on_arrow() -> None:
 
 
 def test_stats_are_counted_per_kind_and_redacted() -> None:
-    from pipelines.stats import StageStats
+    from cleanmix.pipelines.stats import StageStats
 
     stats = StageStats("pii", "pii")
     for batch in (frame("mail jane@example.com or 13812345678; also bob@example.org", "x@y.io"), frame("z@w.io")):

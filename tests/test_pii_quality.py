@@ -13,7 +13,7 @@ from types import ModuleType
 
 import pytest
 
-from filters.pii import PII
+from cleanmix.filters.pii import PII
 
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_pii.py"
 

@@ -10,9 +10,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import write_shards
-from pipelines.config import validate_pipeline
-from pipelines.local import run_local
-from pipelines.progress import Reporter
+from cleanmix.pipelines.config import validate_pipeline
+from cleanmix.pipelines.local import run_local
+from cleanmix.pipelines.progress import Reporter
 
 texts = st.lists(st.one_of(st.none(), st.text(max_size=60), st.text(alphabet=" \n\t\u3000中文ab\u200b\x00", max_size=30)), max_size=12)
 corpora = st.lists(texts, min_size=1, max_size=4)

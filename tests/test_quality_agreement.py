@@ -12,8 +12,8 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from filters.language import Language
-from pipelines.registry import stage_types
+from cleanmix.filters.language import Language
+from cleanmix.pipelines.registry import stage_types
 
 FIXTURE = Path(__file__).parent / "fixtures" / "datatrove_cc_wet.json"
 AGREEMENT_PARAMS = {"gopher_quality": {"alpha_share_of": "tokens"}}

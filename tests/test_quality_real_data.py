@@ -9,16 +9,16 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from filters.c4_quality import C4Quality
-from filters.char_repetition import CharRepetition
-from filters.cjk_junk import CjkJunk
-from filters.fineweb_quality import FinewebQuality
-from filters.garbled import Garbled
-from filters.gopher_quality import GopherQuality
-from filters.gopher_repetition import GopherRepetition
-from filters.language import Language
-from filters.word_salad import WordSalad
-from pipelines.stage import Filter
+from cleanmix.filters.c4_quality import C4Quality
+from cleanmix.filters.char_repetition import CharRepetition
+from cleanmix.filters.cjk_junk import CjkJunk
+from cleanmix.filters.fineweb_quality import FinewebQuality
+from cleanmix.filters.garbled import Garbled
+from cleanmix.filters.gopher_quality import GopherQuality
+from cleanmix.filters.gopher_repetition import GopherRepetition
+from cleanmix.filters.language import Language
+from cleanmix.filters.word_salad import WordSalad
+from cleanmix.pipelines.stage import Filter
 
 PARAGRAPHS_PER_DOC = 12
 

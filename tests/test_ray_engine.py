@@ -12,10 +12,10 @@ import polars as pl
 import pytest
 
 from conftest import REPO, clean, write_pipeline
-from pipelines.config import validate_pipeline
-from pipelines.errors import UserError
-from pipelines.local import run_local
-from pipelines.progress import Reporter
+from cleanmix.pipelines.config import validate_pipeline
+from cleanmix.pipelines.errors import UserError
+from cleanmix.pipelines.local import run_local
+from cleanmix.pipelines.progress import Reporter
 
 DEMO = REPO / "sample" / "demo"
 NO_RAY = "Ray Data is not installed: pip install 'cleanmix[ray]' to run the Ray engine tests"
@@ -48,7 +48,7 @@ def config(out: Path, stages: list[dict] = STAGES, source: Path = DEMO, **top) -
 
 
 def run_ray(out: Path, stream: io.StringIO | None = None, **kwargs) -> dict:
-    from pipelines.ray_engine import run_ray as run
+    from cleanmix.pipelines.ray_engine import run_ray as run
 
     return run(config(out, **kwargs), "test.yaml", Reporter(stream=stream, quiet=stream is None))
 
@@ -97,7 +97,7 @@ def test_same_documents_and_stats_as_local(ray_instance, local_reference, tmp_pa
 
 def test_resume_keeps_finished_units_and_redoes_the_rest(ray_instance, local_reference, tmp_path, monkeypatch):
     """Crash just before the output is written, then undo parts of the work as a crash mid-pass would."""
-    import pipelines.ray_engine as engine
+    import cleanmix.pipelines.ray_engine as engine
 
     out = tmp_path / "resumed"
 
@@ -157,7 +157,7 @@ def test_cli_runs_the_demo_on_its_own_ray(tmp_path):
 
 
 def test_missing_ray_says_how_to_install(monkeypatch):
-    from pipelines.ray_engine import import_ray
+    from cleanmix.pipelines.ray_engine import import_ray
 
     monkeypatch.setitem(sys.modules, "ray", None)
     with pytest.raises(UserError, match=r"pip install 'cleanmix\[ray\]'"):

@@ -14,8 +14,8 @@ import yaml
 from click.testing import CliRunner, Result
 
 from conftest import REPO
-from pipelines.cli import main
-from pipelines.report import CSP, write_report
+from cleanmix.pipelines.cli import main
+from cleanmix.pipelines.report import CSP, write_report
 
 DEMO = REPO / "pipelines" / "presets" / "demo.yaml"
 HOSTILE = {

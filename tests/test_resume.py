@@ -74,7 +74,7 @@ def test_sigkill_then_rerun_gives_identical_output(tmp_path, stages, kill_points
 
     out = tmp_path / "crashed"
     pipeline = write_pipeline(tmp_path / "p.yaml", source, out, stages, **top)
-    cmd = [sys.executable, "-m", "pipelines.cli", "run", str(pipeline), "-q"]
+    cmd = [sys.executable, "-m", "cleanmix.pipelines.cli", "run", str(pipeline), "-q"]
     kills = [kill_when(cmd, out, markers) for markers in kill_points]
     assert all(kills), f"the run finished before a kill point ({kills}): make the corpus bigger"
     for path in out.rglob("part-*.parquet"):

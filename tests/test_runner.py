@@ -11,9 +11,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from conftest import clean, write_pipeline, write_shards
-from pipelines.config import validate_pipeline
-from pipelines.local import run_local
-from pipelines.progress import Reporter
+from cleanmix.pipelines.config import validate_pipeline
+from cleanmix.pipelines.local import run_local
+from cleanmix.pipelines.progress import Reporter
 
 
 def run(tmp_path: Path, input_path: Path, stages: list[dict], name: str = "out", **top) -> tuple[Path, dict]:
@@ -119,14 +119,14 @@ def test_shard_bytes_and_limit(tmp_path):
 
 
 def test_big_file_is_split_into_units_at_row_groups(tmp_path, monkeypatch):
-    import pipelines.shards
+    import cleanmix.pipelines.shards
 
-    monkeypatch.setattr(pipelines.shards, "UNIT_ROWS", 100)
+    monkeypatch.setattr(cleanmix.pipelines.shards, "UNIT_ROWS", 100)
     folder = tmp_path / "in"
     folder.mkdir()
     table = pa.table({"id": list(range(1000)), "text": [f"document number {i}" for i in range(1000)]})
     pq.write_table(table, folder / "big.parquet", row_group_size=50)
-    plan = pipelines.shards.plan_input(validate_pipeline({"input": {"path": str(folder)}, "output": {"path": "x"}}).input)
+    plan = cleanmix.pipelines.shards.plan_input(validate_pipeline({"input": {"path": str(folder)}, "output": {"path": "x"}}).input)
     assert [u.rows for u in plan.units] == [100] * 10
     out, summary = run(tmp_path, folder, [{"type": "length", "min_chars": 18}], workers=2)
     kept = pl.read_parquet(out / "data").get_column("id").to_list()
@@ -134,8 +134,8 @@ def test_big_file_is_split_into_units_at_row_groups(tmp_path, monkeypatch):
 
 
 def test_arrow_and_polars_api_without_runner():
-    from filters.length import Length
-    from filters.normalize import Normalize
+    from cleanmix.filters.length import Length
+    from cleanmix.filters.normalize import Normalize
 
     df = pl.DataFrame({"id": [1, 2, 3], "text": ["A long enough document " * 3, "too short", None]})
     assert Length(min_chars=20).filter(df).get_column("id").to_list() == [1]
@@ -181,7 +181,7 @@ def test_input_sources_set_the_source_column(tmp_path):
 
 
 def test_input_needs_exactly_one_of_path_and_sources(tmp_path):
-    from pipelines.errors import UserError
+    from cleanmix.pipelines.errors import UserError
 
     for bad in ({}, {"path": "a", "sources": {"x": "b"}}, {"sources": {}}):
         try:
@@ -195,10 +195,10 @@ def test_input_needs_exactly_one_of_path_and_sources(tmp_path):
 def test_external_sort_by_order_is_exact_with_bounded_buckets(tmp_path, monkeypatch):
     import numpy as np
 
-    import pipelines.local
-    from pipelines.local import Pool, sort_by_order
+    import cleanmix.pipelines.local
+    from cleanmix.pipelines.local import Pool, sort_by_order
 
-    monkeypatch.setattr(pipelines.local, "SORT_BUCKET_ROWS", 700)
+    monkeypatch.setattr(cleanmix.pipelines.local, "SORT_BUCKET_ROWS", 700)
     order = np.random.default_rng(0).permutation(5000).astype(np.uint64)
     files = []
     for unit in range(5):
@@ -231,7 +231,7 @@ def test_shared_tokens_give_what_each_stage_gives_alone(tmp_path):
     rejected = pl.concat([pl.read_parquet(path) for path in sorted((out / "rejected").rglob("*.parquet"))], how="diagonal")
     assert not any(c.startswith("_cm") for c in [*kept.columns, *rejected.columns])
 
-    from pipelines.registry import stage_types
+    from cleanmix.pipelines.registry import stage_types
 
     df = pl.read_parquet(corpus)
     for spec in stages[:-1]:
