@@ -353,7 +353,8 @@ def report(rows: list[dict], speeds: dict[str, dict], load: list[float]) -> str:
         for r in sohu.iter_rows(named=True):
             lines.append(f"| {r['system']} | {r['label5_f1']:.3f} | {r['label5_precision']:.3f} | {r['label5_recall']:.3f} |")
     ours = df.filter(pl.col("system") == "cleanmix").sort("data", "scale")
-    lines += ["", "Scaling (cleanmix, 1× → 4× data, single runs of the table above):", "", "| data | time ratio | peak RSS 1× → 4× (MB) |", "|---|---|---|"]
+    lines += ["", "Scaling (cleanmix, 1× → 4× data, single runs of the table above):", ""]
+    lines += ["| data | time ratio | peak RSS 1× → 4× (MB) |", "|---|---|---|"]
     for data, part in ours.group_by("data", maintain_order=True):
         if part.height == 2:
             t1, t4 = part["total"].to_list()

@@ -157,7 +157,8 @@ def as_datatrove(model_path: str) -> None:
             start = time.process_time()
             decide(flt, text)
             per_stage[name] += time.process_time() - start
-    print(json.dumps({"per_rule": per_rule, "reasons": reasons, "pipeline_seconds": pipeline_seconds, "every_seconds": sum(per_stage.values()), "per_stage": per_stage}))
+    print(json.dumps({"per_rule": per_rule, "reasons": reasons, "pipeline_seconds": pipeline_seconds,
+                      "every_seconds": sum(per_stage.values()), "per_stage": per_stage}))
 
 
 
@@ -168,7 +169,8 @@ def as_datatrove(model_path: str) -> None:
 
 def fixture_rows(theirs: dict[str, list[str | None]]) -> dict[str, str]:
     """datatrove's per-rule decisions, one character per document: 1 drop, 0 keep, - error."""
-    return {key: "".join("-" if (d or "").startswith("error") else "1" if d else "0" for d in decisions) for key, decisions in theirs.items()}
+    return {key: "".join("-" if (d or "").startswith("error") else "1" if d else "0" for d in decisions)
+            for key, decisions in theirs.items()}
 
 
 def cleanmix_stages() -> list:
@@ -253,7 +255,8 @@ def main() -> None:
     )
     theirs = json.loads(done.stdout)
     FIXTURE.parent.mkdir(parents=True, exist_ok=True)
-    FIXTURE.write_text(json.dumps({"source": "datatrove 0.10.1, each rule alone, web_en_cc_wet in file order", "decisions": fixture_rows(theirs["per_rule"])}, indent=0) + "\n")
+    fixture = {"source": "datatrove 0.10.1, each rule alone, web_en_cc_wet in file order", "decisions": fixture_rows(theirs["per_rule"])}
+    FIXTURE.write_text(json.dumps(fixture, indent=0) + "\n")
 
     corpus = bench_corpus()
     size_mb = sum(len(t.encode()) for t in corpus) / 1e6
@@ -268,7 +271,9 @@ def main() -> None:
     decisions = read_fixture()
     mine = our_rule_decisions(wet)
     everywhere = agreement(decisions, mine)
-    not_cjk = agreement({k: [d if lang not in ("zh", "ja", "ko") else None for d, lang in zip(v, languages)] for k, v in decisions.items()}, mine)
+    not_cjk = agreement(
+        {k: [d if lang not in ("zh", "ja", "ko") else None for d, lang in zip(v, languages)] for k, v in decisions.items()}, mine
+    )
     defaults = agreement(decisions, our_rule_decisions(wet, params={}))
     accuracy = language_accuracy()
     rates = keep_rates()
@@ -292,7 +297,10 @@ def write_report(docs, size_mb, ours, theirs, everywhere, not_cjk, defaults, acc
         "| run | cleanmix docs/s | cleanmix MB/s | datatrove docs/s | datatrove MB/s | cleanmix / datatrove |",
         "|---|---|---|---|---|---|",
     ]
-    for label, key in (("as a pipeline (a removed document skips later stages)", "pipeline_seconds"), ("every stage on every document", "every_seconds")):
+    for label, key in (
+        ("as a pipeline (a removed document skips later stages)", "pipeline_seconds"),
+        ("every stage on every document", "every_seconds"),
+    ):
         a, b = ours[key], theirs[key]
         lines.append(f"| {label} | {docs / a:,.0f} | {size_mb / a:.2f} | {docs / b:,.0f} | {size_mb / b:.2f} | **{b / a:.1f}x** |")
     lines += [
@@ -305,7 +313,8 @@ def write_report(docs, size_mb, ours, theirs, everywhere, not_cjk, defaults, acc
         "| stage | cleanmix s | datatrove s | cleanmix / datatrove |",
         "|---|---|---|---|",
         *(
-            f"| {name} | {ours['per_stage'][name]:.2f} | {theirs['per_stage'][name]:.2f} | {theirs['per_stage'][name] / ours['per_stage'][name]:.1f}x |"
+            f"| {name} | {ours['per_stage'][name]:.2f} | {theirs['per_stage'][name]:.2f} "
+            f"| {theirs['per_stage'][name] / ours['per_stage'][name]:.1f}x |"
             if name in theirs["per_stage"] else f"| {name} | {ours['per_stage'][name]:.2f} | (inside each filter) | |"
             for name in ours["per_stage"]
         ),
@@ -354,7 +363,8 @@ def write_report(docs, size_mb, ours, theirs, everywhere, not_cjk, defaults, acc
     ]
     for key, row in everywhere.items():
         lines.append(
-            f"| {key} | {row['agreement']:.2%} | {not_cjk[key]['agreement']:.2%} | {row['datatrove_drops']} | {row['cleanmix_drops']} | {defaults[key]['agreement']:.2%} |"
+            f"| {key} | {row['agreement']:.2%} | {not_cjk[key]['agreement']:.2%} | {row['datatrove_drops']} | {row['cleanmix_drops']} "
+            f"| {defaults[key]['agreement']:.2%} |"
         )
     lines += [
         "",

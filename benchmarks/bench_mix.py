@@ -103,7 +103,7 @@ def shard_shares(out: Path, by: str) -> dict[str, float]:
     for part in parts[:-1]:
         df = pl.read_parquet(part, columns=["source", "text"]).select(
             "source", pl.lit(1).alias("docs"), pl.col("text").str.len_bytes().alias("bytes"),
-            pl.lit(estimate_tokens(pl.read_parquet(part, columns=["text"])["text"])).alias("tokens") if by == "tokens" else pl.lit(0).alias("tokens"),
+            (pl.lit(estimate_tokens(pl.read_parquet(part, columns=["text"])["text"])) if by == "tokens" else pl.lit(0)).alias("tokens"),
         )
         sums = df.group_by("source").agg(pl.col("docs", "bytes", "tokens").sum())
         for measure in worst:

@@ -5,7 +5,7 @@ process session; peak memory is the largest sum of RSS over that process and all
 (driver, Ray's daemons and workers), sampled every 0.1 s. Both engines use 2 workers (this machine's
 cores). The corpus is real text from ../shared/data (English and multilingual web, Chinese news and
 reviews), replicated with a one-line header per replica so dedup has near-duplicates to remove.
-The Ray engine's fixed cost (starting Ray, one Ray Data job per pass) is measured apart:
+The Ray engine's fixed cost (starting Ray) is measured apart:
 `ray start` is the time `ray.init(num_cpus=2)` + `ray.shutdown()` takes on its own.
 
     .venv/bin/python benchmarks/bench_ray.py              # writes benchmarks/ray.json; see benchmarks/ray.md
@@ -128,7 +128,8 @@ def main() -> None:
                     cmd = [PYTHON, "-m", "cleanmix.pipelines.cli", "run", str(pipeline), "-q", "-o", str(out), "--engine", engine]
                     seconds, peak = measure(cmd)
                     summary = json.loads((out / "stats" / "summary.json").read_text())
-                    print(f"{name:14} {engine:5} {seconds:7.1f} s  peak {peak / 2**20:7.0f} MiB  kept {summary['output']['docs']:,}", flush=True)
+                    kept = summary["output"]["docs"]
+                    print(f"{name:14} {engine:5} {seconds:7.1f} s  peak {peak / 2**20:7.0f} MiB  kept {kept:,}", flush=True)
                     if best is None or seconds < best["seconds"]:
                         stage_seconds = {s["name"]: s["seconds"] for s in summary["stages"]}
                         best = {"seconds": round(seconds, 2), "peak_mib": round(peak / 2**20), "kept": summary["output"]["docs"],

@@ -6,8 +6,6 @@ everything after (keep policy, decisions on disk, resume, the `apply` join) is h
 
 from __future__ import annotations
 
-import json
-import os
 import shutil
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -17,7 +15,7 @@ import polars as pl
 from pydantic import Field, model_validator
 
 from cleanmix.dedup.partitions import KEY, fresh_dir
-from cleanmix.pipelines.shards import ORDER_SHIFT, write_json, write_parquet
+from cleanmix.pipelines.order import UnitDecisions
 from cleanmix.pipelines.stage import ID, ORDER, SOURCE, TEXT, Context, GlobalStage, StageResult, with_reason
 
 DOC_ID = "_cm_id"
@@ -27,7 +25,6 @@ CLUSTER_ID = "dup_cluster_id"
 CLUSTER_SIZE = "dup_cluster_size"
 DUPLICATE_OF = "duplicate_of"
 REMOVED = "_cm_removed"
-_CACHED_UNITS = 8  # input units whose decisions (stored per unit, see ORDER_SHIFT) a worker keeps loaded
 
 
 def connected_components(left: np.ndarray, right: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -61,6 +58,14 @@ def size_histogram(sizes: pl.Series) -> dict[str, int]:
     return labels
 
 
+def _widened(column: pl.Expr, dtype: pl.DataType) -> pl.Expr:
+    """Shards may hold integers or floats of different widths (`shards.check_types`): their scans
+    must concatenate, so narrow ones are widened, losslessly."""
+    if dtype in (pl.Int8, pl.Int16, pl.Int32, pl.UInt8, pl.UInt16, pl.UInt32):
+        return column.cast(pl.Int64)
+    return column.cast(pl.Float64) if dtype == pl.Float32 else column
+
+
 class DedupStage(GlobalStage):
     """A global dedup: finds groups of duplicates, keeps one document per group by a policy.
 
@@ -91,6 +96,21 @@ class DedupStage(GlobalStage):
 
     reason_code: ClassVar[str] = "duplicate"
 
+    def report_sections(self, stats: dict[str, Any]) -> list[tuple[str, str]]:
+        """Clusters by size, then the other details (pairs, partitions...) as a table."""
+        from cleanmix.pipelines import charts
+
+        details = dict(stats.get("details") or {})
+        sizes = details.pop("cluster_sizes", None) or {}
+        if not details and not sizes:
+            return []
+        chart = charts.bars(f"{self.label}: clusters by size (documents per cluster, the one kept included)", list(sizes),
+                            [charts.Series("clusters", list(sizes.values()))], [f"{charts.n(v)} clusters" for v in sizes.values()])
+        return [("global", charts.details(self.label, details, lead=charts.figure(f"{self.label} cluster_sizes", chart) if sizes else ""))]
+
+    def output_columns(self) -> tuple[str, ...]:
+        return (CLUSTER_ID, CLUSTER_SIZE, DUPLICATE_OF)
+
     def _keep_key(self, df: pl.DataFrame) -> pl.Expr:
         """A column whose ascending order (descending for `highest`) puts the document to keep first."""
         if self.keep == "longest":
@@ -98,7 +118,7 @@ class DedupStage(GlobalStage):
         if self.keep in ("highest", "lowest"):
             if self.keep_column not in df.columns:
                 raise ValueError(f"{self.label}: keep_column '{self.keep_column}' is not a column of the data")
-            return pl.col(self.keep_column)
+            return _widened(pl.col(self.keep_column), df.schema[self.keep_column])
         if self.keep == "source_priority":
             rank = {source: i for i, source in enumerate(self.source_priority)}
             source = pl.col(SOURCE) if SOURCE in df.columns else pl.lit(None, pl.String)
@@ -107,7 +127,7 @@ class DedupStage(GlobalStage):
 
     def member_columns(self, df: pl.DataFrame) -> list[pl.Expr]:
         """What decide needs about every document: order, id, weight and keep key."""
-        doc_id = pl.col(ID) if ID in df.columns else pl.col(ORDER)
+        doc_id = _widened(pl.col(ID), df.schema[ID]) if ID in df.columns else pl.col(ORDER)
         weight = pl.col(CLUSTER_SIZE) if CLUSTER_SIZE in df.columns else pl.lit(1)
         return [
             pl.col(ORDER).cast(pl.UInt64),
@@ -116,28 +136,20 @@ class DedupStage(GlobalStage):
             self._keep_key(df).alias(KEY),
         ]
 
-    # decide: resumable template -------------------------------------------------------------
+    # decide ---------------------------------------------------------------------------------
 
     def decide(self, scans: list[Path], ctx: Context) -> dict[str, Any]:
-        """Find clusters and write the decisions; a re-run after they are complete just reads them."""
-        root = ctx.workdir / self.label
-        done = root / "details.json"
-        if done.exists():
-            return json.loads(done.read_text())
-        work = fresh_dir(root / "work")
+        """Find clusters and write the decisions (`ctx.decisions`); scratch files go once done."""
+        work = fresh_dir(ctx.workdir / "work")
         details = self.find_clusters(scans, ctx, work) if scans else {"docs": 0, "clusters": 0, "duplicates": 0}
-        shutil.rmtree(root / "decisions", ignore_errors=True)
-        (work / "decisions").mkdir(exist_ok=True)
-        os.replace(work / "decisions", root / "decisions")
-        write_json(done, details)
         shutil.rmtree(work, ignore_errors=True)
         return details
 
     def find_clusters(self, scans: list[Path], ctx: Context, work: Path) -> dict[str, Any]:
-        """Write decisions under work/decisions (via `write_decisions`) and return the details."""
+        """Write decisions (via `write_decisions`) and return the details; `work` is scratch."""
         raise NotImplementedError
 
-    def write_decisions(self, members: pl.DataFrame, folder: Path, name: str) -> pl.DataFrame:
+    def write_decisions(self, members: pl.DataFrame, decisions: UnitDecisions, name: str) -> pl.DataFrame:
         """Pick each group's keeper and write one row per member, split by input unit.
 
         `members` has ORDER, DOC_ID, WEIGHT, KEY and GROUP (any id shared by a cluster's members).
@@ -146,35 +158,19 @@ class DedupStage(GlobalStage):
         ranked = members.sort(
             [GROUP, KEY, ORDER], descending=[False, self.keep == "highest", False], nulls_last=True
         )
-        decisions = ranked.select(
+        decided = ranked.select(
             ORDER,
             pl.col(ORDER).first().over(GROUP).alias(CLUSTER_ID),
             pl.col(WEIGHT).sum().over(GROUP).cast(pl.UInt64).alias(CLUSTER_SIZE),
             pl.col(DOC_ID).first().over(GROUP).alias(DUPLICATE_OF),
         ).with_columns((pl.col(ORDER) != pl.col(CLUSTER_ID)).alias(REMOVED))
-        unit = (pl.col(ORDER) // (1 << ORDER_SHIFT)).alias("_cm_unit")
-        for (u,), part in decisions.with_columns(unit).partition_by("_cm_unit", as_dict=True).items():
-            write_parquet(part.drop("_cm_unit").sort(ORDER), folder / "decisions" / f"u{u:08d}" / f"{name}.parquet")
-        return decisions
+        decisions.write(decided, name)
+        return decided
 
     # apply ----------------------------------------------------------------------------------
 
-    def _decisions(self, orders: pl.Series, ctx: Context) -> pl.DataFrame | None:
-        """This batch's decisions, loaded per input unit and cached in the worker."""
-        cache: dict[int, pl.DataFrame | None] = ctx.cache.setdefault(f"dedup:{ctx.workdir / self.label}", {})
-        frames = []
-        for u in (orders // (1 << ORDER_SHIFT)).unique().sort().to_list():
-            if u not in cache:
-                if len(cache) >= _CACHED_UNITS:
-                    cache.pop(next(iter(cache)))
-                files = sorted((ctx.workdir / self.label / "decisions" / f"u{u:08d}").glob("*.parquet"))
-                cache[u] = pl.read_parquet(files) if files else None
-            if cache[u] is not None:
-                frames.append(cache[u])
-        return pl.concat(frames) if frames else None
-
     def apply(self, df: pl.DataFrame, ctx: Context) -> StageResult:
-        decisions = self._decisions(df[ORDER].cast(pl.UInt64), ctx)
+        decisions = ctx.decisions.load(df[ORDER])
         if decisions is None:
             decisions = pl.DataFrame(
                 schema={ORDER: pl.UInt64, CLUSTER_ID: pl.UInt64, CLUSTER_SIZE: pl.UInt64, REMOVED: pl.Boolean}

@@ -18,6 +18,7 @@ from pydantic import Field
 from cleanmix.dedup.clusters import CLUSTER_ID, CLUSTER_SIZE, GROUP, REMOVED, DedupStage, size_histogram
 from cleanmix.dedup.partitions import count_rows, partition_count, partition_files, partition_of, split_to_disk
 from cleanmix.dedup.shingles import normalize_expr
+from cleanmix.pipelines.order import UnitDecisions
 from cleanmix.pipelines.stage import TEXT, Context
 
 HASH_HI, HASH_LO = "_cm_hash_hi", "_cm_hash_lo"
@@ -51,7 +52,7 @@ class ExactDedup(DedupStage):
         docs = count_rows(scans)
         partitions = partition_count(docs * _BYTES_PER_DOC, self.partition_mb)
         ctx.map(_split, [(path, f"s{i:06d}", partitions, work) for i, path in enumerate(scans)])
-        grouped = ctx.map(_group, [(self, p, work) for p in range(partitions)])
+        grouped = ctx.map(_group, [(self, p, work, ctx.decisions) for p in range(partitions)])
         all_sizes = pl.concat([pl.Series("size", sizes, pl.UInt64) for sizes, _ in grouped])
         return {
             "docs": docs,
@@ -69,11 +70,11 @@ def _split(job: tuple[Path, str, int, Path]) -> None:
     split_to_disk(df, partition_of(df[HASH_LO].to_numpy(), partitions), partitions, work / "hashes", name)
 
 
-def _group(job: tuple[ExactDedup, int, Path]) -> tuple[list[int], int]:
+def _group(job: tuple[ExactDedup, int, Path, UnitDecisions]) -> tuple[list[int], int]:
     """Group one partition by hash, write its decisions; return its group sizes and how many it removes.
 
     Sizes count documents an earlier dedup folded into a member, so removals are counted apart."""
-    stage, partition, work = job
+    stage, partition, work, decided = job
     files = partition_files(work / "hashes", partition)
     if not files:
         return [], 0
@@ -81,5 +82,5 @@ def _group(job: tuple[ExactDedup, int, Path]) -> tuple[list[int], int]:
     members = df.filter(pl.len().over(HASH_HI, HASH_LO) > 1).with_columns(
         pl.struct(HASH_HI, HASH_LO).rank("dense").alias(GROUP)
     )
-    decisions = stage.write_decisions(members, work, f"p{partition:05d}")
+    decisions = stage.write_decisions(members, decided, f"p{partition:05d}")
     return decisions.unique(CLUSTER_ID)[CLUSTER_SIZE].to_list(), int(decisions[REMOVED].sum())

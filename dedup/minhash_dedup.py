@@ -18,7 +18,17 @@ import numpy as np
 import polars as pl
 from pydantic import Field, model_validator
 
-from cleanmix.dedup.clusters import CLUSTER_ID, CLUSTER_SIZE, DOC_ID, GROUP, REMOVED, WEIGHT, DedupStage, connected_components, size_histogram
+from cleanmix.dedup.clusters import (
+    CLUSTER_ID,
+    CLUSTER_SIZE,
+    DOC_ID,
+    GROUP,
+    REMOVED,
+    WEIGHT,
+    DedupStage,
+    connected_components,
+    size_histogram,
+)
 from cleanmix.dedup.partitions import KEY, count_rows, partition_count, partition_files, partition_of, split_to_disk
 from cleanmix.dedup.shingles import band_keys, normalize_expr, shingle_hashes, shingle_sets, signatures
 from cleanmix.dedup.verify import SHINGLES, SIGNATURE, attach_left, score_right, split_pairs, split_payload
@@ -112,7 +122,7 @@ class MinhashDedup(DedupStage):
             .join(clustered.lazy(), on=ORDER, how="inner")
             .collect()
         )
-        decisions = self.write_decisions(members, work, "clusters")
+        decisions = self.write_decisions(members, ctx.decisions, "clusters")
         sizes = decisions.unique(CLUSTER_ID)[CLUSTER_SIZE]
         return {
             "docs_with_shingles": docs,

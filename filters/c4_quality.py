@@ -30,14 +30,16 @@ in CJK text maybe followed by closing brackets or a bracketed credit (`。（新
 SENTENCE_END = r"[.!?]+[\"'”’)\]]*(?:\s|$)|[。！？]+[”’」』）]*"
 JOINED = r"\p{Ll}[.!?]\p{Lu}"
 """Sentences run together without a space (`Wednesday.The`)."""
-ABBREVIATION = r"(?:^|\s)(?:[A-Z]|Mr|Mrs|Ms|Dr|St|Jr|Sr|Prof|vs|etc|e\.g|i\.e|U\.S|No|Inc|Ltd|Co)\.\s"
-"""A period that ends an abbreviation, not a sentence (spaCy keeps these inside the word)."""
+SENTENCE_ABBREVIATION = r"(?:^|\s)(?:[A-Z]|Mr|Mrs|Ms|Dr|St|Jr|Sr|Prof|vs|etc|e\.g|i\.e|U\.S|No|Inc|Ltd|Co)\.\s"
+"""A period that ends an abbreviation, not a sentence, in C4's sentence count. Apart from
+text_units.TOKEN_ABBREVIATIONS (the words the tokenizer keeps whole) on purpose: this one has `etc.`
+and `No.` but no months, and changing either list would change the figures it reproduces."""
 
 
 def sentences(line: pl.Expr) -> pl.Expr:
     """Sentences in a line that ends one: sentence marks followed by a space or the end, at least 1."""
     text = line.str.replace_all(r"\.{2,}", "…")
-    ends = text.str.count_matches(SENTENCE_END) + text.str.count_matches(JOINED) - text.str.count_matches(ABBREVIATION)
+    ends = text.str.count_matches(SENTENCE_END) + text.str.count_matches(JOINED) - text.str.count_matches(SENTENCE_ABBREVIATION)
     return pl.max_horizontal(ends, pl.lit(1, pl.UInt32))
 
 
@@ -57,7 +59,7 @@ class C4Quality(Filter):
         0, ge=0, description="fewest sentences on a CJK page (FineWeb-2 leaves C4's rules out for languages other than English)"
     )
 
-    def measure(self, df: pl.DataFrame) -> pl.DataFrame:
+    def metrics(self, df: pl.DataFrame) -> pl.DataFrame:
         line = pl.col("_line").str.strip_chars()
         cited, lower = pl.col("_cited"), pl.col("_lower")  # computed once per line, read by several rules
         candidate = ~pl.col("_long_word") & (pl.col("_words") >= self.min_words_per_line)

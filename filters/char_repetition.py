@@ -68,7 +68,7 @@ class CharRepetition(Filter):
     max_stretch: int = Field(200, ge=1, description="longest repeated-unit stretch, in characters")
     min_chars: int = Field(10, ge=0, description="the share rule applies from this many characters")
 
-    def measure(self, df: pl.DataFrame) -> pl.DataFrame:
+    def metrics(self, df: pl.DataFrame) -> pl.DataFrame:
         chars, longest = repetition(df[TEXT], self.max_period, self.min_repeats)
         size = pl.col(TEXT).str.len_chars()
         return df.with_columns(

@@ -22,21 +22,31 @@ from cleanmix.pipelines.stage import TEXT, Filter, Rule
 
 P = "cjk_junk_"
 PUNCT = r"[\p{P}\p{S}]"
-PUNCT_RUN = r"(?:！{6,}|？{6,}|。{6,}|，{6,}|、{6,}|…{8,}|!{6,}|\?{6,}|,{6,}|~{6,}|～{6,}|★{6,}|☆{6,}|\*{6,}|={8,}|-{8,}|_{8,}|\.{8,}|·{6,})"
+PUNCT_RUN = (
+    r"(?:！{6,}|？{6,}|。{6,}|，{6,}|、{6,}|…{8,}|!{6,}|\?{6,}|,{6,}|~{6,}|～{6,}|★{6,}|☆{6,}|\*{6,}"
+    r"|={8,}|-{8,}|_{8,}|\.{8,}|·{6,})"
+)
 """Six or more of one mark (eight of those that draw lines, and of `…`: `……` is the normal two)."""
 
 
 class CjkJunk(Filter):
     type: Literal["cjk_junk"] = "cjk_junk"
-    max_spaced_han: float = Field(0.3, ge=0, le=1, description="largest share of Han characters next to a space between Han characters (中 国 人, menus: 首页 新闻 关于我们)")
-    max_fullwidth_latin: float = Field(0.2, ge=0, le=1, description="largest share of full-width Latin letters (ｗｗｗ), in text that is not CJK")
-    max_cjk_share_for_fullwidth: float = Field(0.2, ge=0, le=1, description="the full-width rule applies to text with at most this share of CJK characters")
+    max_spaced_han: float = Field(
+        0.3, ge=0, le=1,
+        description="largest share of Han characters next to a space between Han characters (中 国 人, menus: 首页 新闻 关于我们)",
+    )
+    max_fullwidth_latin: float = Field(
+        0.2, ge=0, le=1, description="largest share of full-width Latin letters (ｗｗｗ), in text that is not CJK"
+    )
+    max_cjk_share_for_fullwidth: float = Field(
+        0.2, ge=0, le=1, description="the full-width rule applies to text with at most this share of CJK characters"
+    )
     max_halfwidth_katakana: float = Field(0.2, ge=0, le=1, description="largest share of half-width katakana (ｶﾀｶﾅ)")
     max_punct_runs: float = Field(0.1, ge=0, le=1, description="largest share of characters in runs of one punctuation mark")
     max_punct: float = Field(0.5, ge=0, le=1, description="largest share of punctuation and symbols among non-space characters")
     min_chars: int = Field(20, ge=0, description="the rules apply from this many non-space characters (Han ones for spaced_han)")
 
-    def measure(self, df: pl.DataFrame) -> pl.DataFrame:
+    def metrics(self, df: pl.DataFrame) -> pl.DataFrame:
         text = pl.col(TEXT)
         visible = text.str.len_chars() - text.str.count_matches(" ", literal=True) - text.str.count_matches("\n", literal=True)
         share = pl.max_horizontal(visible, 1)

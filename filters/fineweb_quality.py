@@ -18,7 +18,7 @@ from typing import ClassVar, Literal
 import polars as pl
 from pydantic import Field
 
-from cleanmix.filters.text_units import CJK_CHAR, TOKENS, cjk_limit, cjk_share, ends_sentence, token_counts, visible
+from cleanmix.filters.text_units import CJK_CHAR, TOKEN_LISTS, cjk_limit, cjk_share, ends_sentence, token_counts, visible
 from cleanmix.pipelines.stage import TEXT, Filter, Rule
 
 P = "fineweb_quality_"
@@ -28,7 +28,7 @@ WIDE = rf"{CJK_CHAR}|[\x{{3000}}-\x{{303F}}\x{{FF01}}-\x{{FF60}}]"
 
 class FinewebQuality(Filter):
     type: Literal["fineweb_quality"] = "fineweb_quality"
-    shared: ClassVar = (TOKENS,)
+    shared: ClassVar = (TOKEN_LISTS,)
     min_line_punct: float = Field(0.12, ge=0, le=1, description="smallest share of non-blank lines ending a sentence")
     max_short_lines: float = Field(0.67, ge=0, le=1, description="largest share of non-blank lines that are short")
     short_line_chars: int = Field(30, ge=0, description="a line of at most this many columns is short (CJK characters are 2)")
@@ -39,7 +39,7 @@ class FinewebQuality(Filter):
     cjk_max_short_lines: float = Field(1.0, ge=0, le=1, description="max_short_lines on CJK pages (FineWeb-2 dropped the rule)")
     cjk_max_dup_line_chars: float = Field(0.1, ge=0, le=1, description="max_dup_line_chars on CJK pages (FineWeb-2's value)")
 
-    def measure(self, df: pl.DataFrame) -> pl.DataFrame:
+    def metrics(self, df: pl.DataFrame) -> pl.DataFrame:
         line = pl.col("_line")
         nonblank = visible(line)  # datatrove keeps lines of zero-width spaces (str.strip leaves them): they are not lines
         per_doc = (
@@ -73,6 +73,8 @@ class FinewebQuality(Filter):
             Rule("empty", pl.col(P + "empty"), P + "empty"),
             Rule.below("line_punct_ratio", P + "line_punct", self.min_line_punct, limit(self.min_line_punct, self.cjk_min_line_punct)),
             Rule.above("short_line_ratio", P + "short_lines", self.max_short_lines, limit(self.max_short_lines, self.cjk_max_short_lines)),
-            Rule.above("char_dup_ratio", P + "dup_line_chars", self.max_dup_line_chars, limit(self.max_dup_line_chars, self.cjk_max_dup_line_chars)),
+            Rule.above(
+                "char_dup_ratio", P + "dup_line_chars", self.max_dup_line_chars, limit(self.max_dup_line_chars, self.cjk_max_dup_line_chars)
+            ),
             Rule.above("list_ratio", P + "newlines_per_word", self.max_newlines_per_word),
         ]

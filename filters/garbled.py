@@ -21,10 +21,14 @@ from typing import Literal
 import polars as pl
 from pydantic import Field
 
+from cleanmix.filters.text_units import CONTROL_CHAR
 from cleanmix.pipelines.stage import TEXT, Filter, Rule
 
 P = "garbled_"
-CONTINUATION = "\x80-\xbf\u0152\u0153\u0160\u0161\u0178\u017d\u017e\u0192\u02c6\u02dc\u2013\u2014\u2018-\u201a\u201c-\u201e\u2020-\u2022\u2026\u2030\u2039\u203a\u20ac\u2122"
+CONTINUATION = (
+    "\x80-\xbf\u0152\u0153\u0160\u0161\u0178\u017d\u017e\u0192\u02c6\u02dc"
+    "\u2013\u2014\u2018-\u201a\u201c-\u201e\u2020-\u2022\u2026\u2030\u2039\u203a\u20ac\u2122"
+)
 """What bytes 0x80-0xBF (UTF-8 continuation bytes) become when read as Latin-1 or cp1252."""
 SECOND = CONTINUATION.replace("\x80-\xbf", "\x80-\x9f\xa1-\xac\xae-\xbf")
 """The same less no-break space and soft hyphen, which follow accented letters in real text."""
@@ -35,8 +39,6 @@ MOJIBAKE = {
 }
 """UTF-8 sequences read as Latin-1/cp1252, by length: the lead byte's character, then the
 continuation bytes' characters (Ã©, â€™)."""
-CONTROL = r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]"
-"""C0 control characters besides tab and line breaks: binary data read as text."""
 
 
 def _codec_chars(codec: str, leads: range, trails: list[int]) -> set[str]:
@@ -66,7 +68,7 @@ class Garbled(Filter):
     max_replacement: float = Field(0.01, ge=0, le=1, description="largest share of U+FFFD replacement characters")
     max_control: float = Field(0.01, ge=0, le=1, description="largest share of control characters (besides tab and newlines)")
 
-    def measure(self, df: pl.DataFrame) -> pl.DataFrame:
+    def metrics(self, df: pl.DataFrame) -> pl.DataFrame:
         text = pl.col(TEXT)
         size = pl.max_horizontal(text.str.len_chars(), 1)
         han = text.str.count_matches(r"\p{Han}")
@@ -74,7 +76,7 @@ class Garbled(Filter):
             (pl.sum_horizontal(n * text.str.count_matches(pattern) for n, pattern in MOJIBAKE.items()) / size).alias(P + "mojibake"),
             pl.when(han >= self.min_han_for_rare).then(text.str.count_matches(rare_han()) / han).alias(P + "rare_han"),
             (text.str.count_matches("\ufffd", literal=True) / size).alias(P + "replacement"),
-            (text.str.count_matches(CONTROL) / size).alias(P + "control"),
+            (text.str.count_matches(CONTROL_CHAR) / size).alias(P + "control"),
         )
 
     def rules(self) -> list[Rule]:

@@ -3,7 +3,9 @@
 The published English defaults, with tokens counted per script (filters/text_units.py): a Han or
 kana character is a word, so Chinese documents are measured instead of failing every rule. Mean
 word length is a property of alphabetic words; it is measured on the non-CJK words and checked
-only on documents that are mostly not CJK.
+only on documents that are mostly not CJK. The stop-word rule ("at least two of the following
+English words: the, be, to, of, and, that, have, with") counts distinct words in any case: `The`
+opens most English sentences. datatrove matches the exact case (`stop_words_case_sensitive`).
 """
 
 from __future__ import annotations
@@ -14,13 +16,13 @@ import numpy as np
 import polars as pl
 from pydantic import Field
 
-from cleanmix.filters.text_units import CJK_CHAR, HAS_LETTER, HAS_WORD_CHAR, STOP_WORDS_EN, STOP_WORDS_ZH, TOKENS, lines
+from cleanmix.filters.text_units import CJK_CHAR, HAS_LETTER, HAS_WORD_CHAR, STOP_WORDS_EN, STOP_WORDS_ZH, TOKEN_LISTS, lines
 from cleanmix.pipelines.stage import TEXT, Filter, Rule
 
 P = "gopher_quality_"
 
 
-def _token_counts(tokens: pl.Series, stop_words: list[str]) -> dict[str, pl.Series]:
+def _token_counts(tokens: pl.Series, stop_words: list[str], any_case: bool = True) -> dict[str, pl.Series]:
     """Per document: tokens, words (tokens with a letter or digit), CJK characters, tokens with a
     letter, characters of the non-CJK words, distinct stop words (null without text). One pass over
     all the batch's tokens at once, summed per document by NumPy."""
@@ -30,8 +32,9 @@ def _token_counts(tokens: pl.Series, stop_words: list[str]) -> dict[str, pl.Seri
     word = flat.str.contains(HAS_WORD_CHAR).to_numpy()
     cjk = flat.str.contains(f"^{CJK_CHAR}$").to_numpy()
     alpha_chars = np.where(word & ~cjk, flat.str.len_chars().to_numpy(), 0)
-    stop = flat.is_in(stop_words).to_numpy()
-    distinct_stops = pl.DataFrame({"doc": doc[stop], "token": flat.filter(stop)}).unique()["doc"].to_numpy()
+    folded = flat.str.to_lowercase() if any_case else flat
+    stop = folded.is_in([word.lower() for word in stop_words] if any_case else stop_words).to_numpy()
+    distinct_stops = pl.DataFrame({"doc": doc[stop], "token": folded.filter(stop)}).unique()["doc"].to_numpy()
 
     def per_doc(values: np.ndarray | None = None, at: np.ndarray = doc) -> np.ndarray:
         return np.bincount(at, weights=values, minlength=len(tokens)).astype(np.uint32)
@@ -51,7 +54,7 @@ def _token_counts(tokens: pl.Series, stop_words: list[str]) -> dict[str, pl.Seri
 
 class GopherQuality(Filter):
     type: Literal["gopher_quality"] = "gopher_quality"
-    shared: ClassVar = (TOKENS,)
+    shared: ClassVar = (TOKEN_LISTS,)
     min_words: int = Field(50, ge=0, description="fewest words (a CJK character counts as a word)")
     max_words: int = Field(100_000, ge=1, description="most words")
     min_mean_word_length: float = Field(3.0, ge=0, description="shortest mean length of non-CJK words, in characters")
@@ -67,15 +70,22 @@ class GopherQuality(Filter):
     alpha_share_of: Literal["words", "tokens"] = Field(
         "words", description="words: punctuation marks are not words (Gopher); tokens: they are (datatrove, spaCy tokens)"
     )
-    min_stop_words: int = Field(2, ge=0, description="fewest distinct stop words present")
+    min_stop_words: int = Field(
+        2, ge=0, description="fewest distinct stop words present (Gopher: \"at least two of the following words\": `the the` is one)"
+    )
+    stop_words_case_sensitive: bool = Field(
+        False, description="false: `The` is the stop word `the` (Gopher's rule); true: exact case only (datatrove)"
+    )
     stop_words: list[str] = Field(
-        STOP_WORDS_EN + STOP_WORDS_ZH, description="stop words (Gopher's English eight, Chinese function characters and FineWeb-2's cmn_Hani list)"
+        STOP_WORDS_EN + STOP_WORDS_ZH,
+        description="stop words (Gopher's English eight, Chinese function characters and FineWeb-2's cmn_Hani list)",
     )
 
-    def measure(self, df: pl.DataFrame) -> pl.DataFrame:
+    def metrics(self, df: pl.DataFrame) -> pl.DataFrame:
         text = pl.col(TEXT)
         n_lines = lines(text).list.len()
-        counts = {name: pl.lit(values) for name, values in _token_counts(TOKENS.of(df), self.stop_words).items()}
+        found = _token_counts(TOKEN_LISTS.of(df), self.stop_words, not self.stop_words_case_sensitive)
+        counts = {name: pl.lit(values) for name, values in found.items()}
         n_tokens, words, cjk, letters = counts["tokens"], counts["words"], counts["cjk"], counts["letters"]
         alpha_words = words - cjk
         share_of = n_tokens if self.alpha_share_of == "tokens" else words

@@ -4,8 +4,9 @@ Spam and boilerplate repeat; prose does not. The n-grams are over script-aware t
 character is a token), so the rules see repetition in Chinese too. Fractions are of the
 document's characters, as published. A character n-gram is shorter than a word n-gram, so
 documents that are mostly CJK have their own n-gram limits: the published ones, raised to the
-99.5th percentile of edited Chinese news (People's Daily 1998, 12-paragraph documents). A whole batch is measured at once: tokens are hashed by
-Polars and n-grams are rolling hashes in NumPy, so no per-document Python runs.
+99.5th percentile of edited Chinese news (People's Daily 1998, 12-paragraph documents). A whole batch
+is measured at once: tokens are hashed by Polars and n-grams are rolling hashes in NumPy, so no
+per-document Python runs.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import numpy as np
 import polars as pl
 from pydantic import Field
 
-from cleanmix.filters.text_units import INVISIBLE, TOKENS, cjk_limit, cjk_share
+from cleanmix.filters.text_units import INVISIBLE, TOKEN_LISTS, cjk_limit, cjk_share
 from cleanmix.pipelines.stage import TEXT, Filter, Rule
 
 P = "gopher_repetition_"
@@ -134,7 +135,7 @@ DupN = Annotated[int, Field(ge=5, le=10)]
 
 class GopherRepetition(Filter):
     type: Literal["gopher_repetition"] = "gopher_repetition"
-    shared: ClassVar = (TOKENS,)
+    shared: ClassVar = (TOKEN_LISTS,)
     max_dup_para_frac: float = Field(0.3, ge=0, le=1, description="largest share of paragraphs that repeat an earlier one")
     max_dup_para_char_frac: float = Field(0.2, ge=0, le=1, description="largest share of characters in repeated paragraphs")
     max_dup_line_frac: float = Field(0.3, ge=0, le=1, description="largest share of lines that repeat an earlier one")
@@ -159,13 +160,13 @@ class GopherRepetition(Filter):
         description="the repeated n-gram limits for CJK documents (n-grams of characters)",
     )
 
-    def measure(self, df: pl.DataFrame) -> pl.DataFrame:
+    def metrics(self, df: pl.DataFrame) -> pl.DataFrame:
         text = pl.col(TEXT)
         size = text.str.len_chars().cast(pl.Float64)
         paragraphs = text.str.strip_chars().str.replace_all(r"\n{2,}", "\x00").str.split("\x00")
         paras = _duplicates(df, paragraphs, "para", INVISIBLE)
         lines = _duplicates(df, text.str.replace_all(r"\n+", "\n").str.split("\n"), "line", ZERO_WIDTH)
-        toks = TOKENS.of(df)
+        toks = TOKEN_LISTS.of(df)
         top_ns = sorted({*self.max_top_ngram_frac, *self.cjk_max_top_ngram_frac})
         dup_ns = sorted({*self.max_dup_ngram_frac, *self.cjk_max_dup_ngram_frac})
         grams = _ngram_fractions(toks, top_ns, dup_ns)

@@ -22,11 +22,14 @@ from typing import Any, ClassVar, Literal
 import polars as pl
 from pydantic import Field
 
-from cleanmix.pipelines.stage import TEXT, Filter, Rule
+from cleanmix.pipelines.histogram import split_counts, split_histograms
+from cleanmix.pipelines.stage import REASON, TEXT, Filter, Rule
 
 LANGUAGE = "language"
 SCORE = "language_score"
 TOP_K = 3
+TOP_LANGUAGES = 25
+"""Languages drawn in the report (all of them are in the stats)."""
 CHINESE = ("zh", "ja", "wuu", "yue")
 """Labels the model gives Chinese text: their probabilities add up when the script says Chinese."""
 STRUCT = pl.Struct({LANGUAGE: pl.String, SCORE: pl.Float64, "_chinese": pl.Float64})
@@ -76,7 +79,7 @@ class Language(Filter):
 
     keeps: ClassVar[tuple[str, ...]] = (LANGUAGE, SCORE)
 
-    def measure(self, df: pl.DataFrame) -> pl.DataFrame:
+    def metrics(self, df: pl.DataFrame) -> pl.DataFrame:
         path = self.model_path or bundled_model()
         text = pl.col(TEXT) if self.max_chars is None else pl.col(TEXT).str.slice(0, self.max_chars)
         letters = pl.col("_head").str.count_matches(r"\p{L}")
@@ -107,3 +110,29 @@ class Language(Filter):
             Rule.below("low_score", SCORE, self.min_score),
         ]
 
+    def histograms(self, measured: pl.DataFrame) -> dict[str, dict[str, int]]:
+        """Also, for the report: documents per detected language (`language:kept` / `language:removed`),
+        and the scores when no rule reads them (no `languages` list)."""
+        removed = pl.col(REASON).is_not_null()
+        tallies = super().histograms(measured) | split_counts(measured, LANGUAGE, removed)
+        return tallies if self.languages is not None else tallies | split_histograms(measured, [SCORE], removed)
+
+    def report_sections(self, stats: dict[str, Any]) -> list[tuple[str, str]]:
+        """Documents per detected language, kept and removed by this stage, from the recorded counts."""
+        from cleanmix.pipelines import charts
+
+        tallies = stats.get("tallies") or {}
+        kept, removed = tallies.get(f"{LANGUAGE}:kept") or {}, tallies.get(f"{LANGUAGE}:removed") or {}
+        found = sorted(set(kept) | set(removed), key=lambda lang: (-kept.get(lang, 0) - removed.get(lang, 0), lang))
+        sections = super().report_sections(stats)
+        if self.languages is None:
+            sections.append(("distributions", charts.distributions(self.label, tallies, {SCORE: []})))
+        if not found:
+            return sections
+        top = found[:TOP_LANGUAGES]
+        chart = charts.bars(
+            f"{self.label}: documents per detected language ({len(found)} languages; top {len(top)} shown)", top,
+            [charts.Series("kept", [kept.get(lang, 0) for lang in top]),
+             charts.Series("removed", [removed.get(lang, 0) for lang in top], charts.REMOVED)],
+            [charts.n(kept.get(lang, 0) + removed.get(lang, 0)) for lang in top], stacked=True)
+        return [("languages", charts.figure("languages found", chart)), *sections]

@@ -17,7 +17,7 @@ class Length(Filter):
     min_lines: int = Field(0, ge=0, description="fewest non-empty lines")
     max_lines: int | None = Field(None, ge=1, description="most non-empty lines (none: no limit)")
 
-    def measure(self, df: pl.DataFrame) -> pl.DataFrame:
+    def metrics(self, df: pl.DataFrame) -> pl.DataFrame:
         text = pl.col(TEXT)
         return df.with_columns(
             text.str.len_chars().alias("length_chars"),

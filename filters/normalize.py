@@ -10,10 +10,9 @@ from typing import Literal
 import polars as pl
 from pydantic import Field
 
+from cleanmix.filters.text_units import CONTROL_OR_ZERO_WIDTH
 from cleanmix.pipelines.stage import TEXT, Mapper
 
-CONTROL = r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u200b\ufeff]"
-"""C0 controls except tab/newline/CR, DEL, zero-width space and BOM."""
 UNTIDY = r"\r|[^\S\n]{2,}|[^\S\n ]| \n|\n |\n{3,}|^\s|\s$"
 """Anything the whitespace rewrite would change: finding it first spares the rewrite on tidy text."""
 
@@ -67,7 +66,8 @@ class Normalize(Mapper):
             )
             texts, modified["unicode"] = _rewrite(texts, unnormal, lambda t: t.str.normalize(form))
         if self.remove_control:
-            texts, modified["control"] = _rewrite(texts, texts.str.contains(CONTROL), lambda t: t.str.replace_all(CONTROL, ""))
+            has_control = texts.str.contains(CONTROL_OR_ZERO_WIDTH)
+            texts, modified["control"] = _rewrite(texts, has_control, lambda t: t.str.replace_all(CONTROL_OR_ZERO_WIDTH, ""))
         if self.collapse_whitespace:
             texts, modified["whitespace"] = _rewrite(texts, texts.str.contains(UNTIDY), _tidy)
         return df.with_columns(texts.alias(TEXT)), {f"{self.label}:{kind}": n for kind, n in modified.items()}

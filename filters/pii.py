@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Literal, get_args
+from typing import Any, Literal, get_args
 
 import polars as pl
 from pydantic import Field, model_validator
@@ -201,7 +201,8 @@ SECRETS = [
 DETECTORS: tuple[Detector, ...] = (
     Detector(
         "secret",
-        _has(r"AKIA|ASIA|ABIA|ACCA|AGPA|AIDA|AIPA|ANPA|ANVA|APKA|AROA|ASCA|gh[pousr]_|github_pat_|_live_|_test_|sk-|xox[abposr]-|AIza|eyJ|PRIVATE KEY"),
+        _has(r"AKIA|ASIA|ABIA|ACCA|AGPA|AIDA|AIPA|ANPA|ANVA|APKA|AROA|ASCA|gh[pousr]_|github_pat_|_live_|_test_|sk-"
+             r"|xox[abposr]-|AIza|eyJ|PRIVATE KEY"),
         re.compile("(?=[-Agsrxe])(?:" + "|".join(SECRETS) + ")"),
         _locate_secret,
     ),
@@ -261,7 +262,7 @@ DETECTORS: tuple[Detector, ...] = (
         "phone",
         _has(*PHONE_SHAPES) | _has(rf"(?i)(?-u:\b)(?:{PHONE_WORDS})(?-u:\b)|{PHONE_WORDS_ZH}") & _has(r"[0-9](?:[-. ()]{0,3}[0-9]){5}"),
         re.compile(
-            r"(?=[+(0-9])(?<![A-Za-z0-9_.$€£¥#/])(?P<body>(?:\+ ?|\(\+?)?[0-9](?:(?:[-.]|\)? ?\(?)[0-9]){5,})"
+            r"(?=[+(0-9])(?<![A-Za-z0-9_.$€£¥#/])(?P<body>(?:\+ ?|\(\+?)?[0-9](?:(?:[-.]|\)[-. ]?|\)? ?\(?)[0-9]){5,})"
             r"(?:\s?(?:x|ext\.?)\s?[0-9]{1,6})?(?![A-Za-z0-9_])"
         ),
         _locate_phone,
@@ -389,6 +390,9 @@ class PII(Mapper):
     def spans_column(self) -> str:
         return f"{self.label}_spans"
 
+    def output_columns(self) -> tuple[str, ...]:
+        return (self.spans_column,) if self.action == "annotate" else ()
+
     def find(self, df: pl.DataFrame) -> Found:
         """Rows with PII: Rust prefilters pick candidate rows and detectors, Python checks only those.
 
@@ -427,6 +431,23 @@ class PII(Mapper):
 
     def counts(self, found: Found) -> dict[str, int]:
         return {f"{self.label}:{kind}": sum(any(k == kind for _, _, k in s) for s in found.spans) for kind in self.kinds}
+
+    def report_sections(self, stats: dict[str, Any]) -> list[tuple[str, str]]:
+        """Documents and occurrences per kind, and the recorded examples (redacted: shape and context)."""
+        from cleanmix.pipelines import charts
+
+        tallies, examples = stats.get("tallies") or {}, stats.get("examples") or {}
+        documents, occurrences = tallies.get("documents") or {}, tallies.get("occurrences") or {}
+        kinds = list(dict.fromkeys([*occurrences, *documents, *examples]))
+        if not kinds:
+            return []
+        chart = charts.bars(f"{self.label}: found, by kind", kinds,
+                            [charts.Series("documents", [documents.get(k, 0) for k in kinds]),
+                             charts.Series("occurrences", [occurrences.get(k, 0) for k in kinds], charts.REMOVED)])
+        rows = [[kind, example.get("shape", ""), example.get("context", "")] for kind in kinds for example in examples.get(kind, [])]
+        found = (f"<h3>{charts.e(self.label)}</h3>" + charts.figure(f"{self.label} kinds found", chart)
+                 + (charts.table(["kind", "shape of the value", "context (redacted)"], rows, numeric_from=3) if rows else ""))
+        return [("changes", found)]
 
     def transform(self, df: pl.DataFrame) -> tuple[pl.DataFrame, dict[str, int]]:
         """Replace (or, for annotate, mark) what `find` found; counts are documents per kind."""

@@ -15,14 +15,19 @@ from cleanmix.pipelines.stage import TEXT, SharedColumn
 CJK = r"\p{Han}\p{Hiragana}\p{Katakana}\x{30FC}"
 """Characters that are tokens on their own (Han, kana and the long-vowel mark)."""
 
-ABBREVIATIONS = r"(?:[A-Za-z]\.)+|(?:Mr|Mrs|Ms|Dr|St|Jr|Sr|Prof|Inc|Ltd|Co|Corp|vs|Gov|Gen|Rep|Sen|Mt|Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec)\."
-"""Words that keep their period: initials (J., U.S., e.g.) and common abbreviations."""
+TOKEN_ABBREVIATIONS = (
+    r"(?:[A-Za-z]\.)+"
+    r"|(?:Mr|Mrs|Ms|Dr|St|Jr|Sr|Prof|Inc|Ltd|Co|Corp|vs|Gov|Gen|Rep|Sen|Mt|Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec)\."
+)
+"""Words the tokenizer keeps whole with their period, as spaCy does: initials (J., U.S., e.g.) and
+common abbreviations. Apart from c4_quality's SENTENCE_ABBREVIATION on purpose: each list is tuned
+to the figures it reproduces (token counts here, C4's sentence counts there)."""
 OPENING = r"(\[{<\"'“”‘’„«»¿¡*#&_§%+=~$£€¥…,:;!?،؛—–"
 CLOSING = r")\]}>\"'“”‘’«».,:;!?،؛…%*_—–\-"
 TOKEN = (
     rf"[{CJK}]"  # one CJK character
     r"|https?://\S*[^\s.,;:!?)\]\"']"  # a web address
-    rf"|(?:{ABBREVIATIONS})"
+    rf"|(?:{TOKEN_ABBREVIATIONS})"
     r"|['’](?:s|re|ll|ve|m|d)(?-u:\b)|n['’]t(?-u:\b)"  # a contraction's tail (split off in `tokens`)
     r"|\.{2,}|-{2,}|…{2,}|—{2,}"  # an ellipsis, a dash (CJK ones, `……` and `——`, are one mark of two characters)
     rf"|[^\s{OPENING}{CJK}](?:[^\s{CJK}]*[^\s{CLOSING}{CJK}])?"  # a word: what is between spaces, less the punctuation around it
@@ -43,6 +48,12 @@ match first and are left whole (with two spaces after them, which no token holds
 boundaries make the regex engine slow on CJK text, hence the ASCII one."""
 
 CJK_CHAR = rf"[{CJK}]"
+CONTROL = r"\x00-\x08\x0b\x0c\x0e-\x1f\x7f"
+"""C0 control characters besides tab, LF and CR, and DEL (a regex class body): binary data read as text."""
+CONTROL_CHAR = rf"[{CONTROL}]"
+"""One control character: what garbled counts. Zero-width spaces and BOMs are left out, as real text holds them."""
+CONTROL_OR_ZERO_WIDTH = rf"[{CONTROL}\u200b\ufeff]"
+"""One control character, zero-width space or BOM: what normalize removes (invisible, never wanted in the output)."""
 HAS_LETTER = r"\p{L}"
 HAS_WORD_CHAR = r"[^\W_]"
 """A token with a letter, digit or mark is a word; the rest are symbols."""
@@ -88,14 +99,14 @@ def token_count(text: pl.Expr) -> pl.Expr:
     return _spaced(text).str.count_matches(TOKEN)
 
 
-TOKENS = SharedColumn("_cm_tokens", tokens)
+TOKEN_LISTS = SharedColumn("_cm_token_lists", tokens)
 """The token lists, computed once per batch for all the quality filters that read them."""
 
 
 def token_counts(df: pl.DataFrame) -> pl.Series:
     """Tokens per document: the shared lists' lengths where a runner made them, else counted."""
-    if TOKENS.name in df.columns:
-        return TOKENS.of(df).list.len()
+    if TOKEN_LISTS.name in df.columns:
+        return TOKEN_LISTS.of(df).list.len()
     return df.select(token_count(pl.col(TEXT))).to_series()
 
 

@@ -61,9 +61,11 @@ class WordSalad(Filter):
     max_lowercase_starts: float = Field(0.5, ge=0, le=1, description="largest share of sentences (after . ! ?) starting lower-case")
     min_sentence_starts: int = Field(5, ge=1, description="the rule applies from this many sentence starts with a letter")
     min_word_pairs: float = Field(0.1, ge=0, le=1, description="smallest share of adjacent Han pairs that are common in-word pairs")
-    min_han_pairs: int = Field(100, ge=1, description="the Han pair rule applies from this many adjacent Han pairs, in text with kana under 1% of them")
+    min_han_pairs: int = Field(
+        100, ge=1, description="the Han pair rule applies from this many adjacent Han pairs, in text with kana under 1% of them"
+    )
 
-    def measure(self, df: pl.DataFrame) -> pl.DataFrame:
+    def metrics(self, df: pl.DataFrame) -> pl.DataFrame:
         text = pl.col(TEXT)
         lower = text.str.count_matches(AFTER_END + r"\p{Ll}")
         starts = lower + text.str.count_matches(AFTER_END + r"[\p{Lu}\p{Lt}]")

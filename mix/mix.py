@@ -29,8 +29,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
-import shutil
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -40,12 +38,13 @@ from pydantic import Field, model_validator
 
 from cleanmix.mix.tokens import count_tokens, estimate_tokens, load_tokenizer
 from cleanmix.pipelines.errors import UserError
-from cleanmix.pipelines.shards import ORDER_SHIFT, write_json, write_parquet
+from cleanmix.pipelines.order import UnitDecisions
+from cleanmix.pipelines.shards import write_json
 from cleanmix.pipelines.stage import ORDER, SOURCE, TEXT, Context, GlobalStage, StageResult, with_reason
 
 REPEAT = "repeat"
 """Output column: 0 for a document's first appearance, k for its k-th extra copy."""
-BYTES, TOKENS, DOCS = "_cm_bytes", "_cm_tokens", "_cm_docs"
+BYTES, TOKENS, DOCS = "_cm_bytes", "_cm_token_count", "_cm_docs"
 MEASURES = ("docs", "bytes", "tokens")
 """What a source's size is counted in (`by` picks one), in the order details list them."""
 NEW_ORDER = "_cm_new_order"
@@ -54,7 +53,8 @@ DECISIONS = {ORDER: pl.UInt64, REPEAT: pl.UInt16, NEW_ORDER: pl.UInt64}
 HIST_BITS = 14
 POSITION_BITS = 40
 """ORDER after mix: the position in [0, 1) in the high 40 bits, 24 bits of the copy's hash below."""
-CACHED_UNITS = 8
+SOURCES_FILE = "sources.json"
+"""The sources the plan lists, for `apply` to tell not_in_weights from not_selected."""
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _PHI = (math.sqrt(5) - 1) / 2
 log = logging.getLogger("cleanmix.mix")
@@ -113,6 +113,9 @@ class Mix(GlobalStage):
     def input_columns(self) -> tuple[str, ...]:
         return (SOURCE,)
 
+    def output_columns(self) -> tuple[str, ...]:
+        return (REPEAT,)
+
     @model_validator(mode="after")
     def _consistent(self) -> Mix:
         if self.weights is not None and self.temperature is not None:
@@ -138,6 +141,12 @@ class Mix(GlobalStage):
     def repeats_for(self, source: str) -> int:
         return self.max_repeats.get(source, 1) if isinstance(self.max_repeats, dict) else self.max_repeats
 
+    def report_sections(self, stats: dict[str, Any]) -> list[tuple[str, str]]:
+        """Target vs achieved share per source and the plan's totals, from `details` (mix/report.py)."""
+        from cleanmix.mix.report import sections
+
+        return sections(self.label, stats.get("details") or {})
+
     # scan -----------------------------------------------------------------------------------
 
     def scan(self, df: pl.DataFrame) -> pl.DataFrame:
@@ -152,33 +161,21 @@ class Mix(GlobalStage):
     # decide ---------------------------------------------------------------------------------
 
     def decide(self, scans: list[Path], ctx: Context) -> dict[str, Any]:
-        """Plan the mix from per-source counts, then write per-unit decisions; resumable."""
-        done = ctx.workdir / "details.json"
-        if done.exists():
-            return json.loads(done.read_text())
-        work = ctx.workdir / "work"
-        shutil.rmtree(work, ignore_errors=True)
-        work.mkdir(parents=True)
+        """Plan the mix from per-source counts, then write per-unit decisions (`ctx.decisions`)."""
         spread = min(len(scans), 2 * max(1, ctx.workers))
         chunks = [scans[i::spread] for i in range(spread)]
         survey = _merge_surveys(ctx.map(_survey, [(self, chunk, ctx.seed) for chunk in chunks]))
         if not survey["sources"]:
-            return self._finish({"by": self.by, "sources": {}, "warnings": ["no documents reached the mix"]}, work, ctx)
-        plan = self.plan({s: v["available"][self.by] for s, v in survey["sources"].items()})
-        for message in plan["warnings"]:
-            log.warning("%s: %s", self.label, message)
-        _thresholds(self, plan, survey, chunks, ctx)
-        units = _unit_ranks(survey["presence"], plan["names"], scans)
-        placed = ctx.map(_place, [(self, plan, path, units[i], ctx.seed, work / "decisions") for i, path in enumerate(scans)])
-        return self._finish(self._manifest(plan, survey, placed, len(scans)), work, ctx)
-
-    def _finish(self, details: dict[str, Any], work: Path, ctx: Context) -> dict[str, Any]:
-        """Move the decisions into place, then write details.json: the marker that decide is done."""
-        shutil.rmtree(ctx.workdir / "decisions", ignore_errors=True)
-        (work / "decisions").mkdir(exist_ok=True)
-        os.replace(work / "decisions", ctx.workdir / "decisions")
-        write_json(ctx.workdir / "details.json", details)
-        shutil.rmtree(work, ignore_errors=True)
+            details: dict[str, Any] = {"by": self.by, "sources": {}, "warnings": ["no documents reached the mix"]}
+        else:
+            plan = self.plan({s: v["available"][self.by] for s, v in survey["sources"].items()})
+            for message in plan["warnings"]:
+                log.warning("%s: %s", self.label, message)
+            _thresholds(self, plan, survey, chunks, ctx)
+            units = _unit_ranks(survey["presence"], plan["names"], scans)
+            placed = ctx.map(_place, [(self, plan, path, units[i], ctx.seed, ctx.decisions) for i, path in enumerate(scans)])
+            details = self._manifest(plan, survey, placed, len(scans))
+        write_json(ctx.workdir / SOURCES_FILE, list(details["sources"]))
         return details
 
     def shares(self, available: dict[str, float]) -> dict[str, float]:
@@ -298,11 +295,12 @@ class Mix(GlobalStage):
     # apply ----------------------------------------------------------------------------------
 
     def apply(self, df: pl.DataFrame, ctx: Context) -> StageResult:
-        cache: dict[str, Any] = ctx.cache.setdefault(f"mix:{self.label}", {"units": {}})
+        cache: dict[str, Any] = ctx.cache.setdefault(f"mix:{ctx.workdir}", {})
         if "listed" not in cache:
-            cache["listed"] = list(json.loads((ctx.workdir / "details.json").read_text())["sources"])
+            cache["listed"] = json.loads((ctx.workdir / SOURCES_FILE).read_text())
         orders = df.get_column(ORDER).cast(pl.UInt64)
-        decisions = _decisions(orders, ctx.workdir / "decisions", cache["units"])
+        decisions = ctx.decisions.load(orders)
+        decisions = pl.DataFrame(schema=DECISIONS) if decisions is None else decisions
         incoming = df.drop(REPEAT, strict=False).with_columns(orders)
         kept = incoming.join(decisions, on=ORDER, how="inner", maintain_order="left_right")
         kept = kept.with_columns(pl.col(NEW_ORDER).alias(ORDER)).drop(NEW_ORDER)
@@ -445,9 +443,9 @@ def _unit_ranks(presence: dict[str, list[str]], names: list[str], scans: list[Pa
     return ranks
 
 
-def _place(job: tuple[Mix, dict[str, Any], Path, dict[str, int], int, Path]) -> dict[str, Any]:
+def _place(job: tuple[Mix, dict[str, Any], Path, dict[str, int], int, UnitDecisions]) -> dict[str, Any]:
     """One unit: each document's copies and each copy's position; writes the unit's decisions."""
-    stage, plan, path, ranks, seed, folder = job
+    stage, plan, path, ranks, seed, decided = job
     names, info = plan["names"], [plan["sources"][s] for s in plan["names"]]
     df = pl.read_parquet(path)
     index = _source_index(df, names)
@@ -491,9 +489,7 @@ def _place(job: tuple[Mix, dict[str, Any], Path, dict[str, int], int, Path]) -> 
     new_order = (high << np.uint64(64 - POSITION_BITS)) | (key & np.uint64((1 << (64 - POSITION_BITS)) - 1))
 
     decisions = pl.DataFrame({ORDER: order[rows].astype(np.uint64), REPEAT: epoch.astype(np.uint16), NEW_ORDER: new_order})
-    unit = (pl.col(ORDER) // (1 << ORDER_SHIFT)).alias("_cm_unit")
-    for (u,), part_df in decisions.with_columns(unit).partition_by("_cm_unit", as_dict=True).items():
-        write_parquet(part_df.drop("_cm_unit").sort(ORDER, REPEAT), _unit_folder(folder, u) / f"{Path(path).stem}.parquet")
+    decided.write(decisions, Path(path).stem, sort_by=(ORDER, REPEAT))
 
     counts: dict[str, Any] = {}
     nbytes, tokens = df.get_column(BYTES).to_numpy().astype(np.int64), df.get_column(TOKENS).to_numpy().astype(np.int64)
@@ -506,22 +502,3 @@ def _place(job: tuple[Mix, dict[str, Any], Path, dict[str, int], int, Path]) -> 
                 "output": {"docs": int(c.sum()), "bytes": int((nbytes[mine] * c).sum()), "tokens": int((tokens[mine] * c).sum())},
             }
     return counts
-
-
-def _unit_folder(folder: Path, unit: int) -> Path:
-    """Where the decisions for the rows of one input unit go (written by every unit that copies them)."""
-    return folder / f"u{unit:08d}"
-
-
-def _decisions(orders: pl.Series, folder: Path, cache: dict[int, pl.DataFrame]) -> pl.DataFrame:
-    """The decisions of the batch's units, loaded per unit and kept for the next batches."""
-    frames = []
-    for unit in (orders // (1 << ORDER_SHIFT)).unique().sort().to_list():
-        if unit not in cache:
-            if len(cache) >= CACHED_UNITS:
-                cache.pop(next(iter(cache)))
-            files = sorted(_unit_folder(folder, unit).glob("*.parquet"))
-            cache[unit] = pl.read_parquet(files) if files else pl.DataFrame(schema=DECISIONS)
-        frames.append(cache[unit])
-    return pl.concat(frames) if frames else pl.DataFrame(schema=DECISIONS)
-

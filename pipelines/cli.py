@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import errno
 import functools
 import json
 import os
 import sys
 import textwrap
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +19,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from cleanmix.pipelines.errors import UserError
+from cleanmix.pipelines.errors import UserError, one_line
 
 
 def user_errors(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -30,6 +32,53 @@ def user_errors(command: Callable[..., Any]) -> Callable[..., Any]:
             sys.exit(error.exit_code)
 
     return wrapper
+
+
+RESUMES = "Re-running the same command resumes: finished work is kept."
+
+
+@contextmanager
+def run_failures(config: Any) -> Iterator[None]:
+    """What stops a run from outside (Ctrl-C, a full disk, a killed worker): one paragraph, no traceback."""
+    from concurrent.futures.process import BrokenProcessPool
+
+    try:
+        yield
+    except KeyboardInterrupt:
+        click.echo(f"\ninterrupted: the run stopped. {RESUMES}", err=True)
+        sys.exit(130)
+    except BrokenProcessPool:
+        click.echo(
+            "error: a worker process died while the run was going (killed from outside, most often by the "
+            "out-of-memory killer). Lower `workers` or `input.batch_rows` if memory is short. " + RESUMES, err=True)
+        sys.exit(1)
+    except Exception as error:  # noqa: BLE001 - a full disk can surface from any library, even as a Rust panic
+        if not _disk_full(error):
+            raise
+        click.echo(f"error: the disk is full ({one_line(error)[:200]}). {_space_needed(config)} "
+                   f"Free some space, then {RESUMES[0].lower() + RESUMES[1:]}", err=True)
+        sys.exit(1)
+
+
+def _disk_full(error: BaseException) -> bool:
+    if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    return "No space left on device" in str(error) or "Disk quota exceeded" in str(error)
+
+
+def _space_needed(config: Any) -> str:
+    """Scratch space: every pass writes the rows it keeps once, and the output is written at the end."""
+    from cleanmix.pipelines.run import plan_segments
+
+    passes = sum(seg.writes for seg in plan_segments(config.stages))
+    try:
+        from cleanmix.pipelines.shards import plan_input
+
+        size = sum(os.path.getsize(path) for path in plan_input(config.input).files)
+    except Exception:  # noqa: BLE001 - the estimate is a courtesy
+        return f"A run needs free space of about {passes + 1}× its input's size on disk in the output folder."
+    return (f"A run needs free space of about {passes + 1}× its input's size on disk in the output folder "
+            f"({passes} pass(es) of scratch files, then the output): about {(passes + 1) * size / 1e9:,.2f} GB here.")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -72,12 +121,13 @@ def run(pipeline: str, output: str | None, sets: tuple[str, ...], workers: int |
     reporter = Reporter(quiet=quiet)
     if address and engine != "ray":
         raise UserError("--address joins a Ray cluster: use it with --engine ray.")
-    if engine == "ray":
-        from cleanmix.pipelines.ray_engine import run_ray
+    with run_failures(config):
+        if engine == "ray":
+            from cleanmix.pipelines.ray_engine import run_ray
 
-        summary = run_ray(config, pipeline, reporter, overwrite=overwrite, address=address)
-    else:
-        summary = run_local(config, pipeline, reporter, overwrite=overwrite)
+            summary = run_ray(config, pipeline, reporter, overwrite=overwrite, address=address)
+        else:
+            summary = run_local(config, pipeline, reporter, overwrite=overwrite)
     out = config.output.path
     click.echo(
         f"{summary['input']['docs']:,} documents in, {summary['output']['docs']:,} kept "
@@ -92,28 +142,31 @@ def run(pipeline: str, output: str | None, sets: tuple[str, ...], workers: int |
 @user_errors
 def validate(pipeline: str, sets: tuple[str, ...]) -> None:
     """Check PIPELINE and its input without running it; print the plan."""
-    from cleanmix.pipelines.local import plan_segments
+    from cleanmix.pipelines.run import plan_segments
     from cleanmix.pipelines.shards import plan_input
 
     config = _load(pipeline, sets, None, None, None)
-    plan = plan_input(config.input, config.limit, config.input_columns())
+    plan = plan_input(config.input, config.limit, config.input_columns(), config.output_columns())
     click.echo(f"{pipeline}: valid.")
-    click.echo(f"input: {len(plan.files)} file(s), {len(plan.units)} unit(s), {plan.docs:,} documents, ~{plan.bytes / 1e6:,.1f} MB of text (uncompressed)")
+    click.echo(f"input: {len(plan.files)} file(s), {len(plan.units)} unit(s), {plan.docs:,} documents, "
+               f"~{plan.bytes / 1e6:,.1f} MB of text (uncompressed)")
     for path, why in plan.skipped.items():
         click.echo(f"  will skip unreadable {path}: {why}")
     click.echo(f"output: {config.output.path}   workers: {config.workers or os.cpu_count()}")
-    for seg in plan_segments(config):
+    for seg in plan_segments(config.stages):
         names = [s.label for s in seg.all_stages]
         if names:
             click.echo(f"pass {seg.index}: " + " → ".join(names))
 
 
 @main.command()
-@click.argument("outdir", type=click.Path(file_okay=False))
+@click.argument("outdir", type=click.Path())
 @user_errors
 def stats(outdir: str) -> None:
     """Print the summary of a finished run: a row per stage, then its reasons and changes."""
-    summary = _summary(outdir)
+    from cleanmix.pipelines.outputs import RunFolder
+
+    summary = RunFolder(outdir).summary
     inp, out = summary.get("input", {}), summary.get("output", {})
     table = Table(title=f"{outdir}: {inp.get('docs', 0):,} docs in → {out.get('docs', 0):,} kept "
                         f"({_pct(out.get('docs', 0), inp.get('docs', 0))}) in {summary.get('seconds', 0):,.1f} s")
@@ -134,13 +187,6 @@ def stats(outdir: str) -> None:
     Console(width=None if sys.stdout.isatty() else 160).print(table)
 
 
-def _summary(outdir: str) -> dict[str, Any]:
-    path = Path(outdir) / "stats" / "summary.json"
-    if not path.exists():
-        raise UserError(f"{path} does not exist: '{outdir}' is not a finished cleanmix output folder.")
-    return json.loads(path.read_text(encoding="utf-8"))
-
-
 def _pct(part: float, whole: float) -> str:
     return f"{part / whole:.1%}" if whole else "—"
 
@@ -152,13 +198,14 @@ def _note(note: tuple[str, int | None, str], docs_in: int) -> tuple[Text, str]:
 
 
 @main.command()
-@click.argument("outdir", type=click.Path(file_okay=False))
+@click.argument("outdir", type=click.Path())
 @user_errors
 def report(outdir: str) -> None:
     """(Re)write OUTDIR/report.html from a finished run's stats."""
+    from cleanmix.pipelines.outputs import RunFolder
     from cleanmix.pipelines.report import write_report
 
-    click.echo(write_report(Path(outdir), _summary(outdir)))
+    click.echo(write_report(Path(outdir), RunFolder(outdir).summary))
 
 
 @main.command()
@@ -220,8 +267,8 @@ def _print_explanation(result: dict[str, Any]) -> None:
 
 
 @main.command()
-@click.argument("out_a", type=click.Path(file_okay=False))
-@click.argument("out_b", type=click.Path(file_okay=False))
+@click.argument("out_a", type=click.Path())
+@click.argument("out_b", type=click.Path())
 @click.option("--json", "as_json", is_flag=True, help="print the comparison as JSON")
 @user_errors
 def compare(out_a: str, out_b: str, as_json: bool) -> None:

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from cleanmix.pipelines.errors import UserError, one_line
 from cleanmix.pipelines.registry import stage_types
-from cleanmix.pipelines.stage import SOURCE, GlobalStage, Stage
+from cleanmix.pipelines.stage import REASON, SOURCE, Stage
 
 
 class Strict(BaseModel):
@@ -80,6 +80,15 @@ class PipelineConfig(Strict):
         """Columns the stages read from the input files (besides text, id and source)."""
         return {c for stage in self.stages for c in stage.input_columns() if c != SOURCE}
 
+    def output_columns(self) -> dict[str, Stage | None]:
+        """The columns a run adds, each with the first stage that adds it (None: `reason`, on every
+        removed row): `shards.check_columns` refuses input columns of these names."""
+        added: dict[str, Stage | None] = {REASON: None}
+        for stage in self.stages:
+            for column in stage.output_columns():
+                added.setdefault(column, stage)
+        return added
+
     def resolved_yaml(self) -> str:
         data = self.model_dump(mode="json")
         data["stages"] = [stage.model_dump(mode="json") for stage in self.stages]
@@ -88,14 +97,6 @@ class PipelineConfig(Strict):
     def fingerprint(self) -> str:
         return fingerprint_of(yaml.safe_load(self.resolved_yaml()))
 
-    def segments(self) -> list[list[Stage]]:
-        """Consecutive document stages fused; each global stage starts a new segment."""
-        segments: list[list[Stage]] = [[]]
-        for stage in self.stages:
-            if isinstance(stage, GlobalStage) and segments[-1]:
-                segments.append([])
-            segments[-1].append(stage)
-        return segments
 
 
 def fingerprint_of(resolved: dict[str, Any]) -> str:
@@ -111,10 +112,11 @@ def load_pipeline(path: str | Path, overrides: list[str] = ()) -> PipelineConfig
     except OSError as error:
         raise UserError(f"{path}: cannot read the pipeline file ({error.strerror}).") from None
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        node, data = _parse(text, str(path))
     except yaml.YAMLError as error:
         raise UserError(f"{path}: this is not valid YAML. {one_line(error)}") from None
+    except RecursionError:
+        raise UserError(f"{path}: the YAML is nested too deeply to be a pipeline file.") from None
     lines = _line_numbers(node) if node is not None else {}
     if not isinstance(data, dict):
         raise UserError(f"{path}: expected a mapping with input, output and stages at the top, found {type(data).__name__}.")
@@ -133,10 +135,10 @@ def validate_pipeline(data: dict[str, Any], origin: str = "<pipeline>", lines: d
     for index, entry in enumerate(stages):
         where = _where(origin, ("stages", index), lines)
         if not isinstance(entry, dict) or "type" not in entry:
-            raise UserError(f"{where}: every stage is a mapping with a `type` key; found {entry!r}.")
-        if entry["type"] not in known:
+            raise UserError(f"{where}: every stage is a mapping with a `type` key; found {_short(entry)}.")
+        if not isinstance(entry["type"], str) or entry["type"] not in known:
             raise UserError(
-                f"{where}: unknown stage type '{entry['type']}'. Known types: {', '.join(known)}. "
+                f"{where}: unknown stage type {_short(entry['type'])}. Known types: {', '.join(known)}. "
                 "`clean stages` lists them with their parameters."
             )
         try:
@@ -154,11 +156,18 @@ def _explain(error: ValidationError, origin: str, prefix: tuple, lines: dict[tup
     for item in error.errors():
         loc = prefix + tuple(item["loc"])
         key = ".".join(str(part) for part in loc) or "(top level)"
-        found = "" if item["type"] == "missing" else f"; found {item.get('input')!r}"
-        message = "this key is not allowed (misspelt or not a parameter of this stage)" if item["type"] == "extra_forbidden" else item["msg"]
+        found = "" if item["type"] == "missing" else f"; found {_short(item.get('input'))}"
+        forbidden = item["type"] == "extra_forbidden"
+        message = "this key is not allowed (misspelt or not a parameter of this stage)" if forbidden else item["msg"]
         line = _nearest_line(loc, lines)
         problems.append(f"key '{key}'" + (f" (line {line})" if line else "") + f": {message}{found}")
     return f"{origin}: the pipeline is not valid. " + " ".join(p + "." for p in problems) + " Nothing was run."
+
+
+def _short(value: Any, limit: int = 200) -> str:
+    """A found value in an error: its repr, cut so one paragraph stays one paragraph."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "…"
 
 
 def _where(origin: str, loc: tuple, lines: dict[tuple, int]) -> str:
@@ -174,15 +183,90 @@ def _nearest_line(loc: tuple, lines: dict[tuple, int]) -> int | None:
     return None
 
 
-def _line_numbers(node: yaml.Node, prefix: tuple = ()) -> dict[tuple, int]:
+MAX_ALIAS_NODES = 100_000
+"""Values that aliases may add to a pipeline file once expanded: plenty for shared parameters, far
+below a "billion laughs" file, whose few lines expand to billions of values."""
+_MERGE = "tag:yaml.org,2002:merge"
+
+
+def _parse(text: str, origin: str) -> tuple[yaml.Node | None, Any]:
+    """The composed node tree and the data, checked in between, so a hostile file costs no memory."""
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None, None
+        _check_nodes(node, loader, origin)
+        return node, loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
+def _check_nodes(root: yaml.Node, loader: yaml.SafeLoader, origin: str) -> None:
+    """Refuse duplicate keys (YAML would keep the last silently), recursive aliases and aliases
+    that expand absurdly. Each node is visited once: an alias reuses the size of its anchor."""
+    sizes: dict[int, int] = {}
+    active: set[int] = set()
+    reused: dict[int, yaml.Node] = {}
+
+    def size(node: yaml.Node, path: tuple) -> int:
+        if id(node) in sizes:
+            reused[id(node)] = node
+            return sizes[id(node)]
+        if id(node) in active:
+            raise UserError(
+                f"{origin}: the alias at key '{_dotted(path)}' refers to a collection that contains it "
+                f"(anchored on line {node.start_mark.line + 1}): a pipeline file cannot hold a recursive structure."
+            )
+        active.add(id(node))
+        total = 1
+        if isinstance(node, yaml.MappingNode):
+            keys: dict[Any, int] = {}
+            for key, value in node.value:
+                name = loader.construct_object(key) if isinstance(key, yaml.ScalarNode) and key.tag != _MERGE else None
+                if name is not None and name in keys:
+                    raise UserError(
+                        f"{origin}: key '{_dotted(path + (name,))}' appears twice, on line {keys[name]} and line "
+                        f"{key.start_mark.line + 1}; YAML would silently keep the last one. Remove one of them."
+                    )
+                if name is not None:
+                    keys[name] = key.start_mark.line + 1
+                total += size(key, path) + size(value, path + (name if name is not None else "?",))
+        elif isinstance(node, yaml.SequenceNode):
+            total += sum(size(value, path + (index,)) for index, value in enumerate(node.value))
+        active.discard(id(node))
+        sizes[id(node)] = total
+        return total
+
+    added = size(root, ()) - len(sizes)
+    if added > MAX_ALIAS_NODES:
+        biggest = max(reused.values(), key=lambda node: sizes[id(node)])
+        raise UserError(
+            f"{origin}: its aliases expand to {added:,} more values (more than {MAX_ALIAS_NODES:,}): the anchor "
+            f"on line {biggest.start_mark.line + 1} is reused inside other reused collections, a YAML \"billion "
+            "laughs\" that would take gigabytes of memory. Write those values out, or nest fewer aliases."
+        )
+
+
+def _dotted(path: tuple) -> str:
+    return ".".join(str(part) for part in path) or "(top level)"
+
+
+def _line_numbers(node: yaml.Node, prefix: tuple = (), seen: set[int] | None = None) -> dict[tuple, int]:
+    """The line of every key path; an aliased collection is walked once (its first path)."""
+    seen = set() if seen is None else seen
     found = {prefix: node.start_mark.line + 1}
+    if id(node) in seen:
+        return found
+    seen.add(id(node))
     if isinstance(node, yaml.MappingNode):
         for key, value in node.value:
-            found.update(_line_numbers(value, prefix + (key.value,)))
-            found[prefix + (key.value,)] = key.start_mark.line + 1
+            if isinstance(key, yaml.ScalarNode):
+                found.update(_line_numbers(value, prefix + (key.value,), seen))
+                found[prefix + (key.value,)] = key.start_mark.line + 1
     elif isinstance(node, yaml.SequenceNode):
         for index, value in enumerate(node.value):
-            found.update(_line_numbers(value, prefix + (index,)))
+            found.update(_line_numbers(value, prefix + (index,), seen))
     return found
 
 
@@ -200,7 +284,9 @@ def _apply_override(path: Path, data: dict[str, Any], override: str) -> None:
         last = depth == len(parts) - 1
         if isinstance(target, list):
             if not part.isdigit() or int(part) >= len(target):
-                raise UserError(f"--set {override!r}: '{'.'.join(parts[:depth + 1])}' is not an index of a list of {len(target)} in {path}.")
+                raise UserError(
+                    f"--set {override!r}: '{'.'.join(parts[:depth + 1])}' is not an index of a list of {len(target)} in {path}."
+                )
             part = int(part)
         elif not isinstance(target, dict):
             raise UserError(f"--set {override!r}: '{'.'.join(parts[:depth])}' is a value, not a mapping, in {path}.")

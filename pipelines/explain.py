@@ -2,7 +2,7 @@
 the threshold and the verdict. This is how users tune thresholds.
 
 The document stages run exactly as in `clean run` (the same `process`; for a filter, the
-`measure` and `select` it is made of, measuring once for both the verdict and the rules, so the
+`with_metrics` and `select` it is made of, measuring once for both the verdict and the rules, so the
 verdict is the run's), and every filter's rules are also evaluated one by one, so a user sees all the rules a
 document breaks, not only the first. Global stages (dedup, mix) need the whole corpus: they are
 listed as skipped, and the stages after them are still evaluated.
@@ -41,8 +41,8 @@ def explain(config: PipelineConfig, docs: pl.DataFrame) -> list[dict[str, Any]]:
                 entry.append({"name": stage.label, "type": stage.type, "outcome": "skipped",
                               "note": "global stage: needs the whole corpus, not run on one document"})
             continue
-        if isinstance(stage, Filter):  # measured once: `Filter.process` is `select(df, measure(df))`
-            measured = stage.measured(df)
+        if isinstance(stage, Filter):  # measured once: `Filter.process` is `select(df, with_metrics(df))`
+            measured = stage.with_metrics(df)
             rules, result = _rules(stage, df, measured), stage.select(df, measured)
         else:
             rules, result = [[] for _ in range(rows)], stage.process(df)
@@ -74,7 +74,7 @@ def explain(config: PipelineConfig, docs: pl.DataFrame) -> list[dict[str, Any]]:
 
 
 def _rules(stage: Filter, df: pl.DataFrame, measured: pl.DataFrame) -> list[list[dict[str, Any]]]:
-    """Every rule of a filter on every row (`measured`: `stage.measured(df)`): measured value, threshold, and whether it fails."""
+    """Every rule of a filter on every row (`measured`: `stage.with_metrics(df)`): measured value, threshold, and whether it fails."""
     rules = stage.rules()
     checks = measured.select(
         *[rule.fails.fill_null(False).alias(f"_fails{i}") for i, rule in enumerate(rules)],

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import polars as pl
 
 
@@ -32,3 +34,54 @@ def merge(into: dict[str, dict[str, int]], other: dict[str, dict[str, int]]) -> 
         target = into.setdefault(name, {})
         for edge, count in bins.items():
             target[edge] = target.get(edge, 0) + count
+
+
+PER_DECADE = 20
+"""Fine bins per power of ten for the report's kept/removed tallies: each bin ~12% wider than the
+last, so a distribution is drawn around its threshold at any scale, and batches still sum exactly."""
+
+
+def fine_lower(values: pl.Expr) -> pl.Expr:
+    """The lower edge of a value's fine bin, ±10^(k/20) to 4 significant digits; 0 stays 0."""
+    v = values.cast(pl.Float64)
+    step = (v.abs().log10() * PER_DECADE + 1e-9).floor()  # 1e-9: log10(1000) is 2.9999999999999996
+    lower = pl.lit(10.0).pow(step / PER_DECADE).round_sig_figs(4) * v.sign()
+    return pl.when(v == 0).then(0.0).otherwise(lower)
+
+
+def fine_step(edge: float) -> int:
+    """The k of a fine bin's lower edge ±10^(k/20) (the inverse of `fine_lower`, for drawing)."""
+    return round(math.log10(abs(edge)) * PER_DECADE)
+
+
+def split_histograms(df: pl.DataFrame, metrics: list[str], removed: pl.Expr) -> dict[str, dict[str, int]]:
+    """`<metric>:kept` and `<metric>:removed`: fine-bin counts of the rows kept and removed, every
+    metric in one group-by; nulls and NaN are left out."""
+    if not metrics or df.is_empty():
+        return {}
+    counts = (
+        df.lazy()
+        .select(removed.alias("_removed"), *(pl.col(m).cast(pl.Float64) for m in metrics))
+        .unpivot(index="_removed", variable_name="metric")
+        .filter(pl.col("value").is_finite())
+        .group_by("metric", "_removed", fine_lower(pl.col("value")).alias("bin"))
+        .len()
+        .sort("metric", "_removed", "bin")
+        .collect()
+    )
+    tallies: dict[str, dict[str, int]] = {}
+    for metric, gone, edge, n in counts.iter_rows():
+        tallies.setdefault(f"{metric}:{'removed' if gone else 'kept'}", {})[f"{edge:g}"] = n
+    return tallies
+
+
+def split_counts(df: pl.DataFrame, column: str, removed: pl.Expr) -> dict[str, dict[str, int]]:
+    """`<column>:kept` and `<column>:removed`: counts per value of a categorical column (null: "(none)")."""
+    if df.is_empty() or column not in df.columns:
+        return {}
+    counts = (df.select(removed.alias("_removed"), pl.col(column).cast(pl.String).fill_null("(none)").alias("value"))
+              .group_by("_removed", "value").len().sort("_removed", "value"))
+    tallies: dict[str, dict[str, int]] = {}
+    for gone, value, n in counts.iter_rows():
+        tallies.setdefault(f"{column}:{'removed' if gone else 'kept'}", {})[value] = n
+    return tallies

@@ -8,24 +8,27 @@ Every stage also runs alone on a DataFrame or an Arrow table: `.filter(df)`, `.a
 
 from __future__ import annotations
 
+import re
 import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import polars as pl
 import pyarrow as pa
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from cleanmix.pipelines.histogram import histogram
+from cleanmix.pipelines.histogram import histogram, split_histograms
+from cleanmix.pipelines.order import ORDER, UnitDecisions
 
 TEXT = "text"
 ID = "id"
 SOURCE = "source"
 REASON = "reason"
-ORDER = "_cm_order"
-"""Global input order of a row (unit << 40 | row in unit): 'first' for dedup, stable sorting."""
+SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+"""A stage name: one safe part of a file path."""
 
 Frame = pl.DataFrame | pa.Table
 
@@ -64,7 +67,10 @@ class StageResult:
 
 @dataclass
 class Context:
-    """What a global stage may use besides its own batch: a folder for its passes, the pool."""
+    """What a global stage may use besides its own batch: a folder for its passes, the pool.
+
+    `workdir` is the stage's own, fresh for each attempt at `decide`; the runner records when
+    `decide` has finished, so a stage needs no resume logic of its own."""
 
     workdir: Path
     workers: int = 1
@@ -79,6 +85,12 @@ class Context:
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__init__(**state)  # type: ignore[misc]
+
+    @property
+    def decisions(self) -> UnitDecisions:
+        """Where `decide` writes its per-unit decisions and `apply` reads them (cached per worker)."""
+        folder = self.workdir / "decisions"
+        return UnitDecisions(folder, self.cache.setdefault(f"decisions:{folder}", {}))
 
 
 @dataclass(frozen=True)
@@ -110,6 +122,17 @@ class Stage(BaseModel):
     shared: ClassVar[tuple[SharedColumn, ...]] = ()
     """Per-batch columns this stage reads that other stages may read too."""
 
+    @field_validator("name")
+    @classmethod
+    def _safe_name(cls, name: str | None) -> str | None:
+        """The label names files and folders of the output (stats, rejected, scratch): one safe path part."""
+        if name is not None and not SAFE_NAME.fullmatch(name):
+            raise ValueError(
+                "a stage name names files in the output folder: use 1-64 letters, digits, '_', '.' or '-', "
+                "starting with a letter or digit (no '/', no '..', no spaces)"
+            )
+        return name
+
     @property
     def label(self) -> str:
         return self.name or self.type
@@ -120,6 +143,19 @@ class Stage(BaseModel):
     def input_columns(self) -> tuple[str, ...]:
         """Input columns besides `id` and `text` this stage reads (`source` included): checked before a run."""
         return ()
+
+    def output_columns(self) -> tuple[str, ...]:
+        """Columns this stage adds to the rows it keeps or removes (besides `reason`): an input
+        column of one of these names would be overwritten, so a run refuses it before it starts."""
+        return ()
+
+    def report_sections(self, stats: dict[str, Any]) -> list[tuple[str, str]]:
+        """What this stage adds to report.html: (section, HTML fragment) pairs, drawn from `stats`,
+        what the run recorded in stats/<label>.json (`details`, `tallies`, `examples`, `samples`),
+        never from the data, so the report costs the same at any scale. A section is one of the
+        report's (distributions, languages, changes, global) or a new one, titled by its name.
+        Draw with `cleanmix.pipelines.charts`, which escapes every string. Default: nothing."""
+        return []
 
     def filter(self, data: Frame) -> Frame:
         """The rows this stage keeps (changed as the stage changes them)."""
@@ -134,8 +170,15 @@ class Stage(BaseModel):
 
 
 def _checked(df: pl.DataFrame) -> pl.DataFrame:
+    """A frame a stage can read: a `text` column of strings. An all-null column without a type
+    (`pl.Null`, what an empty or all-None frame gets) is taken as strings."""
     if TEXT not in df.columns:
         raise ValueError(f"the frame has no '{TEXT}' column (columns: {', '.join(df.columns)})")
+    dtype = df.schema[TEXT]
+    if dtype == pl.Null:
+        return df.with_columns(pl.col(TEXT).cast(pl.String))
+    if dtype != pl.String:
+        raise TypeError(f"the '{TEXT}' column holds {dtype}, expected strings (pl.String): cast it, e.g. pl.col('{TEXT}').cast(pl.String)")
     return df
 
 
@@ -184,7 +227,7 @@ class Rule:
 
 
 class Filter(DocumentStage):
-    """Scoring separate from selecting: `measure` adds columns, `rules` turn them into reasons."""
+    """Scoring separate from selecting: `metrics` adds columns, `rules` turn them into reasons."""
 
     mode: Literal["filter", "annotate"] = Field(
         "filter", description="filter: drop with a reason; annotate: keep all, add measured columns"
@@ -192,17 +235,28 @@ class Filter(DocumentStage):
     keeps: ClassVar[tuple[str, ...]] = ()
     """Measured columns that stay on kept documents in filter mode (e.g. `language`)."""
 
-    def measure(self, df: pl.DataFrame) -> pl.DataFrame:
-        """`df` plus the measured columns the rules read (prefixed with the stage type)."""
+    def metrics(self, df: pl.DataFrame) -> pl.DataFrame:
+        """`df` plus the measured columns the rules read (prefixed with the stage type): the hook a filter implements."""
         return df
 
-    def measured(self, df: pl.DataFrame) -> pl.DataFrame:
-        """`df` plus the measured columns. `measure` sees only the text (and the columns the stage
+    def with_metrics(self, df: pl.DataFrame) -> pl.DataFrame:
+        """`df` plus the measured columns. `metrics` sees only the text (and the columns the stage
         reads), so no temporary column of a stage meets one of the caller's; a measured column
         replaces an input column of its name (a second language stage measures afresh)."""
         reads = list(dict.fromkeys([TEXT, *self.input_columns(), *(c.name for c in self.shared if c.name in df.columns)]))
-        new = self.measure(df.select(reads)).drop(reads)
+        new = self.metrics(df.select(reads)).drop(reads)
         return df.drop(new.columns, strict=False).hstack(new)
+
+    def output_columns(self) -> tuple[str, ...]:
+        return (*self.metric_types, *([f"{self.label}_reason"] if self.mode == "annotate" else []))
+
+    @cached_property
+    def metric_types(self) -> dict[str, pl.DataType]:
+        """The measured columns and their types (measured once, on an empty frame). An input column
+        of one of these names and of the same kind (numbers, strings or booleans) is taken as an
+        earlier measurement (a cleanmix output run again) and replaced by this stage's; one of
+        another kind is refused."""
+        return dict(self.with_metrics(pl.DataFrame(schema={TEXT: pl.String})).drop(TEXT).schema)
 
     def rules(self) -> list[Rule]:
         raise NotImplementedError
@@ -214,7 +268,7 @@ class Filter(DocumentStage):
         return pl.coalesce(checks)
 
     def process(self, df: pl.DataFrame) -> StageResult:
-        return self.select(df, self.measured(df))
+        return self.select(df, self.with_metrics(df))
 
     def select(self, df: pl.DataFrame, measured: pl.DataFrame) -> StageResult:
         """Keep or drop by the rules, from already measured rows; histograms of every metric."""
@@ -228,14 +282,27 @@ class Filter(DocumentStage):
         return StageResult(measured.filter(~removed).select(columns), measured.filter(removed), tallies=tallies)
 
     def histograms(self, measured: pl.DataFrame) -> dict[str, dict[str, int]]:
+        """Per numeric metric: `<metric>` (1-2-5 bins, every row) and, for the report's distributions
+        around the thresholds, `<metric>:kept` / `<metric>:removed` in fine bins (rows the rules
+        pass / fail: removed in filter mode, flagged in annotate mode)."""
         metrics = dict.fromkeys(rule.metric for rule in self.rules() if rule.metric in measured.columns)
         numeric = [m for m in metrics if m and (measured.schema[m].is_numeric() or measured.schema[m] == pl.Boolean)]
-        return {metric: histogram(measured.get_column(metric)) for metric in numeric}
+        split = split_histograms(measured, numeric, pl.col(REASON).is_not_null())
+        return {**{metric: histogram(measured.get_column(metric)) for metric in numeric}, **split}
+
+    def report_sections(self, stats: dict[str, Any]) -> list[tuple[str, str]]:
+        """Each measured quantity, kept vs removed around its thresholds, from the recorded tallies."""
+        from cleanmix.pipelines import charts
+
+        rules = [rule for rule in self.rules() if rule.metric]
+        thresholds = {rule.metric: [(r.name, r.threshold) for r in rules if r.metric == rule.metric and r.threshold is not None]
+                      for rule in rules}
+        return [("distributions", charts.distributions(self.label, stats.get("tallies") or {}, thresholds))]
 
     def annotate(self, data: Frame) -> Frame:
         """Every row, plus the measured columns and `reason` (null where the row passes)."""
         df = _checked(to_polars(data))
-        return like(data, self.measured(df).with_columns(self.reason_expr().alias(REASON)))
+        return like(data, self.with_metrics(df).with_columns(self.reason_expr().alias(REASON)))
 
 
 class Mapper(DocumentStage):
@@ -274,6 +341,13 @@ class GlobalStage(Stage):
 
     def apply(self, df: pl.DataFrame, ctx: Context) -> StageResult:
         raise NotImplementedError
+
+    def report_sections(self, stats: dict[str, Any]) -> list[tuple[str, str]]:
+        """Whatever `decide` returned (`details`), drawn generically: scalars tabled, numbers as bars."""
+        from cleanmix.pipelines import charts
+
+        details = stats.get("details")
+        return [("global", charts.details(self.label, details))] if isinstance(details, dict) and details else []
 
     def process(self, df: pl.DataFrame) -> StageResult:
         """The whole-corpus run on one in-memory frame: scan, decide and apply in a scratch folder."""

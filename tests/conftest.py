@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -10,10 +11,18 @@ SHARED_DATA = REPO.parent / "shared" / "data"
 
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
-    """The project's real public text (../shared/data); tests that need it skip on a fresh clone."""
-    if not SHARED_DATA.is_dir():
-        pytest.skip("../shared/data is absent (fresh clone): real-data tests skipped")
-    return SHARED_DATA
+    """The project's real public text (../shared/data): every test that reads it goes through here."""
+    return require_shared_data(SHARED_DATA)
+
+
+def require_shared_data(folder: Path) -> Path:
+    """`folder` if it is there; else skip on a fresh clone, but fail in CI (`CI=true`), where a
+    skipped real-data test would pass unseen."""
+    if not folder.is_dir():
+        if os.environ.get("CI", "").lower() in ("true", "1"):
+            pytest.fail(f"{folder} is absent and CI=true: the real-data tests must run in CI (lay out ../shared/data)", pytrace=False)
+        pytest.skip(f"{folder} is absent (fresh clone): real-data tests skipped")
+    return folder
 
 
 def write_shards(folder: Path, texts: list[list[str | None]], **extra_columns: list[list]) -> Path:
@@ -56,8 +65,6 @@ def clean(*args: str, cwd: Path | None = None, check: bool = False):
 
 
 def _env() -> dict[str, str]:
-    import os
-
     env = dict(os.environ)
     env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
     return env

@@ -14,9 +14,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from test_report import HOSTILE, demo_runs
 
 from cleanmix.pipelines.report import CSP
-from test_report import HOSTILE, demo_runs
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (CI installs it in .ci/run)")

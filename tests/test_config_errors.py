@@ -55,7 +55,8 @@ def test_unknown_key(tmp_path, corpus):
 
 
 def test_unknown_stage_parameter(tmp_path, corpus):
-    result = run_yaml(tmp_path, f"input: {{path: {corpus}}}\noutput: {{path: {tmp_path / 'o'}}}\nstages:\n  - type: normalize\n    forms: NFC\n")
+    stages = "stages:\n  - type: normalize\n    forms: NFC\n"
+    result = run_yaml(tmp_path, f"input: {{path: {corpus}}}\noutput: {{path: {tmp_path / 'o'}}}\n{stages}")
     assert_user_error(result, "stages.0.forms", "line 5", "not allowed")
 
 
@@ -89,7 +90,8 @@ def test_empty_input_folder(tmp_path):
 
 
 def test_duplicate_stage_names(tmp_path, corpus):
-    result = run_yaml(tmp_path, f"input: {{path: {corpus}}}\noutput: {{path: {tmp_path / 'o'}}}\nstages: [{{type: length}}, {{type: length}}]\n")
+    stages = "stages: [{type: length}, {type: length}]\n"
+    result = run_yaml(tmp_path, f"input: {{path: {corpus}}}\noutput: {{path: {tmp_path / 'o'}}}\n{stages}")
     assert_user_error(result, "both named 'length'", "`name`")
 
 

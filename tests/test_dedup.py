@@ -12,6 +12,7 @@ import pytest
 from cleanmix.dedup.clusters import connected_components
 from cleanmix.dedup.exact_dedup import ExactDedup
 from cleanmix.dedup.minhash_dedup import MinhashDedup
+from cleanmix.pipelines.order import order_of
 from cleanmix.pipelines.registry import stage_types
 from cleanmix.pipelines.stage import ORDER, Context, GlobalStage, StageResult
 
@@ -38,8 +39,7 @@ def run_engine(stage: GlobalStage, batches: list[pl.DataFrame], workdir: Path) -
 
 
 def shard(unit: int, ids: list[str], texts: list[str | None], **columns: list) -> pl.DataFrame:
-    order = pl.Series(ORDER, [(unit << 40) | i for i in range(len(ids))], pl.UInt64)
-    return pl.DataFrame({"id": ids, "text": texts, **columns}).with_columns(order)
+    return pl.DataFrame({"id": ids, "text": texts, **columns}).with_columns(order_of(unit, 0, len(ids)).alias(ORDER))
 
 
 def kept_ids(results: list[StageResult]) -> list[str]:
@@ -79,7 +79,7 @@ def test_near_duplicates_across_shards_keep_one_per_cluster(tmp_path: Path) -> N
     originals = [document(rng) for _ in range(20)]
     batches = [shard(0, [f"o{i}" for i in range(20)], originals)]
     copies = []
-    for i, text in enumerate(originals[:10]):
+    for text in originals[:10]:
         words = text.split()
         words[rng.randrange(len(words))] = "edited"
         copies.append(" ".join(words) + " footer")
@@ -203,21 +203,48 @@ PINNED_EN = [1189672768, 6450471, 192784907, 428602360, 473277618, 481224865, 20
 PINNED_ZH = [1214190369, 1408297173, 661903626, 2139265652, 1173928381, 101497544, 887256098, 1261302289]
 
 
-def test_decide_is_resumable(tmp_path: Path) -> None:
-    """A re-run after decide finished reuses its result; leftovers of a crashed decide are discarded."""
-    texts = ["alpha beta gamma delta epsilon zeta"] * 3 + ["something else entirely here now"]
-    batch = shard(0, list("abcd"), texts)
-    stage = MinhashDedup()
-    first, _ = run_engine(stage, [batch], tmp_path)
-    junk = tmp_path / stage.label / "work" / "junk"
-    junk.mkdir(parents=True)
-    again, results = run_engine(stage, [batch], tmp_path)
-    assert again == first and kept_ids(results) == ["a", "d"]
-    assert junk.exists()  # decide did not run again: it only read details.json
-    (tmp_path / stage.label / "details.json").unlink()  # as if killed before decide finished
-    third, results = run_engine(stage, [batch], tmp_path)
-    assert third == first and kept_ids(results) == ["a", "d"]
-    assert not junk.parent.exists()  # the crashed run's leftovers are gone
+def test_an_interrupted_decide_is_redone_from_scratch(tmp_path: Path, monkeypatch) -> None:
+    """A crash inside minhash's decide, then a re-run: the decide starts over in a fresh folder
+    (leftovers of the crashed attempt are discarded) and the output is the uninterrupted run's."""
+    import cleanmix.dedup.minhash_dedup as module
+    import cleanmix.pipelines.shards
+    from cleanmix.pipelines.config import validate_pipeline
+    from cleanmix.pipelines.local import run_local
+    from cleanmix.pipelines.progress import Reporter
+
+    monkeypatch.setattr(cleanmix.pipelines.shards, "SMALL_FILE_ROWS", 0)  # a unit, and a scan, per file
+    rng = random.Random(3)
+    source = tmp_path / "in"
+    source.mkdir()
+    base = [document(rng) for _ in range(30)]
+    for shard_index in range(3):
+        texts = [text if (i + shard_index) % 4 else text.replace("the", "a", 1) for i, text in enumerate(base)]
+        pl.DataFrame({"id": [f"s{shard_index}-{i}" for i in range(30)], "text": texts}).write_parquet(source / f"{shard_index}.parquet")
+
+    def run(out: Path) -> dict:
+        config = {"input": {"path": str(source)}, "output": {"path": str(out)}, "workers": 1, "stages": [{"type": "minhash_dedup"}]}
+        return run_local(validate_pipeline(config), "p.yaml", Reporter(quiet=True))
+
+    reference = run(tmp_path / "reference")
+    split, calls = module._split, []
+
+    def crash_on_second_scan(job):
+        calls.append(job)
+        if len(calls) == 2:
+            raise KeyboardInterrupt("crash while deciding")
+        return split(job)
+
+    monkeypatch.setattr(module, "_split", crash_on_second_scan)
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path / "crashed")
+    monkeypatch.setattr(module, "_split", split)
+    leftover = tmp_path / "crashed" / "_work" / "global-minhash_dedup" / "decisions" / "u00000099" / "junk.parquet"
+    leftover.parent.mkdir(parents=True)
+    pl.DataFrame({ORDER: [0]}, schema={ORDER: pl.UInt64}).write_parquet(leftover)
+    resumed = run(tmp_path / "crashed")
+    assert resumed["stages"][0]["removed"] == reference["stages"][0]["removed"] == {"minhash_dedup:near_duplicate": 60}
+    files = lambda out: {p.name: p.read_bytes() for p in sorted((out / "data").glob("*.parquet"))}  # noqa: E731
+    assert files(tmp_path / "crashed") == files(tmp_path / "reference")
 
 
 def test_connected_components_match_a_reference() -> None:

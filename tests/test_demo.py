@@ -23,7 +23,8 @@ def demo(tmp_path_factory) -> Path:
 
 def removed_by(out: Path, stage: str) -> pl.DataFrame:
     folder = out / "rejected" / stage
-    return pl.read_parquet(folder) if folder.exists() else pl.DataFrame(schema={"id": pl.String, "reason": pl.String, "duplicate_of": pl.String})
+    empty = pl.DataFrame(schema={"id": pl.String, "reason": pl.String, "duplicate_of": pl.String})
+    return pl.read_parquet(folder) if folder.exists() else empty
 
 
 def test_every_planted_duplicate_that_reaches_dedup_is_resolved(demo):

@@ -10,14 +10,14 @@ import polars as pl
 import pyarrow.parquet as pq
 import pytest
 import yaml
+from test_report import DEMO, _length_index, clean, demo_runs
 
 from cleanmix.pipelines.compare import compare
 from cleanmix.pipelines.config import load_pipeline
 from cleanmix.pipelines.explain import explain
-from cleanmix.pipelines.shards import plan_input, read_unit
 from cleanmix.pipelines.registry import stage_types
+from cleanmix.pipelines.shards import plan_input, read_unit
 from cleanmix.pipelines.stage import GlobalStage
-from test_report import DEMO, _length_index, clean, demo_runs
 
 
 @pytest.fixture(scope="module")
@@ -105,7 +105,8 @@ def test_compare_counts_are_exact(runs):
     assert json.loads(clean("compare", str(a), str(b), "--json").stdout) == json.loads(json.dumps(result))
     kept_a, kept_b, rejected_a, rejected_b = _kept(a), _kept(b), _rejected(a), _rejected(b)
     assert result["kept_by_both"] == len(kept_a & kept_b)
-    assert result["kept_only_by_a"] == {"docs": len(kept_a - kept_b), "by_reason_in_other": dict(Counter(rejected_b[i] for i in kept_a - kept_b))}
+    only_a = dict(Counter(rejected_b[i] for i in kept_a - kept_b))
+    assert result["kept_only_by_a"] == {"docs": len(kept_a - kept_b), "by_reason_in_other": only_a}
     assert result["kept_only_by_b"]["docs"] == len(kept_b - kept_a)
     assert result["kept_only_by_b"]["by_reason_in_other"] == dict(Counter(rejected_a[i] for i in kept_b - kept_a))
     assert result["kept_only_by_a"]["docs"] > 0 and "length:too_short" in result["kept_only_by_a"]["by_reason_in_other"]

@@ -206,7 +206,9 @@ def test_mistakes_are_clear(tmp_path, sources):
 
 
 def test_token_estimate_is_calibrated_per_script():
-    texts = pl.Series(["The quick brown fox jumps over the lazy dog. " * 20, "我爱北京天安门，今天天气很好。" * 20, None, "Привет, мир! " * 20])
+    texts = pl.Series(
+        ["The quick brown fox jumps over the lazy dog. " * 20, "我爱北京天安门，今天天气很好。" * 20, None, "Привет, мир! " * 20]
+    )
     tokens = estimate_tokens(texts).to_list()
     assert tokens[2] == 0
     assert 0.2 < tokens[0] / len(texts[0]) < 0.3  # English: ~4 characters a token

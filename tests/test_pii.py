@@ -53,7 +53,11 @@ def replaced(text: str, **params: object) -> str:
             "jwt eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U end",
             "jwt <SECRET> end",
         ),
-        ("-----BEGIN RSA PRIVATE KEY-----\nMIIBOgIBAAJBAKj34GkxFhD90vcNLYLInFEX6Ppy1tPf9Cnzj4p4WGeKLs1Pt8Qu\n-----END RSA PRIVATE KEY-----\nok", "<SECRET>\nok"),
+        (
+            "-----BEGIN RSA PRIVATE KEY-----\nMIIBOgIBAAJBAKj34GkxFhD90vcNLYLInFEX6Ppy1tPf9Cnzj4p4WGeKLs1Pt8Qu\n"
+            "-----END RSA PRIVATE KEY-----\nok",
+            "<SECRET>\nok",
+        ),
     ],
 )
 def test_replaces_with_typed_placeholders(text: str, expected: str) -> None:
@@ -225,7 +229,12 @@ def test_documents_in_equal_documents_out(texts: list[str | None]) -> None:
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.lists(st.one_of(st.sampled_from(["@", ".", "a@b.io", "x.y@mail.example.com", "-", " "]), st.text(alphabet="ab1._%+-@ .", max_size=8)), max_size=10).map("".join))
+@given(
+    st.lists(
+        st.one_of(st.sampled_from(["@", ".", "a@b.io", "x.y@mail.example.com", "-", " "]), st.text(alphabet="ab1._%+-@ .", max_size=8)),
+        max_size=10,
+    ).map("".join)
+)
 def test_email_shortcut_matches_finditer(text: str) -> None:
     (email,) = [d for d in DETECTORS if d.kind == "email"]
     assert [m.span() for m in email.matches(email.pattern, text)] == [m.span() for m in email.pattern.finditer(text)]

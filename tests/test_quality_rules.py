@@ -58,7 +58,8 @@ def test_odd_input_never_crashes(cls: type[Filter]) -> None:
 
 def test_registry_finds_the_stages() -> None:
     types = stage_types()
-    for name in ("language", "gopher_quality", "gopher_repetition", "c4_quality", "fineweb_quality", "garbled", "cjk_junk", "char_repetition", "word_salad"):
+    for name in ("language", "gopher_quality", "gopher_repetition", "c4_quality", "fineweb_quality", "garbled", "cjk_junk",
+                 "char_repetition", "word_salad"):
         assert name in types
 
 
@@ -113,7 +114,8 @@ def test_gopher_repetition_zh_limits_apply_to_cjk_only() -> None:
     assert out["gopher_repetition_cjk_share"][0] > 0.8
     # a limit of 0 fails every document it applies to: each limit set reaches only its own script
     assert [reason(GopherRepetition(max_top_ngram_frac={2: 0.0}), t) for t in (PROSE, PROSE_ZH)] == ["gopher_repetition:top_2_gram", None]
-    assert [reason(GopherRepetition(cjk_max_top_ngram_frac={2: 0.0}), t) for t in (PROSE, PROSE_ZH)] == [None, "gopher_repetition:top_2_gram"]
+    cjk_only = GopherRepetition(cjk_max_top_ngram_frac={2: 0.0})
+    assert [reason(cjk_only, t) for t in (PROSE, PROSE_ZH)] == [None, "gopher_repetition:top_2_gram"]
 
 
 @pytest.mark.parametrize(
@@ -145,7 +147,8 @@ def test_c4_counts_chinese_sentences_and_asks_none_of_chinese_pages_by_default()
 
 
 def test_fineweb_measures_chinese_pages_by_fineweb2_thresholds() -> None:
-    poem = "\n".join(["春风吹过田野", "燕子飞回", "桃花开了。", "河水在流", "孩子们在唱歌", "山那边是家", "月亮升起来", "星星很亮", "夜深了", "明天再见"])
+    poem = "\n".join(["春风吹过田野", "燕子飞回", "桃花开了。", "河水在流", "孩子们在唱歌"]
+                     + ["山那边是家", "月亮升起来", "星星很亮", "夜深了", "明天再见"])
     short = "\n".join(["今天的会议很重要。", "大家都来了。", "主任讲了话。", PROSE_ZH])
     repeated = PROSE_ZH + "\n" + "欢迎订阅本报。\n" * 2
     out = FinewebQuality().annotate(pl.DataFrame({"text": [poem, short, repeated]}))
@@ -161,7 +164,10 @@ def test_fineweb_measures_chinese_pages_by_fineweb2_thresholds() -> None:
     ("text", "expected"),
     [
         (" \n \n", "fineweb_quality:empty"),
-        ("\n".join(["Home", "News", "Sport", "Weather", "A longer line that has no end mark at all"] * 3), "fineweb_quality:line_punct_ratio"),
+        (
+            "\n".join(["Home", "News", "Sport", "Weather", "A longer line that has no end mark at all"] * 3),
+            "fineweb_quality:line_punct_ratio",
+        ),
         ("\n".join(["Short line.", "Another one.", "Third.", PROSE]), "fineweb_quality:short_line_ratio"),
         (PROSE + "\n" + "Subscribe to our newsletter.\n" * 2, "fineweb_quality:char_dup_ratio"),
         ("\n".join(f"Internationalization telecommunications{i}." for i in range(30)), "fineweb_quality:list_ratio"),
@@ -175,7 +181,8 @@ def test_fineweb_counts_sentences_closed_by_quotes_or_credits() -> None:
     """`said.”` and `。（新华社）` end sentences; a line of zero-width spaces is no line."""
     quoted = ["“It was a great show.”", "– Man**", "“Very talented people!”", "– Ali***"]
     credited = ["本报讯今天举行了会议。（新华社）", "图片说明", "这是矿工们准备下井作业。（宋振平摄）", "小标题"]
-    out = FinewebQuality().annotate(pl.DataFrame({"text": ["\n".join(quoted), "\n".join(credited), "First line.\n\u200b\n\u200b\nSecond."]}))
+    texts = ["\n".join(quoted), "\n".join(credited), "First line.\n\u200b\n\u200b\nSecond."]
+    out = FinewebQuality().annotate(pl.DataFrame({"text": texts}))
     assert out["fineweb_quality_line_punct"].to_list() == [0.5, 0.5, 1.0]
 
 

@@ -6,16 +6,18 @@ import json
 import re
 import shutil
 from pathlib import Path
+from typing import Literal
 
 import polars as pl
 import pytest
 import yaml
-
 from click.testing import CliRunner, Result
 
-from conftest import REPO
+from cleanmix.filters.length import Length
+from cleanmix.pipelines import registry
 from cleanmix.pipelines.cli import main
 from cleanmix.pipelines.report import CSP, write_report
+from conftest import REPO
 
 DEMO = REPO / "pipelines" / "presets" / "demo.yaml"
 HOSTILE = {
@@ -101,41 +103,147 @@ def test_report_command_rewrites_the_report(demo_run, tmp_path):
     assert "not a finished cleanmix output folder" in clean("report", str(tmp_path / "nothing"), code=2).stderr
 
 
-def test_details_of_global_stages_and_missing_files(tmp_path):
-    """Dedup and mix authors' detail shapes (and absent files) are drawn, never fatal."""
+def _folder(tmp_path: Path, stages: list[dict], stats: dict[str, dict]) -> dict:
+    """An output folder made by hand: pipeline.yaml, stats/<stage>.json; no data/ and no rejected/ at all."""
+    entries = [{"name": s["name"], "type": s["type"], "docs_in": s.get("docs_in", 10), "docs_out": s.get("docs_out", 10),
+                "bytes_in": 100, "bytes_out": 100, "seconds": 0.1, "removed": s.get("removed", {}), "modified": {},
+                **({"added": s["added"]} if "added" in s else {})} for s in stages]
+    (tmp_path / "stats").mkdir(parents=True, exist_ok=True)
+    for entry in entries:
+        (tmp_path / "stats" / f"{entry['name']}.json").write_text(json.dumps({**entry, **stats.get(entry["name"], {})}))
+    config = [{k: v for k, v in s.items() if k not in ("docs_in", "docs_out", "removed", "added")} for s in stages]
+    (tmp_path / "pipeline.yaml").write_text(yaml.safe_dump({"input": {"path": "in"}, "stages": config}))
+    return {"pipeline": "p.yaml", "seconds": 0.2, "input": {"docs": 10, "bytes": 100}, "stages": entries,
+            "output": {"docs": entries[-1]["docs_out"], "bytes": 100, "shards": 1}}
+
+
+def test_stage_sections_come_from_the_recorded_stats(tmp_path):
+    """Languages, dedup clusters and mix target vs achieved are drawn from stats/*.json alone (no data files)."""
     stages = [
-        {"name": "minhash_dedup", "type": "minhash_dedup", "docs_in": 10, "docs_out": 8, "bytes_in": 100, "bytes_out": 80,
-         "seconds": 0.1, "removed": {"minhash_dedup:near_duplicate": 2}, "modified": {}},
-        {"name": "mix", "type": "mix", "docs_in": 8, "docs_out": 12, "bytes_in": 80, "bytes_out": 120, "seconds": 0.1,
-         "removed": {}, "modified": {}, "added": 4},
+        {"name": "language", "type": "language", "languages": ["en"], "docs_in": 16, "docs_out": 12, "removed": {"language:not_in[en]": 4}},
+        {"name": "minhash_dedup", "type": "minhash_dedup", "docs_in": 12, "docs_out": 10, "removed": {"minhash_dedup:near_duplicate": 2}},
+        {"name": "mix", "type": "mix", "weights": {"web": 0.6, "books": 0.4}, "docs_in": 10, "docs_out": 14, "added": 4},
     ]
-    details = {
-        "minhash_dedup": {"clusters": 2, "cluster_sizes": {"2": 2}},
-        "mix": {"by": "tokens", "sources": {"web": {"target": 0.6, "achieved": 0.58, "repeats": 1.2},
-                                            "books": {"target": 0.4, "achieved": 0.42}}},
+    stats = {
+        "language": {"tallies": {"language:kept": {"en": 12}, "language:removed": {"zh": 3, "<script>x()</script>": 1},
+                                 "language_score:kept": {"0.8913": 12}, "language_score:removed": {"0.5012": 4}}},
+        "minhash_dedup": {"details": {"clusters": 2, "duplicates": 2, "cluster_sizes": {"2": 2}}},
+        "mix": {"details": {"by": "tokens", "total": {"requested": None, "planned": 1000.0, "achieved": 1002},
+                            "sources": {"web": {"target_share": 0.6, "achieved_share": {"docs": 0.5, "tokens": 0.58}, "repeats": 4},
+                                        "books": {"target_share": 0.4, "achieved_share": {"docs": 0.5, "tokens": 0.42}, "repeats": 0}},
+                            "warnings": ["source(s) <b>forum</b> have no weight"]}},
     }
-    for stage in stages:
-        (tmp_path / "stats").mkdir(exist_ok=True)
-        (tmp_path / "stats" / f"{stage['name']}.json").write_text(json.dumps({**stage, "details": details[stage["name"]]}))
-    summary = {"pipeline": "p.yaml", "seconds": 0.2, "input": {"docs": 10, "bytes": 100}, "stages": stages,
-               "output": {"docs": 12, "bytes": 120, "shards": 1}}
-    (tmp_path / "data").mkdir()
-    pl.DataFrame({"id": [f"d{i}" for i in range(12)], "text": ["x"] * 12, "language": ["en"] * 8 + ["zh"] * 4,
-                  "language_score": [0.5 + i / 30 for i in range(12)]}).write_parquet(tmp_path / "data" / "part-00000.parquet")
-    (tmp_path / "rejected" / "minhash_dedup").mkdir(parents=True)
-    pl.DataFrame({"id": ["r1", "r2"], "text": ["y", "y"], "language": ["<script>x()</script>", "en"], "reason": ["minhash_dedup:near_duplicate"] * 2}
-                 ).write_parquet(tmp_path / "rejected" / "minhash_dedup" / "part-00000.parquet")
-    page = write_report(tmp_path, summary).read_text(encoding="utf-8")
-    assert 'aria-label="languages found"' in page and "3 languages" in page
-    assert "<script" not in page and "&lt;script&gt;x()" in page  # data-derived plot labels are escaped too
-    assert 'aria-label="mix sources"' in page and "achieved" in page and "target" in page
-    details["mix"] = {"target": {"web": 0.6, "books": 0.4}, "achieved": {"web": 0.55, "books": 0.45}}
-    (tmp_path / "stats" / "mix.json").write_text(json.dumps({**stages[1], "details": details["mix"]}))
-    page = write_report(tmp_path, summary).read_text(encoding="utf-8")
-    assert 'aria-label="mix target vs achieved"' in page
-    assert "language_score" in page and 'aria-label="distributions of columns of the kept documents"' in page
-    assert 'aria-label="minhash_dedup cluster_sizes"' in page
+    page = write_report(tmp_path, _folder(tmp_path, stages, stats)).read_text(encoding="utf-8")
+    languages = _section(page, "languages")
+    assert 'aria-label="languages found"' in languages and "3 languages" in languages
+    assert "<script" not in page and "&lt;script&gt;x()" in languages  # data-derived labels are escaped too
+    assert 'aria-label="distributions of language measurements"' in _section(page, "distributions")
+    assert 'aria-label="minhash_dedup cluster_sizes"' in _section(page, "global")
+    mix = _section(page, "global").split("<h3>mix</h3>")[1]
+    assert 'aria-label="mix target vs achieved"' in mix and "58.00%" in mix and "60.00%" in mix
+    assert "&lt;b&gt;forum&lt;/b&gt;" in mix
     assert "could not be drawn" not in page
+
+
+def test_an_entry_that_no_longer_parses_costs_only_its_own_sections(tmp_path):
+    stages = [{"name": "length", "type": "length", "min_chars": 20, "docs_in": 10, "docs_out": 8, "removed": {"length:too_short": 2}},
+              {"name": "gone", "type": "no_such_stage", "docs_in": 8, "docs_out": 8}]
+    stats = {"length": {"tallies": {"length_chars:kept": {"100": 8}, "length_chars:removed": {"5.012": 2}}}}
+    page = write_report(tmp_path, _folder(tmp_path, stages, stats)).read_text(encoding="utf-8")
+    assert "<h3>length</h3><figure" in _section(page, "distributions")
+    assert "gone: its entry in pipeline.yaml does not parse" in _section(page, "distributions")
+    assert ">gone<" in _section(page, "funnel")
+
+
+class Toxicity(Length):
+    """A stage with its own section, as a plugin would add one."""
+
+    type: Literal["toxicity"] = "toxicity"  # type: ignore[assignment]
+
+    def report_sections(self, stats: dict) -> list[tuple[str, str]]:
+        scores = stats["tallies"]["toxicity_score"]
+        return [("Toxicity scores", f"<p>{self.label}: {sum(scores.values())} scored &amp; drawn by the stage</p>"),
+                *super().report_sections(stats)]
+
+
+class Broken(Length):
+    type: Literal["broken"] = "broken"  # type: ignore[assignment]
+
+    def report_sections(self, stats: dict) -> list[tuple[str, str]]:
+        raise RuntimeError("no luck")
+
+
+def test_a_stage_contributes_its_own_section(tmp_path, monkeypatch):
+    """The core asks each stage for its sections: a new stage type adds one without a change to report.py."""
+    monkeypatch.setattr(registry, "stage_types", lambda: {"toxicity": Toxicity, "broken": Broken})
+    stages = [{"name": "tox", "type": "toxicity", "docs_in": 10, "docs_out": 9, "removed": {"tox:too_short": 1}},
+              {"name": "broken", "type": "broken", "docs_in": 9, "docs_out": 9}]
+    stats = {"tox": {"tallies": {"toxicity_score": {"0": 7, "0.5": 3}, "length_chars:kept": {"100": 9},
+                                 "length_chars:removed": {"2": 1}}}}
+    page = write_report(tmp_path, _folder(tmp_path, stages, stats)).read_text(encoding="utf-8")
+    sections = re.findall(r'<section id="([^"]+)">', page)
+    assert sections.index("reasons") < sections.index("stage-toxicity-scores") < sections.index("samples")
+    assert "<h2>Toxicity scores</h2><p>tox: 10 scored &amp; drawn by the stage</p>" in page
+    assert '<a href="#stage-toxicity-scores">Toxicity scores</a>' in page
+    assert "<h3>tox</h3><figure" in _section(page, "distributions")  # the inherited filter section still comes
+    assert "broken: its sections could not be drawn: RuntimeError(&#x27;no luck&#x27;)" in page
+
+
+def test_the_core_names_no_stage_type():
+    source = (REPO / "pipelines" / "report.py").read_text(encoding="utf-8")
+    assert [name for name in registry.stage_types() if re.search(rf"[\"']{name}[\"':]", source)] == []
+
+
+def test_the_report_measures_nothing(demo_run, tmp_path, monkeypatch):
+    """With data/ and rejected/ gone (and Parquet unreadable), the rewritten report is the same page."""
+    copy = tmp_path / demo_run.name  # the page's title names the folder
+    shutil.copytree(demo_run, copy)
+    shutil.rmtree(copy / "data")
+    shutil.rmtree(copy / "rejected")
+    for reader in ("read_parquet", "scan_parquet"):
+        monkeypatch.setattr(pl, reader, lambda *a, **k: pytest.fail("the report read a Parquet file"))
+    clean("report", str(copy))
+    assert (copy / "report.html").read_text(encoding="utf-8") == (demo_run / "report.html").read_text(encoding="utf-8")
+
+
+def test_the_distributions_are_exact_counts_recorded_by_the_run(demo_run):
+    """Per filter metric, the kept and removed tallies count the documents the stage kept and removed
+    (those with a value: a metric may be null, e.g. a Han-only measure of English text)."""
+    summary = json.loads((demo_run / "stats" / "summary.json").read_text())
+    checked = 0
+    for stage in summary["stages"]:
+        tallies = json.loads((demo_run / "stats" / f"{stage['name']}.json").read_text())["tallies"]
+        for metric in [key.removesuffix(":kept") for key in tallies if key.endswith(":kept")]:
+            kept, removed = sum(tallies[f"{metric}:kept"].values()), sum(tallies.get(f"{metric}:removed", {}).values())
+            assert kept <= stage["docs_out"] and removed <= sum(stage["removed"].values()), (stage["name"], metric)
+            if metric in tallies:  # the 1-2-5 histogram of the same rows keeps its meaning
+                assert sum(tallies[metric].values()) == kept + removed, (stage["name"], metric)
+            checked += 1
+    assert checked >= 40
+    length = json.loads((demo_run / "stats" / "length.json").read_text())
+    assert sum(length["tallies"]["length_chars:kept"].values()) == length["docs_out"]
+    assert sum(length["tallies"]["length_chars:removed"].values()) == length["removed"]["length:too_short"]
+    language = json.loads((demo_run / "stats" / "language.json").read_text())
+    assert sum(language["tallies"]["language:kept"].values()) == language["docs_out"]
+    assert set(language["tallies"]["language:kept"]) == {"en", "zh"}
+    assert sum(language["tallies"]["language:removed"].values()) == sum(language["removed"].values())
+    found = set(language["tallies"]["language:kept"]) | set(language["tallies"]["language:removed"])
+    assert f"({len(found)} languages;" in _section((demo_run / "report.html").read_text(encoding="utf-8"), "languages")
+
+
+def test_fine_tallies_merge_across_batches():
+    """`<metric>:kept` / `:removed` are fine bins (1/20 decade) that sum exactly over batches."""
+    from cleanmix.filters.length import Length as LengthFilter
+    from cleanmix.pipelines.stats import StageStats
+
+    stage, stats = LengthFilter(min_chars=20), StageStats("length", "length")
+    for texts in (["x" * 5, "x" * 25, "x" * 100], ["x" * 5, "x" * 100, ""]):
+        df = pl.DataFrame({"id": [str(i) for i in range(len(texts))], "text": texts})
+        stats.record(df, stage.process(df), 0.0)
+    tallies = stats.tallies
+    assert tallies["length_chars:kept"] == {"22.39": 1, "100": 2}
+    assert tallies["length_chars:removed"] == {"0": 1, "4.467": 2}
+    assert tallies["length_chars"] == {"0": 1, "5": 2, "20": 1, "100": 2}
 
 
 def _section(page: str, anchor: str) -> str:

@@ -6,14 +6,15 @@ import json
 from pathlib import Path
 
 import polars as pl
-import pytest
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 
-from conftest import clean, write_pipeline, write_shards
+import cleanmix.pipelines.shards
 from cleanmix.pipelines.config import validate_pipeline
 from cleanmix.pipelines.local import run_local
 from cleanmix.pipelines.progress import Reporter
+from conftest import clean, write_pipeline, write_shards
 
 
 def run(tmp_path: Path, input_path: Path, stages: list[dict], name: str = "out", **top) -> tuple[Path, dict]:
@@ -153,7 +154,7 @@ def test_cli_validate_and_stages(tmp_path):
     corpus = write_shards(tmp_path / "in", [["a", "b"], ["c"]])
     path = write_pipeline(tmp_path / "p.yaml", corpus, tmp_path / "o", [{"type": "normalize"}, {"type": "length"}])
     result = clean("validate", str(path), check=True)
-    assert "2 file(s), 2 unit(s), 3 documents" in result.stdout
+    assert "2 file(s), 1 unit(s), 3 documents" in result.stdout  # small files are grouped
     assert "pass 0: normalize → length" in result.stdout
     assert not (tmp_path / "o").exists()
     listing = clean("stages", check=True).stdout
@@ -195,10 +196,11 @@ def test_input_needs_exactly_one_of_path_and_sources(tmp_path):
 def test_external_sort_by_order_is_exact_with_bounded_buckets(tmp_path, monkeypatch):
     import numpy as np
 
-    import cleanmix.pipelines.local
-    from cleanmix.pipelines.local import Pool, sort_by_order
+    import cleanmix.pipelines.compact
+    from cleanmix.pipelines.compact import sort_by_order
+    from cleanmix.pipelines.local import Pool
 
-    monkeypatch.setattr(cleanmix.pipelines.local, "SORT_BUCKET_ROWS", 700)
+    monkeypatch.setattr(cleanmix.pipelines.compact, "SORT_BUCKET_ROWS", 700)
     order = np.random.default_rng(0).permutation(5000).astype(np.uint64)
     files = []
     for unit in range(5):
@@ -206,7 +208,7 @@ def test_external_sort_by_order_is_exact_with_bounded_buckets(tmp_path, monkeypa
         chunk = order[unit * 1000:(unit + 1) * 1000]
         pl.DataFrame({"_cm_order": chunk, "text": [str(v) for v in chunk]}).write_parquet(path)
         files.append(path)
-    buckets = sort_by_order(files, tmp_path / "sorted", Pool(1))
+    buckets = sort_by_order(files, tmp_path / "sorted", Pool(1).map)
     assert len(buckets) >= 6
     assert max(pq.read_metadata(b).num_rows for b in buckets) < 1400
     rows = pl.concat([pl.read_parquet(b) for b in buckets])
@@ -241,3 +243,72 @@ def test_shared_tokens_give_what_each_stage_gives_alone(tmp_path):
     assert kept.height == 4 and sorted(rejected["id"]) == ["doc-0-4", "doc-0-5"]
     before = stage_types()["fineweb_quality"]().annotate(pl.read_parquet(corpus).head(1))["fineweb_quality_newlines_per_word"][0]
     assert kept["fineweb_quality_newlines_per_word"][0] != pytest.approx(before)  # pii changed the tokens
+
+
+def test_many_tiny_files_are_grouped_and_a_bad_one_is_skipped_alone(tmp_path):
+    """300 files of 2 documents are grouped into units of at least 256 rows; with on_error: skip, a
+    damaged one among them is left out and counted, and every document of the others is there."""
+    from conftest import clean, write_pipeline
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for i in range(300):
+        pq.write_table(pa.table({"text": [f"file {i} first document", f"file {i} second document"]}),
+                       folder / f"f{i:03d}.parquet")
+    data = bytearray((folder / "f150.parquet").read_bytes())
+    data[4:60] = b"\x00" * 56  # its column data destroyed, its footer intact: found only when read
+    (folder / "f150.parquet").write_bytes(bytes(data))
+    plan = cleanmix.pipelines.shards.plan_input(validate_pipeline({"input": {"path": str(folder)}, "output": {"path": "x"}}).input)
+    assert [len(unit.slices) for unit in plan.units] == [128, 128, 44]
+    out = tmp_path / "out"
+    pipeline = write_pipeline(tmp_path / "p.yaml", folder, out, [{"type": "length", "min_chars": 1}],
+                              input={"on_error": "skip"})
+    clean("run", str(pipeline), "-q", check=True)
+    summary = json.loads((out / "stats" / "summary.json").read_text())
+    assert list(summary["input"]["skipped_shards"]) == [str(folder / "f150.parquet")]
+    assert summary["input"]["docs"] == summary["output"]["docs"] == 598
+    ids = pl.read_parquet(out / "data").get_column("id").to_list()
+    assert ids == [f"f{i:03d}.parquet:{r}" for i in range(300) if i != 150 for r in range(2)]
+    failed = clean("run", str(write_pipeline(tmp_path / "q.yaml", folder, tmp_path / "failed", [{"type": "length"}])), "-q")
+    assert failed.returncode == 2 and "f150.parquet could not be read" in failed.stderr, failed.stderr
+
+
+def test_grouped_small_files_keep_their_own_ids_and_types(tmp_path):
+    """Files grouped into one unit differ: ids in one, none in another (generated), a column all
+    null in one and strings in another. Every value reaches the output as it was."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    pq.write_table(pa.table({"id": ["a", "b"], "text": ["one text", "two text"], "tag": pa.nulls(2, pa.string())}),
+                   folder / "1.parquet")
+    pq.write_table(pa.table({"text": ["three text"], "tag": pa.nulls(1)}), folder / "2.parquet")
+    pq.write_table(pa.table({"id": ["d"], "text": ["four text"], "tag": ["x"]}), folder / "3.parquet")
+    out, summary = run(tmp_path, folder, [])
+    kept = pl.read_parquet(out / "data")
+    assert kept.get_column("id").to_list() == ["a", "b", "2.parquet:0", "d"]
+    assert kept.get_column("tag").to_list() == [None, None, None, "x"]
+    assert summary["output"]["docs"] == 4
+
+
+def test_the_same_id_in_two_shards_is_counted_and_warned(tmp_path):
+    corpus = write_shards(tmp_path / "in", [["one", "two", "three"], ["four", "five"]])
+    pl.DataFrame({"id": ["doc-0-1", "doc-0-1", "other"], "text": ["six", "seven", "eight"]}).write_parquet(
+        tmp_path / "in" / "shard-002.parquet")
+    result = clean("run", str(write_pipeline(tmp_path / "p.yaml", corpus, tmp_path / "out", [])), check=True)
+    summary = json.loads((tmp_path / "out" / "stats" / "summary.json").read_text())
+    assert summary["input"]["duplicate_ids"] == 3  # doc-0-1 three times
+    assert "3 input documents share their id with another" in result.stderr
+    assert "share their id with another" in (tmp_path / "out" / "report.html").read_text()
+    (tmp_path / "in" / "shard-002.parquet").unlink()
+    unique = clean("run", str(write_pipeline(tmp_path / "q.yaml", corpus, tmp_path / "unique", [])), check=True)
+    assert json.loads((tmp_path / "unique" / "stats" / "summary.json").read_text())["input"]["duplicate_ids"] == 0
+    assert "share their id" not in unique.stderr
+
+
+def test_grouped_small_files_keep_the_input_order(tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    pq.write_table(pa.table({"id": ["a"], "text": ["small first"]}), folder / "1.parquet")
+    pq.write_table(pa.table({"id": [f"b{i}" for i in range(300)], "text": ["a big file"] * 300}), folder / "2.parquet")
+    pq.write_table(pa.table({"id": ["c"], "text": ["small last"]}), folder / "3.parquet")
+    out, _ = run(tmp_path, folder, [])
+    assert pl.read_parquet(out / "data").get_column("id").to_list() == ["a", *(f"b{i}" for i in range(300)), "c"]

@@ -1,0 +1,66 @@
+"""Where a row came from, and what global stages decided about it.
+
+Every row carries `ORDER`: its unit of input in the high bits, its row within the unit below.
+Sorting by it gives the input order (dedup's `keep: first`, the order of the output); its unit
+tells `apply` which decisions to load, since decisions are stored per input unit.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+
+ORDER = "_cm_order"
+ORDER_SHIFT = 40
+"""Rows per unit are < 2**40; units < 2**24."""
+ROW_MASK = (1 << ORDER_SHIFT) - 1
+CACHED_UNITS = 8
+"""Input units whose decisions one worker keeps loaded (a batch rarely spans more than two)."""
+
+
+def order_of(unit: int, first_row: int, rows: int) -> pl.Expr:
+    """The ORDER keys of `rows` consecutive rows of a unit, starting at `first_row` within it."""
+    return pl.int_range(first_row, first_row + rows, dtype=pl.UInt64) + pl.lit(unit << ORDER_SHIFT, pl.UInt64)
+
+
+def unit_of(order: pl.Expr | pl.Series) -> pl.Expr | pl.Series:
+    """The input unit a row comes from."""
+    return order.cast(pl.UInt64) // (1 << ORDER_SHIFT)
+
+
+def row_of(order: pl.Expr | pl.Series) -> pl.Expr | pl.Series:
+    """A row's position within its unit."""
+    return order.cast(pl.UInt64) & ROW_MASK
+
+
+class UnitDecisions:
+    """A global stage's decisions about rows, split by the rows' input unit.
+
+    `decide` writes them (possibly from many parallel steps, each under its own `name`); `apply`
+    loads only the units of its batch, so memory is bounded by a few units, not the corpus.
+    """
+
+    def __init__(self, folder: Path, cache: dict[int, pl.DataFrame | None] | None = None) -> None:
+        self.folder = folder
+        self.cache: dict[int, pl.DataFrame | None] = {} if cache is None else cache
+
+    def write(self, decisions: pl.DataFrame, name: str, sort_by: tuple[str, ...] = (ORDER,)) -> None:
+        from cleanmix.pipelines.shards import write_parquet
+
+        units = decisions.with_columns(unit_of(pl.col(ORDER)).alias("_cm_unit"))
+        for (unit,), part in units.partition_by("_cm_unit", as_dict=True).items():
+            write_parquet(part.drop("_cm_unit").sort(list(sort_by)), self.folder / f"u{unit:08d}" / f"{name}.parquet")
+
+    def load(self, orders: pl.Series) -> pl.DataFrame | None:
+        """The decisions about the units of `orders`; None where no decision names any of them."""
+        frames = []
+        for unit in unit_of(orders).unique().sort().to_list():
+            if unit not in self.cache:
+                if len(self.cache) >= CACHED_UNITS:
+                    self.cache.pop(next(iter(self.cache)))
+                files = sorted((self.folder / f"u{unit:08d}").glob("*.parquet"))
+                self.cache[unit] = pl.read_parquet(files) if files else None
+            if (frame := self.cache[unit]) is not None:
+                frames.append(frame)
+        return pl.concat(frames) if frames else None

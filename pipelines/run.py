@@ -1,0 +1,416 @@
+"""A run, whatever the engine: plan the passes, run each unit, decide, resume, finish.
+
+An engine only launches. It hands `run_pipeline` an `Executor` with two methods: `map(fn, items)`
+runs independent steps (a global stage's parallel work, the compactions) and returns their results
+in order; `each(fn, job, units)` runs `run_unit` over units and yields each unit's marker as it
+completes. The local engine is a process pool; the Ray engine runs the same functions as Ray tasks.
+
+Scratch files live in `<output>/_work/` and are removed when the run completes:
+  seg-K/uNNNNN.parquet      rows kept by pass K for unit N (written under a temporary name, renamed)
+  seg-K/uNNNNN.json         marker: pass K is done for unit N, with its stage stats (written last)
+  scan-K/uNNNNN.parquet     unit N's scan for the global stage that heads pass K
+  global-<label>/           the global stage's decisions; decided-K.json marks its decide done
+  rejected/<label>/uNNNNN.parquet
+  ids/uNNNNN.parquet        hashes of unit N's input ids, to count ids that several documents share
+Resume is the same for both engines: a re-run skips every unit with a marker and every decided
+stage, and redoes the rest. The output folder's marker (`output_folder.py`) guarantees the scratch
+files come from the same pipeline and the same input.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+import polars as pl
+import pyarrow.parquet as pq
+
+from cleanmix.pipelines.compact import Compaction, compact, sort_by_order
+from cleanmix.pipelines.config import InputConfig, PipelineConfig
+from cleanmix.pipelines.errors import UserError
+from cleanmix.pipelines.output_folder import WORK, claim
+from cleanmix.pipelines.progress import Reporter
+from cleanmix.pipelines.shards import (
+    ID,
+    SOURCE,
+    TEXT,
+    InputPlan,
+    ShardWriter,
+    Unit,
+    UnreadableSlice,
+    plan_input,
+    read_unit,
+    write_json,
+)
+from cleanmix.pipelines.stage import Context, GlobalStage, Mapper, Stage, share_columns, without_shared
+from cleanmix.pipelines.stats import StageStats, text_bytes
+
+ID_SEED = 0x5EED
+ID_PARTITION_ROWS = 200_000_000
+"""Ids checked for duplicates at once (8 bytes each)."""
+
+
+class Executor(Protocol):
+    """What an engine provides: parallel steps, in order or as they complete."""
+
+    workers: int
+
+    def map(self, fn: Callable[[Any], Any], items: Iterable[Any]) -> list[Any]: ...
+
+    def each(self, fn: Callable[[Job, Unit], dict[str, Any]], job: Job, units: list[Unit]) -> Iterator[dict[str, Any]]: ...
+
+
+# planning ---------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Segment:
+    """One pass over every unit: a global stage's `apply` (its head), then document stages, fused."""
+
+    index: int
+    head: GlobalStage | None
+    stages: tuple[Stage, ...]
+    scan_for: GlobalStage | None
+    """The global stage heading the next pass: its `scan` runs on this pass's kept rows."""
+    reads: int | None
+    """The pass whose kept rows this one reads; None: the input."""
+    writes: bool
+
+    @property
+    def all_stages(self) -> tuple[Stage, ...]:
+        return ((self.head,) if self.head else ()) + self.stages
+
+
+def plan_segments(stages: list[Stage]) -> list[Segment]:
+    """Consecutive document stages fused into one pass; every global stage starts a new pass."""
+    groups: list[list[Stage]] = [[]]
+    for stage in stages:
+        if isinstance(stage, GlobalStage):
+            groups.append([])
+        groups[-1].append(stage)
+    segments: list[Segment] = []
+    reads: int | None = None
+    for k, group in enumerate(groups):
+        head = group[0] if group and isinstance(group[0], GlobalStage) else None
+        nxt = groups[k + 1][0] if k + 1 < len(groups) else None
+        writes = bool(group) or k == len(groups) - 1
+        segments.append(Segment(k, head, tuple(group[1:] if head else group), nxt if isinstance(nxt, GlobalStage) else None,
+                                reads, writes))
+        if writes:
+            reads = k
+    return segments
+
+
+def describe(seg: Segment) -> str:
+    names = [s.label for s in seg.all_stages] + ([f"scan:{seg.scan_for.label}"] if seg.scan_for else [])
+    return " → ".join(names) or "copy"
+
+
+# one unit ---------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Job:
+    """Everything a worker needs to run one pass over one unit (pickled to the worker)."""
+
+    segment: Segment
+    input: InputConfig
+    work: Path
+    keep_rejected: bool
+    seed: int
+    workers: int
+
+
+def unit_file(folder: Path, unit: int, suffix: str = "parquet") -> Path:
+    return folder / f"u{unit:05d}.{suffix}"
+
+
+def marker_path(work: Path, segment: int, unit: int) -> Path:
+    return unit_file(work / f"seg-{segment}", unit, "json")
+
+
+def global_workdir(work: Path, stage: GlobalStage) -> Path:
+    return work / f"global-{stage.label}"
+
+
+def run_unit(job: Job, unit: Unit) -> dict[str, Any]:
+    """Run one pass over one unit; writes its kept and removed rows and scan, then its marker.
+
+    An unreadable input file stops the run, or with `on_error: skip` is left out and the unit is
+    run again from its start without it; a unit left with no readable file is marked skipped."""
+    skipped: dict[str, str] = {}
+    while True:
+        try:
+            marker = _run_unit_once(job, unit, skipped)
+            break
+        except UnreadableSlice as error:
+            if job.input.on_error != "skip":
+                raise UserError(f"{error}. Fix or remove it, or set input.on_error: skip to skip it and count it.") from None
+            skipped[error.path] = str(error)
+    if skipped:
+        marker["skipped"] = skipped
+    write_json(marker_path(job.work, job.segment.index, unit.index), marker)
+    return marker
+
+
+def _run_unit_once(job: Job, unit: Unit, skip: dict[str, str]) -> dict[str, Any]:
+    seg = job.segment
+    stats = [StageStats(stage.label, stage.type) for stage in seg.all_stages]
+    ctx = Context(global_workdir(job.work, seg.head), job.workers, job.seed) if seg.head else None
+    kept = ShardWriter(unit_file(job.work / f"seg-{seg.index}", unit.index))
+    scans = ShardWriter(unit_file(job.work / f"scan-{seg.index + 1}", unit.index))
+    ids = ShardWriter(unit_file(job.work / "ids", unit.index))
+    rejected: dict[str, ShardWriter] = {}
+    docs_in = bytes_in_total = batches = 0
+    try:
+        for df in read_batches(job, unit, skip):
+            batches += 1
+            docs_in += df.height
+            if seg.reads is None:
+                ids.write(df.select(pl.col(ID).cast(pl.String).hash(seed=ID_SEED).alias(ID)))
+            bytes_in = text_bytes(df)
+            bytes_in_total += bytes_in
+            df, removed = run_stages(seg, df, ctx, stats, bytes_in)
+            for label, rows in removed if job.keep_rejected else ():
+                if label not in rejected:
+                    rejected[label] = ShardWriter(unit_file(job.work / "rejected" / label, unit.index))
+                rejected[label].write(rows)
+            if seg.writes and (df.height or kept.writer is None):
+                kept.write(df)
+            if (summary := scan_summary(seg, df)) is not None:
+                scans.write(summary)
+    except BaseException:
+        for writer in (kept, scans, ids, *rejected.values()):
+            writer.discard()
+        raise
+    if not batches:  # no file of the unit could be read
+        return {"unit": unit.index, "dead": True}
+    for writer in (kept, scans, ids, *rejected.values()):
+        writer.close()
+    return {"unit": unit.index, "docs": docs_in, "bytes": bytes_in_total, "stats": [s.to_json() for s in stats]}
+
+
+def run_stages(seg: Segment, df: pl.DataFrame, ctx: Context | None, stats: list[StageStats],
+               bytes_in: int | None = None) -> tuple[pl.DataFrame, list[tuple[str, pl.DataFrame]]]:
+    """One batch through a pass's stages: the kept rows, and each stage's removed rows."""
+    bytes_in = text_bytes(df) if bytes_in is None else bytes_in
+    removed: list[tuple[str, pl.DataFrame]] = []
+    stages = seg.all_stages
+    for i, (stage, stage_stats) in enumerate(zip(stages, stats)):
+        started = time.perf_counter()
+        df = share_columns(df, stages[i:])
+        result = stage.apply(df, ctx) if stage is seg.head else stage.process(df)
+        bytes_in = stage_stats.record(df, result, time.perf_counter() - started, bytes_in)
+        if result.rejected.height:
+            removed.append((stage.label, without_shared(result.rejected, stages)))
+        df = without_shared(result.kept, stages) if isinstance(stage, Mapper) else result.kept
+    return without_shared(df, stages), removed
+
+
+def scan_summary(seg: Segment, df: pl.DataFrame) -> pl.DataFrame | None:
+    """The next global stage's scan of a batch's kept rows; none when it has nothing to say."""
+    if seg.scan_for is None or not df.height:
+        return None
+    summary = seg.scan_for.scan(df)
+    return summary if summary is not None and summary.height else None
+
+
+def read_batches(job: Job, unit: Unit, skip: dict[str, str]) -> Iterator[pl.DataFrame]:
+    """The unit's rows: from the input on the first pass, else from the pass before's kept rows."""
+    seg = job.segment
+    if seg.reads is None:
+        yield from read_unit(unit, job.input, skip)
+        return
+    file = pq.ParquetFile(unit_file(job.work / f"seg-{seg.reads}", unit.index))
+    yielded = False
+    for batch in file.iter_batches(batch_size=job.input.batch_rows):
+        yield pl.from_arrow(batch)  # type: ignore[misc]
+        yielded = True
+    if not yielded:
+        yield pl.from_arrow(file.schema_arrow.empty_table())  # type: ignore[misc]
+
+
+# the whole run ----------------------------------------------------------------------------------
+
+@dataclass
+class RunState:
+    """What a run has learnt so far: per-stage stats, global stages' details, per-unit input counts."""
+
+    config: PipelineConfig
+    pipeline: str
+    plan: InputPlan
+    work: Path
+    executor: Executor
+    reporter: Reporter
+    segments: list[Segment]
+    stats: dict[str, StageStats] = field(default_factory=dict)
+    details: dict[str, dict[str, Any]] = field(default_factory=dict)
+    units: dict[int, dict[str, Any]] = field(default_factory=dict)
+    """Per unit: its input docs and bytes, or why it was skipped."""
+    started: datetime = field(default_factory=lambda: datetime.now(UTC))
+    clock: float = field(default_factory=time.perf_counter)
+
+    def live_units(self) -> list[Unit]:
+        return [u for u in self.plan.units if not self.units.get(u.index, {}).get("dead")]
+
+
+def run_pipeline(config: PipelineConfig, pipeline: str, reporter: Reporter, launch: Callable[[int], Executor],
+                 overwrite: bool = False) -> dict[str, Any]:
+    """Run the pipeline with the executor `launch(units)` gives; returns the summary (also in stats/)."""
+    plan = plan_input(config.input, config.limit, config.input_columns(), config.output_columns())
+    out = Path(config.output.path)
+    with claim(out, config, plan, overwrite, reporter) as held:
+        if held.complete:
+            reporter.log(f"{out} already holds this run, complete: nothing to do (--overwrite runs it again).")
+            return json.loads((out / "stats" / "summary.json").read_text())
+        executor = launch(len(plan.units))
+        try:
+            state = RunState(config, pipeline, plan, out.resolve() / WORK, executor, reporter, plan_segments(config.stages))
+            state.stats = {stage.label: StageStats(stage.label, stage.type) for stage in config.stages}
+            for seg in state.segments:
+                if seg.head:
+                    decide(state, seg)
+                run_pass(state, seg)
+            reporter.log("writing output shards")
+            summary = finish(state)
+        finally:
+            close = getattr(executor, "close", None)
+            if close is not None:
+                close()
+        held.finished()
+        return summary
+
+
+def decide(state: RunState, seg: Segment) -> None:
+    """A global stage's decide, once: a marker records its details, so a re-run skips it."""
+    assert seg.head is not None
+    marker = state.work / f"decided-{seg.index}.json"
+    if marker.exists():
+        done = json.loads(marker.read_text())
+    else:
+        state.reporter.log(f"{seg.head.label}: deciding over the whole corpus")
+        workdir = global_workdir(state.work, seg.head)
+        shutil.rmtree(workdir, ignore_errors=True)  # what an interrupted attempt left
+        workdir.mkdir(parents=True)
+        ctx = Context(workdir, state.executor.workers, state.config.seed, state.executor.map)
+        scans = [p for u in state.live_units() if (p := unit_file(state.work / f"scan-{seg.index}", u.index)).exists()]
+        started = time.perf_counter()
+        done = {"details": seg.head.decide(scans, ctx), "seconds": time.perf_counter() - started}
+        write_json(marker, done)
+    state.stats[seg.head.label].seconds += done["seconds"]
+    state.details[seg.head.label] = done["details"]
+
+
+def run_pass(state: RunState, seg: Segment) -> None:
+    """Run `run_unit` over every live unit without a marker; merge all markers in unit order."""
+    config = state.config
+    job = Job(seg, config.input, state.work, config.output.keep_rejected, config.seed, state.executor.workers)
+    units = state.live_units()
+    done: dict[int, dict[str, Any]] = {}
+    for unit in units:
+        path = marker_path(state.work, seg.index, unit.index)
+        if path.exists():
+            done[unit.index] = json.loads(path.read_text())
+    todo = [u for u in units if u.index not in done]
+    with state.reporter.task(describe(seg), total_units=len(units), done_units=len(done)) as task:
+        for marker in state.executor.each(run_unit, job, todo):
+            done[marker["unit"]] = marker
+            task.advance(marker.get("docs", 0), marker.get("bytes", 0))
+    for index in sorted(done):
+        marker = done[index]
+        if seg.reads is None:
+            state.units[index] = {k: marker[k] for k in ("docs", "bytes", "dead", "skipped") if k in marker}
+        for entry in marker.get("stats", ()):
+            state.stats[entry["name"]].merge(StageStats.from_json(entry))
+
+
+# finishing --------------------------------------------------------------------------------------
+
+def finish(state: RunState) -> dict[str, Any]:
+    """The output shards, the stats, the report; then the scratch files go."""
+    from cleanmix.pipelines.report import write_report
+
+    out = Path(state.config.output.path)
+    shards, docs, nbytes = write_shards(state)
+    summary = summarize(state, {"docs": docs, "bytes": nbytes, "shards": shards})
+    summary["input"]["duplicate_ids"] = shared_ids(state)
+    if summary["input"]["duplicate_ids"]:
+        state.reporter.log(f"warning: {summary['input']['duplicate_ids']:,} input documents share their id with another "
+                           "(`duplicate_of` and `clean explain --id` name one of them)")
+    write_stage_stats(state, out)
+    write_report(out, summary)
+    write_json(out / "stats" / "summary.json", summary)
+    shutil.rmtree(state.work, ignore_errors=True)
+    return summary
+
+
+def write_shards(state: RunState) -> tuple[int, int, int]:
+    """Compact the last pass's kept rows into data/, and each stage's removed rows into rejected/."""
+    config, work = state.config, state.work
+    out = Path(config.output.path).resolve()
+    live = state.live_units()
+
+    def unit_files(folder: Path) -> list[Path]:
+        return [p for u in live if (p := unit_file(folder, u.index)).exists()]
+
+    kept = unit_files(work / f"seg-{state.segments[-1].index}")
+    if any(isinstance(stage, GlobalStage) and stage.reorders for stage in config.stages):
+        kept = sort_by_order(kept, work / "sorted", state.executor.map) or kept  # no rows: the units give the columns
+    renames = [(TEXT, config.input.text_column), (ID, config.input.id_column)]
+    if config.input.source_column:
+        renames.append((SOURCE, config.input.source_column))
+    limits = (config.output.shard_rows, config.output.shard_bytes)
+    jobs = [Compaction(tuple(kept), out / "data", tuple(renames), *limits, always_one=True)]
+    if config.output.keep_rejected:
+        jobs += [Compaction(tuple(unit_files(work / "rejected" / label)), out / "rejected" / label, tuple(renames), *limits,
+                            always_one=False) for label in state.stats]
+    return state.executor.map(compact, jobs)[0]
+
+
+def shared_ids(state: RunState) -> int:
+    """Input documents whose id another document has too: counted over 64-bit hashes of the ids,
+    split into partitions of at most ID_PARTITION_ROWS so memory stays bounded."""
+    files = [p for u in state.live_units() if (p := unit_file(state.work / "ids", u.index)).exists()]
+    rows = sum(u.get("docs", 0) for u in state.units.values())
+    partitions = max(1, -(-rows // ID_PARTITION_ROWS))
+    return sum(state.executor.map(_shared_in_partition, [(files, partitions, p) for p in range(partitions)]))
+
+
+def _shared_in_partition(job: tuple[list[Path], int, int]) -> int:
+    files, partitions, partition = job
+    if not files:
+        return 0
+    hashes = pl.scan_parquet(files).filter(pl.col(ID) % partitions == partition)
+    counts = hashes.group_by(ID).len().filter(pl.col("len") > 1)
+    return int(counts.select(pl.col("len").sum()).collect().item() or 0)
+
+
+def summarize(state: RunState, output: dict[str, int]) -> dict[str, Any]:
+    plan, units = state.plan, state.units
+    skipped = {path: why for u in plan.units for path, why in units.get(u.index, {}).get("skipped", {}).items()}
+    return {
+        "pipeline": str(state.pipeline),
+        "started": state.started.isoformat(timespec="seconds"),
+        "finished": datetime.now(UTC).isoformat(timespec="seconds"),
+        "seconds": round(time.perf_counter() - state.clock, 3),
+        "input": {
+            "docs": sum(u.get("docs", 0) for u in units.values()),
+            "bytes": sum(u.get("bytes", 0) for u in units.values()),
+            "shards": len(plan.files),
+            "skipped_shards": {**plan.skipped, **skipped},
+        },
+        "stages": [state.stats[s.label].summary() for s in state.config.stages],
+        "output": output,
+    }
+
+
+def write_stage_stats(state: RunState, out: Path) -> None:
+    for stage in state.config.stages:
+        detail = {**state.stats[stage.label].to_json(), "parameters": stage.model_dump(mode="json")}
+        if stage.label in state.details:
+            detail["details"] = state.details[stage.label]
+        write_json(out / "stats" / f"{stage.label}.json", detail)
