@@ -70,7 +70,7 @@ def normalize_expr(
     return expr
 
 
-def _buffers(texts: pl.Series) -> tuple[np.ndarray, np.ndarray]:
+def text_buffers(texts: pl.Series) -> tuple[np.ndarray, np.ndarray]:
     """The UTF-8 bytes of all texts as one array, and each text's [start, end) offsets into it."""
     arr = pa.chunked_array(texts.to_arrow()).cast(pa.large_string()).combine_chunks()
     offsets = np.frombuffer(arr.buffers()[1], dtype=np.int64)[arr.offset : arr.offset + len(arr) + 1]
@@ -88,7 +88,7 @@ def splitmix(x: np.ndarray) -> np.ndarray:
     return x ^ (x >> _U64(31))
 
 
-def _powers(n: int) -> tuple[np.ndarray, np.ndarray]:
+def hash_powers(n: int) -> tuple[np.ndarray, np.ndarray]:
     """B^i and B^-i (mod 2^64) for i ≤ n, computed once per process and grown on demand."""
     global _POWER_TABLES
     if _POWER_TABLES[0].size <= n:
@@ -104,13 +104,13 @@ def _powers(n: int) -> tuple[np.ndarray, np.ndarray]:
     return _POWER_TABLES
 
 
-def _range_hashes(data: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+def range_hashes(data: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
     """A 64-bit hash of each byte range data[start:end], all ranges at once.
 
     G[k] = Σ_{i<k} (data[i]+1)·B^i (mod 2^64), so range [s, e) hashes to (G[e] − G[s])·B^−s:
     the same value wherever the range sits, from one prefix array.
     """
-    powers, inverse = _powers(data.size)
+    powers, inverse = hash_powers(data.size)
     with np.errstate(over="ignore"):
         prefix = np.zeros(data.size + 1, _U64)
         np.cumsum((data.astype(_U64) + _U64(1)) * powers[: data.size], out=prefix[1:])
@@ -118,7 +118,7 @@ def _range_hashes(data: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.
         return splitmix((prefix[ends] - prefix[starts]) * inverse[starts] + lengths)
 
 
-def _unspaced_bytes(data: np.ndarray) -> np.ndarray:
+def unspaced_bytes(data: np.ndarray) -> np.ndarray:
     """True at every byte of a character from an unspaced script (all are 3- or 4-byte UTF-8)."""
     marks = np.zeros(data.size + 4, bool)
     last = data.size - 1
@@ -136,10 +136,10 @@ def _unspaced_bytes(data: np.ndarray) -> np.ndarray:
     return marks[: data.size]
 
 
-def _tokens(data: np.ndarray, doc_offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def token_spans(data: np.ndarray, doc_offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """[start, end) byte ranges of all tokens: runs of non-space bytes, cut around unspaced characters."""
     is_space = _WHITESPACE[data]
-    unspaced = _unspaced_bytes(data)
+    unspaced = unspaced_bytes(data)
     lead = (data & 0xC0) != 0x80
     doc_start = np.zeros(data.size + 1, bool)
     doc_start[doc_offsets] = True
@@ -160,14 +160,14 @@ def shingle_hashes(texts: pl.Series, ngram: int) -> tuple[np.ndarray, np.ndarray
     not the bytes between them, so spacing never matters. A text with fewer than `ngram` tokens
     is one shingle (short texts still match); an empty text has none.
     """
-    data, offsets = _buffers(texts)
+    data, offsets = text_buffers(texts)
     pieces: list[np.ndarray] = []
     counts = np.zeros(len(offsets) - 1, np.int64)
-    for first, last in _chunks(offsets):
+    for first, last in byte_chunks(offsets):
         lo, hi = int(offsets[first]), int(offsets[last])
         doc_offsets = offsets[first : last + 1] - lo
-        starts, ends = _tokens(data[lo:hi], doc_offsets)
-        token_hash = _range_hashes(data[lo:hi], starts, ends)
+        starts, ends = token_spans(data[lo:hi], doc_offsets)
+        token_hash = range_hashes(data[lo:hi], starts, ends)
         token_doc = np.searchsorted(doc_offsets, starts, side="right") - 1
         n_tokens = np.bincount(token_doc, minlength=last - first)
         first_token = np.r_[0, np.cumsum(n_tokens)[:-1]]
@@ -186,7 +186,7 @@ def shingle_hashes(texts: pl.Series, ngram: int) -> tuple[np.ndarray, np.ndarray
     return hashes, np.r_[0, np.cumsum(counts)]
 
 
-def _chunks(offsets: np.ndarray) -> list[tuple[int, int]]:
+def byte_chunks(offsets: np.ndarray) -> list[tuple[int, int]]:
     """Runs of consecutive documents of about _CHUNK_BYTES (a longer document is a run alone)."""
     targets = np.arange(_CHUNK_BYTES, int(offsets[-1]) + _CHUNK_BYTES, _CHUNK_BYTES)
     cuts = np.unique(np.r_[0, np.searchsorted(offsets, targets, side="right") - 1, len(offsets) - 1])

@@ -92,12 +92,12 @@ def figure(alt: str, *svgs: str, columns: int = 1) -> str:
     return f'<figure role="img" aria-label="{e(alt)}"{grid}>{"".join(svgs)}</figure>'
 
 
-def _svg(width: float, height: float, body: list[str]) -> str:
+def svg_page(width: float, height: float, body: list[str]) -> str:
     return (f'<svg class="plot" viewBox="0 0 {width:.0f} {height:.0f}" font-size="{FONT}" '
             f'font-family="system-ui, sans-serif">{"".join(body)}</svg>')
 
 
-def _text(x: float, y: float, text: str, anchor: str = "start", size: float | None = None, bold: bool = False,
+def svg_text(x: float, y: float, text: str, anchor: str = "start", size: float | None = None, bold: bool = False,
           rotate: bool = False, halo: bool = False) -> str:
     extra = (f' font-size="{size}"' if size else "") + (' font-weight="bold"' if bold else "")
     if halo:  # readable over bars
@@ -107,11 +107,11 @@ def _text(x: float, y: float, text: str, anchor: str = "start", size: float | No
     return f'<text x="{x:.1f}" y="{y:.1f}" text-anchor="{anchor}" dominant-baseline="central"{extra}>{e(text)}</text>'
 
 
-def _rect(x: float, y: float, w: float, h: float, color: str) -> str:
+def svg_rect(x: float, y: float, w: float, h: float, color: str) -> str:
     return f'<rect x="{x:.1f}" y="{y:.1f}" width="{max(w, 0):.1f}" height="{max(h, 0):.1f}" fill="{color}"/>'
 
 
-def _line(x1: float, y1: float, x2: float, y2: float, color: str = ACCENT, dashed: bool = False) -> str:
+def svg_line(x1: float, y1: float, x2: float, y2: float, color: str = ACCENT, dashed: bool = False) -> str:
     dash = ' stroke-dasharray="4 3"' if dashed else ""
     return f'<line x1="{x1:.1f}" y1="{y1:.1f}" x2="{x2:.1f}" y2="{y2:.1f}" stroke="{color}"{dash}/>'
 
@@ -133,7 +133,7 @@ def _tick(value: float) -> str:
 def _legend(x: float, y: float, items: Sequence[tuple[str, str]]) -> list[str]:
     out = []
     for name, color in items:
-        out += [_rect(x, y - 5, 10, 10, color), _text(x + 14, y, name)]
+        out += [svg_rect(x, y - 5, 10, 10, color), svg_text(x + 14, y, name)]
         x += 30 + text_width(name)
     return out
 
@@ -167,30 +167,30 @@ def bars(title: str, labels: Sequence[str], series: Sequence[Series], notes: Seq
     top_y = 30 + (18 if many else 0)
     height = top_y + row * len(labels) + 26
     scale = plot_w / (max(ends, default=0) or 1)
-    body = [_text(x0 + plot_w / 2, 12, title, "middle", bold=True)]
+    body = [svg_text(x0 + plot_w / 2, 12, title, "middle", bold=True)]
     if many:
         body += _legend(x0, 32, [(s.name, s.color) for s in series])
     ticks = _ticks(max(ends, default=0) or 1, 5)
     axis_y = top_y + row * len(labels)
     for t in ticks:
         x = x0 + t * scale
-        body += [_line(x, top_y, x, axis_y, GRID), _text(x, axis_y + 12, _tick(t), "middle", size=10)]
+        body += [svg_line(x, top_y, x, axis_y, GRID), svg_text(x, axis_y + 12, _tick(t), "middle", size=10)]
     for i, label in enumerate(labels):
         y, left = top_y + i * row + 3, x0
-        body.append(_text(x0 - 6, y + bar * per_label / 2, _fit(str(label), label_w - 12), "end"))
+        body.append(svg_text(x0 - 6, y + bar * per_label / 2, _fit(str(label), label_w - 12), "end"))
         for j, (s, v) in enumerate(zip(series, values[i])):
             color = colors[i] if colors and not many else s.color
             if stacked:
-                body.append(_rect(left, y, v * scale, bar, color))
+                body.append(svg_rect(left, y, v * scale, bar, color))
                 left += v * scale
             else:
-                body.append(_rect(x0, y + j * bar, v * scale, bar - (1 if grouped else 0), color))
+                body.append(svg_rect(x0, y + j * bar, v * scale, bar - (1 if grouped else 0), color))
                 if grouped:
-                    body.append(_text(x0 + v * scale + 3, y + j * bar + bar / 2, _tick(v), size=10))
+                    body.append(svg_text(x0 + v * scale + 3, y + j * bar + bar / 2, _tick(v), size=10))
         if i < len(notes) and not grouped:
-            body.append(_text(x0 + ends[i] * scale + 4, y + bar / 2, notes[i], size=11))
-    body.append(_line(x0, top_y, x0, axis_y))
-    return _svg(width, height, body)
+            body.append(svg_text(x0 + ends[i] * scale + 4, y + bar / 2, notes[i], size=11))
+    body.append(svg_line(x0, top_y, x0, axis_y))
+    return svg_page(width, height, body)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -248,8 +248,8 @@ def histogram(metric: str, kept: dict[str, int], removed: dict[str, int], thresh
                 counts.setdefault(_slot(edge), [0, 0])[column] += count
     total = sum(map(sum, counts.values()))
     if not total:
-        return _svg(width, height, [_text(width / 2, 9, metric, "middle", size=11, bold=True),
-                                    _text(width / 2, height / 2, "no values", "middle")])
+        return svg_page(width, height, [svg_text(width / 2, 9, metric, "middle", size=11, bold=True),
+                                    svg_text(width / 2, height / 2, "no values", "middle")])
     marks = [(name, value, *_value_slot(value)) for name, value in thresholds]
     axis = _fill(sorted(set(counts) | {slot for _, _, slot, _ in marks}))
     at = {slot: i for i, slot in enumerate(axis)}
@@ -267,24 +267,24 @@ def histogram(metric: str, kept: dict[str, int], removed: dict[str, int], thresh
     title = [metric] + ([f"(off-scale: {', '.join(hidden)})"] if hidden else [])
     x0, top, bottom = 46.0, 16.0 + 14 * len(title), height - 22
     slot_w = (width - x0 - 8) / len(drawn)
-    body = [_text(width / 2, 9 + 14 * i, line, "middle", size=11, bold=i == 0) for i, line in enumerate(title)]
+    body = [svg_text(width / 2, 9 + 14 * i, line, "middle", size=11, bold=i == 0) for i, line in enumerate(title)]
     peak = max(k + r for k, r in stacks) or 1
     scale = (bottom - top) / peak
     for t in _ticks(peak, 3):
         y = bottom - t * scale
-        body += [_line(x0, y, width - 8, y, GRID), _text(x0 - 4, y, _tick(t), "end", size=10)]
+        body += [svg_line(x0, y, width - 8, y, GRID), svg_text(x0 - 4, y, _tick(t), "end", size=10)]
     for i, (k, r) in enumerate(stacks):
         x = x0 + i * slot_w
         if k:
-            body.append(_rect(x, bottom - k * scale, slot_w, k * scale, KEPT))
+            body.append(svg_rect(x, bottom - k * scale, slot_w, k * scale, KEPT))
         if r:
-            body.append(_rect(x, bottom - (k + r) * scale, slot_w, r * scale, REMOVED))
-    body.append(_line(x0, bottom, width - 8, bottom))
+            body.append(svg_rect(x, bottom - (k + r) * scale, slot_w, r * scale, REMOVED))
+    body.append(svg_line(x0, bottom, width - 8, bottom))
     body += _x_ticks(drawn, x0, slot_w, bottom, width)
     for name, slot, fraction in near:
         x = x0 + (place[slot] + fraction) * slot_w
-        body += [_line(x, top, x, bottom, dashed=True), _text(x - 5, top + 2, name, "end", size=9, rotate=True, halo=True)]
-    return _svg(width, height, body)
+        body += [svg_line(x, top, x, bottom, dashed=True), svg_text(x - 5, top + 2, name, "end", size=9, rotate=True, halo=True)]
+    return svg_page(width, height, body)
 
 
 def _percentiles(axis: list[tuple[int, int]], counts: dict[tuple[int, int], list[int]], total: int) -> tuple[int, int]:
@@ -330,7 +330,7 @@ def _x_ticks(slots: list[tuple[int, int]], x0: float, slot_w: float, y: float, w
         half = text_width(label, 10) / 2 + 3
         if all(abs(x - other) >= half + other_half for other, other_half in taken):
             taken.append((x, half))
-            out += [_line(x, y, x, y + 4), _text(min(max(x, half), width - half), y + 12, label, "middle", size=10)]
+            out += [svg_line(x, y, x, y + 4), svg_text(min(max(x, half), width - half), y + 12, label, "middle", size=10)]
     return out
 
 

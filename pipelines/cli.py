@@ -336,5 +336,71 @@ def stages() -> None:
         click.echo()
 
 
+@main.group("mix-design")
+def mix_design() -> None:
+    """Propose a data mixture from small proxy runs (RegMix): sweep candidates, then fit their results."""
+
+
+@mix_design.command("sweep")
+@click.argument("pipeline", type=click.Path(dir_okay=False))
+@click.option("--runs", type=click.IntRange(min=1), required=True, help="how many feasible candidate mixtures (proxy runs)")
+@click.option("--output", "-o", default="mix-design", show_default=True, help="folder for candidates.csv, survey.json, runs/")
+@click.option("--seed", type=int, default=0, show_default=True, help="the same seed draws the same candidates")
+@click.option("--total", type=click.FloatRange(min=0, min_open=True), help="the proxy runs' budget in the mix's unit (default: its total)")
+@click.option("--set", "sets", multiple=True, metavar="KEY.PATH=VALUE", help="override a key of PIPELINE")
+@user_errors
+def mix_design_sweep(pipeline: str, runs: int, output: str, seed: int, total: float | None, sets: tuple[str, ...]) -> None:
+    """Survey PIPELINE's sources and write candidate mixtures, one pipeline file per proxy run."""
+    from cleanmix.mix.design import sweep
+
+    result = sweep(pipeline, list(sets), runs, seed, Path(output), total)
+    sv = result["survey"]
+    click.echo(f"{len(sv.sources)} sources, {sum(sv.available.values()):,.0f} {sv.by} in all; planned total {sv.total:,.0f}")
+    click.echo(f"{result['runs']} candidate(s) kept of {result['drawn']:,} drawn ({result['dropped']:,} dropped: a source "
+               f"repeated more than max_repeats, or over a cap). Wrote {output}/candidates.csv and {output}/runs/*.yaml")
+
+
+@mix_design.command("fit")
+@click.argument("results", type=click.Path(dir_okay=False))
+@click.option("--target", "targets", multiple=True, required=True, metavar="METRIC[=WEIGHT]",
+              help="a metric column (or a glob); several: their weighted mean is the objective")
+@click.option("--minimize/--maximize", "minimize", default=True, help="lower is better (losses, default) or higher (scores)")
+@click.option("--sweep", "sweep_dir", type=click.Path(file_okay=False), help="the sweep's folder: sources, sizes, repeat limits")
+@click.option("--pipeline", type=click.Path(dir_okay=False), help="instead of --sweep: survey this pipeline's sources")
+@click.option("--weights", help="weight columns, comma-separated names or globs (default: the sweep's sources)")
+@click.option("--fix", "fixes", multiple=True, metavar="SOURCE=SHARE", help="hold a source's share in the proposal")
+@click.option("--engine", type=click.Choice(["auto", "ridge", "kernel", "lightgbm", "ensemble"]), default="auto", show_default=True,
+              help="auto: the best cross-validated per target (lightgbm: pip install 'cleanmix[design]')")
+@click.option("--predict", type=click.Path(dir_okay=False), help="a CSV of mixtures: write the predicted metric per row")
+@click.option("--output", "-o", help="with --predict: the predictions CSV; else the folder for mix.yaml, design.json, design.html")
+@click.option("--seed", type=int, default=0, show_default=True)
+@user_errors
+def mix_design_fit(results: str, targets: tuple[str, ...], minimize: bool, sweep_dir: str | None, pipeline: str | None,
+                   weights: str | None, fixes: tuple[str, ...], engine: str, predict: str | None, output: str | None, seed: int) -> None:
+    """Fit RESULTS (one row per proxy run: weights and metrics) and propose the best mixture."""
+    from cleanmix.mix.design import FitRequest, fit
+    from cleanmix.mix.design_models import has_lightgbm
+
+    if engine == "auto" and not has_lightgbm():
+        click.echo("note: lightgbm is not installed, so auto chooses among ridge, kernel and their mean "
+                   "(pip install 'cleanmix[design]' adds RegMix's LightGBM).", err=True)
+    if sweep_dir and pipeline:
+        raise UserError("give --sweep or --pipeline, not both: each says what the sources are and how far they stretch.")
+    request = FitRequest(results, list(targets), not minimize, [w.strip() for w in weights.split(",")] if weights else None,
+                         sweep_dir, pipeline, list(fixes), engine, seed, predict, output)
+    result = fit(request)
+    model = result["model"]
+    for target, engine_name in model.engines.items():
+        scores = model.scores[target][engine_name]
+        click.echo(f"{target}: {engine_name}, cross-validated Spearman ρ {scores['spearman']:.4f}, RMSE {scores['rmse']:.4g}")
+    if predict:
+        click.echo(f"predictions: {result['predictions']}")
+        return
+    design, out = result["design"], result["out"]
+    click.echo(f"predicted objective {design['predicted_objective']:.6g} (best proxy run {design['best_run']['id']}: "
+               f"{design['best_run']['objective']:.6g}). The proposed stage ({out}/mix.yaml; page: {out}/design.html):\n")
+    click.echo((out / "mix.yaml").read_text())
+
+
 if __name__ == "__main__":
     main()

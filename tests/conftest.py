@@ -64,6 +64,29 @@ def clean(*args: str, cwd: Path | None = None, check: bool = False):
     return result
 
 
+def crash_on_call(function, call: int):
+    """`function`, except that its `call`-th call raises KeyboardInterrupt: a crash mid-step."""
+    calls = []
+
+    def wrapper(*args, **kwargs):
+        calls.append(args)
+        if len(calls) == call:
+            raise KeyboardInterrupt(f"crash on call {call}")
+        return function(*args, **kwargs)
+
+    return wrapper
+
+
+def assert_user_error(result, *fragments: str) -> None:
+    """A user mistake: exit 2 and one line (one paragraph) on stderr naming what is wrong, no traceback."""
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stderr.startswith("error: ")
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    for fragment in fragments:
+        assert fragment in result.stderr, (fragment, result.stderr)
+
+
 def _env() -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")

@@ -7,21 +7,12 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from conftest import clean, write_pipeline, write_shards
+from conftest import assert_user_error, clean, write_pipeline, write_shards
 
 
 @pytest.fixture()
 def corpus(tmp_path: Path) -> Path:
     return write_shards(tmp_path / "in", [["a first document", "a second one"], ["third"]])
-
-
-def assert_user_error(result, *fragments: str) -> None:
-    assert result.returncode == 2, result.stderr
-    assert "Traceback" not in result.stderr
-    assert result.stderr.startswith("error: ")
-    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
-    for fragment in fragments:
-        assert fragment in result.stderr, (fragment, result.stderr)
 
 
 def run_yaml(tmp_path: Path, text: str, *args: str):

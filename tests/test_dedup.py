@@ -15,6 +15,7 @@ from cleanmix.dedup.minhash_dedup import MinhashDedup
 from cleanmix.pipelines.order import order_of
 from cleanmix.pipelines.registry import stage_types
 from cleanmix.pipelines.stage import ORDER, Context, GlobalStage, StageResult
+from conftest import crash_on_call
 
 WORDS = (
     "the of and to in is was for on that with as by at from his her an were are which this be or has had "
@@ -226,15 +227,8 @@ def test_an_interrupted_decide_is_redone_from_scratch(tmp_path: Path, monkeypatc
         return run_local(validate_pipeline(config), "p.yaml", Reporter(quiet=True))
 
     reference = run(tmp_path / "reference")
-    split, calls = module._split, []
-
-    def crash_on_second_scan(job):
-        calls.append(job)
-        if len(calls) == 2:
-            raise KeyboardInterrupt("crash while deciding")
-        return split(job)
-
-    monkeypatch.setattr(module, "_split", crash_on_second_scan)
+    split = module._split
+    monkeypatch.setattr(module, "_split", crash_on_call(split, 2))
     with pytest.raises(KeyboardInterrupt):
         run(tmp_path / "crashed")
     monkeypatch.setattr(module, "_split", split)

@@ -16,6 +16,7 @@ from cleanmix.pipelines.config import validate_pipeline
 from cleanmix.pipelines.errors import UserError
 from cleanmix.pipelines.local import run_local
 from cleanmix.pipelines.progress import Reporter
+from conftest import crash_on_call
 
 WORDS = "the of and to in a is that for it as was with be by on not he this are or his from at which but have an they".split()
 SIZES = {"web": (10_000, 60, 4), "books": (1_000, 300, 1), "code": (2_000, 20, 2)}
@@ -134,15 +135,8 @@ def test_seed_decides_the_mix_and_workers_and_crashes_do_not(sources, tmp_path, 
     assert a.get_column("id").head(50).to_list() != c.get_column("id").head(50).to_list()
 
     # A crash halfway through decide's per-unit pass, then a re-run: the same output.
-    place, calls = module._place, []
-
-    def crash_on_third_unit(job):
-        calls.append(job)
-        if len(calls) == 3:
-            raise KeyboardInterrupt("crash while deciding")
-        return place(job)
-
-    monkeypatch.setattr(module, "_place", crash_on_third_unit)
+    place = module._place
+    monkeypatch.setattr(module, "_place", crash_on_call(place, 3))
     with pytest.raises(KeyboardInterrupt):
         run_mix(sources, tmp_path / "d", seed=1, **common)
     monkeypatch.setattr(module, "_place", place)
