@@ -146,10 +146,11 @@ def validate(pipeline: str, sets: tuple[str, ...]) -> None:
     from cleanmix.pipelines.shards import plan_input
 
     config = _load(pipeline, sets, None, None, None)
-    plan = plan_input(config.input, config.limit, config.input_columns(), config.output_columns())
+    plan = plan_input(config.input, config.limit, config.input_columns(), config.output_columns(), config.text_maker())
     click.echo(f"{pipeline}: valid.")
-    click.echo(f"input: {len(plan.files)} file(s), {len(plan.units)} unit(s), {plan.docs:,} documents, "
-               f"~{plan.bytes / 1e6:,.1f} MB of text (uncompressed)")
+    docs = f"{plan.docs:,} documents" if plan.docs is not None else "documents counted as read (JSON Lines, WARC)"
+    text = f", ~{plan.bytes / 1e6:,.1f} MB of text (uncompressed)" if plan.bytes is not None else ""
+    click.echo(f"input: {len(plan.files)} file(s), {len(plan.units)} unit(s), {docs}{text}")
     for path, why in plan.skipped.items():
         click.echo(f"  will skip unreadable {path}: {why}")
     click.echo(f"output: {config.output.path}   workers: {config.workers or os.cpu_count()}")

@@ -1,4 +1,4 @@
-"""The output shards: unit files re-chunked into `part-NNNNN.parquet`, in input order.
+"""The output shards: unit files re-chunked into `part-NNNNN.parquet` (or `.jsonl.gz`/`.jsonl.zst`), in input order.
 
 Units finish in any order on any number of workers, so the output is cut from the unit files in
 unit order (or, after a stage that reorders rows, in `ORDER` order by an external sort): the same
@@ -19,6 +19,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from cleanmix.pipelines.jsonl import JsonlShardWriter
 from cleanmix.pipelines.order import ORDER
 from cleanmix.pipelines.shards import ShardWriter, conform, write_parquet
 from cleanmix.pipelines.stage import TEXT
@@ -44,6 +45,8 @@ class Compaction:
     shard_bytes: int | None
     always_one: bool
     """Write one (empty) shard when there are no rows, so `data/` always has the output's columns."""
+    format: str = "parquet"
+    """parquet, jsonl.gz or jsonl.zst: the shards' format and extension."""
 
 
 def sort_by_order(files: list[Path], folder: Path, map_: Map) -> list[Path]:
@@ -91,7 +94,7 @@ def compact(job: Compaction) -> tuple[int, int, int]:
     ROW_GROUP_BYTES of text under a temporary name, and renamed when whole."""
     renames = dict(job.renames)
     schema = _output_schema(job.files, renames)
-    shard: ShardWriter | None = None
+    shard: ShardWriter | JsonlShardWriter | None = None
     pending: list[pl.DataFrame] = []
     pending_bytes = shard_rows = shard_bytes_ = 0
     shards = docs = total_bytes = 0
@@ -103,7 +106,8 @@ def compact(job: Compaction) -> tuple[int, int, int]:
     def write_row_group() -> None:
         nonlocal pending, pending_bytes, shard
         if shard is None:
-            shard = ShardWriter(job.dest / f"part-{shards:05d}.parquet")
+            path = job.dest / f"part-{shards:05d}.{job.format}"
+            shard = ShardWriter(path) if job.format == "parquet" else JsonlShardWriter(path, job.format.removeprefix("jsonl."))
         if pending:
             shard.write(output(pl.concat(pending, how="diagonal_relaxed")).combine_chunks())
         pending, pending_bytes = [], 0

@@ -19,7 +19,13 @@ class Strict(BaseModel):
 
 
 class InputConfig(Strict):
-    path: str | None = Field(None, description="a folder of *.parquet, a single file, or a glob")
+    path: str | None = Field(
+        None, description="a folder (searched recursively), a single file, or a glob: Parquet, JSON Lines (.jsonl/.json/.ndjson, "
+        "plain or .gz/.zst/.bz2) or WARC/WET (.warc/.wet, plain or .gz)"
+    )
+    format: Literal["parquet", "jsonl", "warc"] | None = Field(
+        None, description="the input files' format; default: from each file's extension (a folder then holds only this format)"
+    )
     sources: dict[str, str] | None = Field(
         None, description="instead of path: one input per source, {name: folder, file or glob}; sets the `source` column"
     )
@@ -49,6 +55,9 @@ class OutputConfig(Strict):
     keep_rejected: bool = Field(True, description="also write removed documents, by stage, for audit")
     shard_rows: int = Field(100_000, ge=1, description="rows per output shard")
     shard_bytes: int | None = Field(None, ge=1, description="text bytes per output shard (instead of shard_rows)")
+    format: Literal["parquet", "jsonl.gz", "jsonl.zst"] = Field(
+        "parquet", description="the kept documents' shards: data/part-NNNNN.<format> (rejected/ stays Parquet)"
+    )
 
 
 class PipelineConfig(Strict):
@@ -88,6 +97,10 @@ class PipelineConfig(Strict):
             for column in stage.output_columns():
                 added.setdefault(column, stage)
         return added
+
+    def text_maker(self) -> str | None:
+        """The first stage, when it writes the text itself: the input then needs no text column."""
+        return self.stages[0].label if self.stages and self.stages[0].makes_text else None
 
     def resolved_yaml(self) -> str:
         data = self.model_dump(mode="json")

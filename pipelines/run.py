@@ -166,8 +166,9 @@ def _run_unit_once(job: Job, unit: Unit, skip: dict[str, str]) -> dict[str, Any]
     ids = ShardWriter(unit_file(job.work / "ids", unit.index))
     rejected: dict[str, ShardWriter] = {}
     docs_in = bytes_in_total = batches = 0
+    tally: dict[str, dict[str, int]] = {}
     try:
-        for df in read_batches(job, unit, skip):
+        for df in read_batches(job, unit, skip, tally):
             batches += 1
             docs_in += df.height
             if seg.reads is None:
@@ -191,7 +192,8 @@ def _run_unit_once(job: Job, unit: Unit, skip: dict[str, str]) -> dict[str, Any]
         return {"unit": unit.index, "dead": True}
     for writer in (kept, scans, ids, *rejected.values()):
         writer.close()
-    return {"unit": unit.index, "docs": docs_in, "bytes": bytes_in_total, "stats": [s.to_json() for s in stats]}
+    marker = {"unit": unit.index, "docs": docs_in, "bytes": bytes_in_total, "stats": [s.to_json() for s in stats]}
+    return {**marker, "skipped_records": tally} if tally else marker
 
 
 def run_stages(seg: Segment, df: pl.DataFrame, ctx: Context | None, stats: list[StageStats],
@@ -219,11 +221,11 @@ def scan_summary(seg: Segment, df: pl.DataFrame) -> pl.DataFrame | None:
     return summary if summary is not None and summary.height else None
 
 
-def read_batches(job: Job, unit: Unit, skip: dict[str, str]) -> Iterator[pl.DataFrame]:
+def read_batches(job: Job, unit: Unit, skip: dict[str, str], tally: dict[str, dict[str, int]]) -> Iterator[pl.DataFrame]:
     """The unit's rows: from the input on the first pass, else from the pass before's kept rows."""
     seg = job.segment
     if seg.reads is None:
-        yield from read_unit(unit, job.input, skip)
+        yield from read_unit(unit, job.input, skip, tally)
         return
     file = pq.ParquetFile(unit_file(job.work / f"seg-{seg.reads}", unit.index))
     yielded = False
@@ -261,7 +263,7 @@ class RunState:
 def run_pipeline(config: PipelineConfig, pipeline: str, reporter: Reporter, launch: Callable[[int], Executor],
                  overwrite: bool = False) -> dict[str, Any]:
     """Run the pipeline with the executor `launch(units)` gives; returns the summary (also in stats/)."""
-    plan = plan_input(config.input, config.limit, config.input_columns(), config.output_columns())
+    plan = plan_input(config.input, config.limit, config.input_columns(), config.output_columns(), config.text_maker())
     out = Path(config.output.path)
     with claim(out, config, plan, overwrite, reporter) as held:
         if held.complete:
@@ -323,7 +325,7 @@ def run_pass(state: RunState, seg: Segment) -> None:
     for index in sorted(done):
         marker = done[index]
         if seg.reads is None:
-            state.units[index] = {k: marker[k] for k in ("docs", "bytes", "dead", "skipped") if k in marker}
+            state.units[index] = {k: marker[k] for k in ("docs", "bytes", "dead", "skipped", "skipped_records") if k in marker}
         for entry in marker.get("stats", ()):
             state.stats[entry["name"]].merge(StageStats.from_json(entry))
 
@@ -364,7 +366,7 @@ def write_shards(state: RunState) -> tuple[int, int, int]:
     if config.input.source_column:
         renames.append((SOURCE, config.input.source_column))
     limits = (config.output.shard_rows, config.output.shard_bytes)
-    jobs = [Compaction(tuple(kept), out / "data", tuple(renames), *limits, always_one=True)]
+    jobs = [Compaction(tuple(kept), out / "data", tuple(renames), *limits, always_one=True, format=config.output.format)]
     if config.output.keep_rejected:
         jobs += [Compaction(tuple(unit_files(work / "rejected" / label)), out / "rejected" / label, tuple(renames), *limits,
                             always_one=False) for label in state.stats]
@@ -402,10 +404,23 @@ def summarize(state: RunState, output: dict[str, int]) -> dict[str, Any]:
             "bytes": sum(u.get("bytes", 0) for u in units.values()),
             "shards": len(plan.files),
             "skipped_shards": {**plan.skipped, **skipped},
+            "skipped_records": skipped_records(plan, units),
         },
         "stages": [state.stats[s.label].summary() for s in state.config.stages],
         "output": output,
     }
+
+
+def skipped_records(plan: InputPlan, units: dict[int, dict[str, Any]]) -> dict[str, dict[str, int]]:
+    """Records the readers left out, by file and why, in input order: malformed JSON lines
+    (`on_error: skip`), WARC records that are no page."""
+    merged: dict[str, dict[str, int]] = {}
+    for unit in plan.units:
+        for path, counts in units.get(unit.index, {}).get("skipped_records", {}).items():
+            for why, count in counts.items():
+                merged.setdefault(path, {}).setdefault(why, 0)
+                merged[path][why] += count
+    return merged
 
 
 def write_stage_stats(state: RunState, out: Path) -> None:

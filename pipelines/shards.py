@@ -1,4 +1,7 @@
-"""Parquet in and out: plan the input as units of work, stream them in batches, write atomically."""
+"""The input planned as units of work and read in batches, whatever its format; atomic writes.
+
+What differs between formats (how a file is looked at without reading it, how a slice is read) is
+in `formats.py` and the readers it names; this file cuts units, checks schemas and numbers rows."""
 
 from __future__ import annotations
 
@@ -18,31 +21,34 @@ import pyarrow.parquet as pq
 
 from cleanmix.pipelines.config import InputConfig
 from cleanmix.pipelines.errors import UserError, one_line
+from cleanmix.pipelines.formats import DAMAGED, POSITION, Survey, Tally, format_of, reader_for
 from cleanmix.pipelines.order import ORDER, order_of
 from cleanmix.pipelines.stage import ID, SOURCE, TEXT, Filter, Stage
 
-UNIT_ROWS = 100_000
-"""Rows per unit of work: big files are split at row-group boundaries so workers share them."""
-
-
-SMALL_FILE_ROWS = 256
-"""Consecutive files with fewer rows are grouped, whole, into units of at least this many rows: a
-unit of work costs a task, a marker and a few files (~20 ms), which would dominate a corpus of
-many tiny shards, while files of a few hundred rows stay units of their own for parallelism."""
 FILES_PER_UNIT = 1000
 
 
 @dataclass(frozen=True)
 class Slice:
-    """Row groups of one input file."""
+    """A part of one input file: Parquet row groups, a byte range of JSON Lines, or the whole file."""
 
     path: str
     name: str
-    """The file's path relative to its input location (generated ids are `<name>:<row>`)."""
-    row_groups: tuple[int, ...]
+    """The file's path relative to its input location (generated ids are `<name>:<position>`)."""
+    part: tuple[int, ...]
     first_row: int
-    """The file's row at which the slice starts."""
-    rows: int
+    """The file's row (or line, from 0) at which the slice starts."""
+    rows: int | None
+    """None: not known before the slice is read (JSON Lines, WARC)."""
+    format: str = "parquet"
+    schema: pa.Schema | None = None
+    """The file's own columns, as planning found them."""
+    read_as: pa.Schema | None = None
+    """The columns the slice is read with where not its own: one schema for every JSON Lines file."""
+
+    @property
+    def columns(self) -> pa.Schema | None:
+        return self.read_as or self.schema
 
 
 @dataclass(frozen=True)
@@ -57,8 +63,9 @@ class Unit:
     slices: tuple[Slice, ...]
 
     @property
-    def rows(self) -> int:
-        return sum(s.rows for s in self.slices)
+    def rows(self) -> int | None:
+        counts = [s.rows for s in self.slices]
+        return None if None in counts else sum(counts)  # type: ignore[arg-type]
 
     def resolved(self) -> Unit:
         """The same unit with absolute paths (for workers that may not share our working folder)."""
@@ -78,8 +85,9 @@ class InputPlan:
     units: list[Unit]
     files: list[str]
     skipped: dict[str, str]
-    docs: int
-    bytes: int
+    docs: int | None
+    """None: some files are counted only as they are read (JSON Lines, WARC)."""
+    bytes: int | None
     roots: list[str] = field(default_factory=list)
     """Folders read as input (searched recursively): an output folder must not lie inside one."""
 
@@ -95,8 +103,8 @@ def is_cleanmix_output(folder: Path) -> bool:
     return (folder / "pipeline.yaml").is_file() and ((folder / "stats" / "summary.json").is_file() or (folder / "_work").is_dir())
 
 
-def input_files(location: str) -> tuple[list[str], Path]:
-    """The Parquet files at one location, in a stable order, and the root names are relative to.
+def input_files(location: str, configured: str | None = None) -> tuple[list[str], Path]:
+    """The input files at one location, in a stable order, and the root names are relative to.
 
     A folder is searched recursively, but of a cleanmix output folder (the one named, or one
     inside it) only the kept documents in `data/` are read: never its rejected rows or scratch."""
@@ -108,7 +116,7 @@ def input_files(location: str) -> tuple[list[str], Path]:
                 "finished. Finish it (run it again), or point input.path at the raw data."
             )
         root = path / "data" if is_cleanmix_output(path) else path
-        files = _parquet_files(root)
+        files = _data_files(root, configured)
     elif path.is_file():
         files, root = [str(path)], path.parent
     elif glob.has_magic(location):
@@ -118,24 +126,32 @@ def input_files(location: str) -> tuple[list[str], Path]:
     else:
         raise UserError(f"input path '{location}' does not exist (relative paths are read from {Path.cwd()}).")
     if not files:
-        raise UserError(f"input path '{location}' holds no *.parquet files: there is nothing to process.")
+        raise UserError(
+            f"input path '{location}' holds no *.parquet files, nor JSON Lines (*.jsonl, *.json, *.ndjson) or WARC/WET "
+            f"(*.warc, *.wet) files, plain or .gz/.zst/.bz2{f' of input.format {configured}' if configured else ''}: "
+            "there is nothing to process."
+        )
     return files, root
 
 
-def _parquet_files(folder: Path) -> list[str]:
-    """Every *.parquet under `folder`, sorted; inside a nested cleanmix output folder, only under its data/."""
+def _data_files(folder: Path, configured: str | None) -> list[str]:
+    """Every file of a known format under `folder` (of `input.format`, when set, by its extension),
+    sorted; inside a nested cleanmix output folder, only under its data/."""
     files = []
     for parent, folders, names in os.walk(folder):
         if is_cleanmix_output(Path(parent)):
             folders[:] = ["data"] if "data" in folders else []
             continue
-        files += [p for name in names if name.endswith(".parquet") and os.path.isfile(p := os.path.join(parent, name))]
+        found = [name for name in names if not name.startswith(".") and format_of(name) is not None]
+        found = [name for name in found if configured is None or format_of(name) == configured]
+        files += [p for name in found if os.path.isfile(p := os.path.join(parent, name))]
     return sorted(files)
 
 
 def plan_input(config: InputConfig, limit: int | None = None, columns: set[str] = frozenset(),  # type: ignore[assignment]
-               added: Mapping[str, Stage | None] | None = None) -> InputPlan:
-    """Read every file's footer (not its data): units, row counts, and unreadable files early.
+               added: Mapping[str, Stage | None] | None = None, text_maker: str | None = None) -> InputPlan:
+    """Look at every file without reading its data (a Parquet footer, a JSON Lines file's first
+    lines): units, row counts where known, and unreadable files early.
 
     `columns` must be in every file; `added` (`PipelineConfig.output_columns()`) must not be."""
     units: list[Unit] = []
@@ -143,69 +159,88 @@ def plan_input(config: InputConfig, limit: int | None = None, columns: set[str] 
     types: dict[str, tuple[str, str, str]] = {}
     roots: list[str] = []
     skipped: dict[str, str] = {}
-    total_rows = 0
-    total_bytes = 0
+    schemas: dict[str, list[pa.Schema]] = {}
+    total_rows: int | None = 0
+    total_bytes: int | None = 0
     small: list[Slice] = []
+    filled = 0.0
 
     def flush_small(source: str | None) -> None:
+        nonlocal filled
         if small:
             units.append(Unit(len(units), source, tuple(small)))
             small.clear()
+            filled = 0.0
 
     for source, location in config.locations().items():
-        files, root = input_files(location)
+        files, root = input_files(location, config.format)
         if not Path(location).is_file():
             roots.append(str(root))
         all_files += files
         for path in files:
+            kind = format_of(path, config.format)
+            if kind is None:
+                raise UserError(
+                    f"input file {path}: cannot tell its format from its name (known: .parquet, .jsonl, .json, .ndjson, "
+                    ".warc, .wet, plain or .gz/.zst/.bz2). Rename it, or set input.format: parquet | jsonl | warc."
+                )
+            reader = reader_for(kind)
             try:
-                meta = pq.ParquetFile(path).metadata
-                schema = meta.schema.to_arrow_schema()
-            except Exception as error:  # noqa: BLE001 - any unreadable footer is the same user problem
+                survey = reader.survey(path, config)
+            except UserError:
+                raise
+            except Exception as error:  # noqa: BLE001 - any unreadable file is the same user problem
                 if config.on_error == "skip":
                     skipped[path] = one_line(error)
                     continue
                 raise UserError(
-                    f"input file {path} is not a readable Parquet file ({one_line(error)}). "
+                    f"input file {path} is not a readable {reader.name} file ({one_line(error)}). "
                     "Fix or remove it, or set input.on_error: skip to skip unreadable shards and count them."
                 ) from None
-            check_columns(path, schema, config, added or {})
-            check_types(path, schema, config, types)
-            missing = sorted(columns - set(schema.names))
-            if missing:
-                raise UserError(
-                    f"input file {path} has no column {', '.join(repr(c) for c in missing)}, which a stage of "
-                    f"the pipeline reads (its columns: {', '.join(schema.names)})."
-                )
+            _check_survey(path, survey, config, added or {}, types, columns, text_maker)
+            schemas.setdefault(kind, []).append(survey.schema)
             name = str(Path(path).relative_to(root)) if Path(path).is_relative_to(root) else Path(path).name
             name = f"{source}/{name}" if source is not None else name
-            text_column = schema.get_field_index(config.text_column)
-            total_bytes += sum(meta.row_group(rg).column(text_column).total_uncompressed_size for rg in range(meta.num_row_groups))
-            total_rows += meta.num_rows
-            if meta.num_rows < SMALL_FILE_ROWS:
-                small.append(Slice(path, name, tuple(range(meta.num_row_groups)), 0, meta.num_rows))
-                if sum(s.rows for s in small) >= SMALL_FILE_ROWS or len(small) >= FILES_PER_UNIT:
+            total_rows = None if total_rows is None or survey.rows is None else total_rows + survey.rows
+            total_bytes = None if total_bytes is None or survey.text_bytes is None else total_bytes + survey.text_bytes
+            pieces = [Slice(path, name, p.part, p.first_row, p.rows, kind, survey.schema) for p in survey.pieces]
+            if len(pieces) == 1 and survey.small < 1:
+                small.append(pieces[0])
+                filled += survey.small
+                if filled >= 1 or len(small) >= FILES_PER_UNIT:
                     flush_small(source)
                 continue
             flush_small(source)  # units stay in file order: input order is what `keep: first` and the output follow
-            group: list[int] = []
-            group_rows = first = row = 0
-            for rg in range(meta.num_row_groups):
-                rows = meta.row_group(rg).num_rows
-                group.append(rg)
-                group_rows += rows
-                row += rows
-                if group_rows >= UNIT_ROWS or rg == meta.num_row_groups - 1:
-                    units.append(Unit(len(units), source, (Slice(path, name, tuple(group), first, group_rows),)))
-                    group, group_rows, first = [], 0, row
+            units += [Unit(len(units) + i, source, (piece,)) for i, piece in enumerate(pieces)]
         flush_small(source)
+    units = _one_schema_per_format(units, schemas)
     if limit is not None:
-        units, total_rows = _limit(units, limit), min(total_rows, limit)
+        units, total_rows = _limit(units, limit, config), limit if total_rows is None else min(total_rows, limit)
     return InputPlan(units, all_files, skipped, total_rows, total_bytes, roots)
 
 
-def _limit(units: list[Unit], limit: int) -> list[Unit]:
-    """The units that hold the first `limit` rows, the last one cut short."""
+def _check_survey(path: str, survey: Survey, config: InputConfig, added: Mapping[str, Stage | None],
+                  types: dict[str, tuple[str, str, str]], columns: set[str], text_maker: str | None) -> None:
+    check_columns(path, survey.schema, config, added, text_maker)
+    check_types(path, survey.schema, config, types)
+    missing = sorted(columns - set(survey.schema.names))
+    if missing:
+        raise UserError(
+            f"input file {path} has no column {', '.join(repr(c) for c in missing)}, which a stage of "
+            f"the pipeline reads (its columns: {', '.join(survey.schema.names)})."
+        )
+
+
+def _one_schema_per_format(units: list[Unit], schemas: dict[str, list[pa.Schema]]) -> list[Unit]:
+    """Formats without a schema of their own per file (JSON Lines) read every file with one schema:
+    the union of what planning inferred, so a field missing from one file's first lines is null there."""
+    unified = {kind: reader_for(kind).unify(found) for kind, found in schemas.items()}
+    return [replace(u, slices=tuple(replace(s, read_as=unified[s.format]) for s in u.slices)) for u in units]
+
+
+def _limit(units: list[Unit], limit: int, config: InputConfig) -> list[Unit]:
+    """The units that hold the first `limit` rows, the last one cut short. Slices whose rows are
+    not known before reading are read here, up to the rows still wanted (a quick run reads little)."""
     kept: list[Unit] = []
     left = limit
     for unit in units:
@@ -213,23 +248,38 @@ def _limit(units: list[Unit], limit: int) -> list[Unit]:
         for piece in unit.slices:
             if left <= 0:
                 break
-            slices.append(replace(piece, rows=min(piece.rows, left)))
-            left -= piece.rows
+            rows = piece.rows if piece.rows is not None else _count_rows(piece, config, left)
+            slices.append(replace(piece, rows=min(rows, left)))
+            left -= rows
         if not slices:
             break
         kept.append(replace(unit, slices=tuple(slices)))
     return kept
 
 
-def check_columns(path: str, schema: pa.Schema, config: InputConfig, added: Mapping[str, Stage | None] = {}) -> None:  # noqa: B006
-    """The text column holds strings, and no column has a name cleanmix uses or a stage adds."""
+def _count_rows(piece: Slice, config: InputConfig, wanted: int) -> int:
+    rows = 0
+    try:
+        for table in reader_for(piece.format).read(piece, config, {}):
+            rows += table.num_rows
+            if rows >= wanted:
+                break
+    except DAMAGED:
+        pass  # a damaged file: reading it in the run says so (or skips it)
+    return rows
+
+
+def check_columns(path: str, schema: pa.Schema, config: InputConfig, added: Mapping[str, Stage | None] = {},  # noqa: B006
+                  text_maker: str | None = None) -> None:
+    """The text column holds strings (or a first stage `text_maker` writes it), and no column has a
+    name cleanmix uses or a stage adds."""
     names = schema.names
-    if config.text_column not in names:
+    if config.text_column not in names and text_maker is None:
         raise UserError(
             f"input file {path} has no text column '{config.text_column}' (its columns: {', '.join(names)}). "
-            "Set input.text_column to the column that holds the text."
+            "Set input.text_column to the column that holds the text; for HTML pages, put `- type: extract` first."
         )
-    kind = schema.field(config.text_column).type
+    kind = schema.field(config.text_column).type if config.text_column in names else pa.string()
     if not (pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_string_view(kind)):
         raise UserError(f"input file {path}: text column '{config.text_column}' holds {kind}, expected strings.")
     if config.source_column and config.source_column not in names:
@@ -335,90 +385,108 @@ def _kind(kind: pa.DataType) -> str:
     return "booleans" if pa.types.is_boolean(kind) else "other values"
 
 
-def read_unit(unit: Unit, config: InputConfig, skip: Collection[str] = ()) -> Iterator[pl.DataFrame]:
+def read_unit(unit: Unit, config: InputConfig, skip: Collection[str] = (), tally: Tally | None = None) -> Iterator[pl.DataFrame]:
     """The unit's rows in batches, with canonical column names, a stable `id` and the `ORDER` key.
 
-    Slices whose path is in `skip` are left out (their rows keep their numbers); a slice that
-    cannot be read raises UnreadableSlice. Batches of a unit's files share one schema (their own,
-    unified), so a column that is all null in one file keeps its type from another. A unit with
-    no rows still yields one empty batch, so its columns reach the output."""
+    Slices whose path is in `skip` are left out (their rows keep their numbers where known); a
+    slice that cannot be read raises UnreadableSlice. Records a reader leaves out (a malformed JSON
+    line with `on_error: skip`, a WARC record that is no page) are counted in `tally`. Batches of a
+    unit's files share one schema (their own, unified), so a column that is all null in one file
+    keeps its type from another. A unit with no rows still yields one empty batch, so its columns
+    reach the output."""
     renames = {config.text_column: TEXT, config.id_column: ID}
     if config.source_column:
         renames[config.source_column] = SOURCE
+    tally = {} if tally is None else tally
     slices = [s for s in unit.slices if s.path not in skip]
-    schema: pa.Schema | None = None
+    schema = _unit_schema(slices)
     local, yielded = 0, False
     pending: list[pl.DataFrame] = []
     pending_rows = 0
     for piece in unit.slices:
         if piece.path in skip:
-            local += piece.rows
+            local += piece.rows or 0
             continue
+        own = schema  # a file without ids gets generated ones, not the nulls of a unified column
+        if config.id_column in schema.names and piece.schema is not None and config.id_column not in piece.schema.names:
+            own = schema.remove(schema.get_field_index(config.id_column))
+        left = piece.rows
         try:
-            file = pq.ParquetFile(piece.path)
-            if schema is None:
-                schema = _unit_schema(slices, file.schema_arrow)
-            own = schema  # a file without ids gets generated ones, not the nulls of a unified column
-            if config.id_column in schema.names and config.id_column not in file.schema_arrow.names:
-                own = schema.remove(schema.get_field_index(config.id_column))
-            batches = file.iter_batches(batch_size=config.batch_rows, row_groups=list(piece.row_groups)) if piece.row_groups else iter(())
-            row, left = piece.first_row, piece.rows
-            for batch in batches:
-                if left <= 0:
+            for table in reader_for(piece.format).read(piece, config, tally):
+                if left is not None and left <= 0:
                     break
-                batch = batch.slice(0, left)
-                _check_utf8(batch, row)
-                df = _canonical(pl.from_arrow(conform(pa.Table.from_batches([batch]), own)), renames, unit, piece, row, local)  # type: ignore[arg-type]
-                pending.append(df)
-                pending_rows += df.height
-                if pending_rows >= config.batch_rows:
-                    yield pl.concat(pending, how="diagonal_relaxed")
-                    pending, pending_rows, yielded = [], 0, True
-                row, left, local = row + df.height, left - df.height, local + df.height
-        except (OSError, pa.ArrowException) as error:
-            groups = f"row groups {piece.row_groups[0]}–{piece.row_groups[-1]}" if piece.row_groups else "its footer"
-            raise UnreadableSlice(piece.path, f"input file {piece.path} could not be read ({groups}): {one_line(error)}") from None
-        local += left
+                table = table.slice(0, left) if left is not None else table
+                for batch in table.combine_chunks().to_batches(max_chunksize=config.batch_rows):
+                    _check_utf8(batch, piece.format)
+                    df = _canonical(pl.from_arrow(conform(pa.Table.from_batches([batch]), own.append(_POSITION_FIELD))),
+                                    renames, unit, piece, local)  # type: ignore[arg-type]
+                    pending.append(df)
+                    pending_rows += df.height
+                    if pending_rows >= config.batch_rows:
+                        yield pl.concat(pending, how="diagonal_relaxed")
+                        pending, pending_rows, yielded = [], 0, True
+                    local += df.height
+                    left = left - df.height if left is not None else None
+        except DAMAGED as error:
+            where = f"row groups {piece.part[0]}–{piece.part[-1]}" if piece.format == "parquet" and piece.part else (
+                "its footer" if piece.format == "parquet" else f"bytes {piece.part[0]}–{piece.part[1]}" if piece.part else "")
+            raise UnreadableSlice(piece.path, f"input file {piece.path} could not be read{f' ({where})' if where else ''}: "
+                                  f"{one_line(error)}") from None
+        local += left or 0
     if pending:  # the rows of small files, gathered: one batch, not one per file
         yield pl.concat(pending, how="diagonal_relaxed")
-    elif not yielded and schema is not None:
-        yield _canonical(pl.from_arrow(schema.empty_table()), renames, unit, slices[-1], 0, local)  # type: ignore[arg-type]
+    elif not yielded and slices:
+        empty = schema.empty_table().append_column(_POSITION_FIELD, pa.array([], pa.int64()))
+        yield _canonical(pl.from_arrow(empty), renames, unit, slices[-1], local)  # type: ignore[arg-type]
 
 
-def _unit_schema(slices: list[Slice], first: pa.Schema) -> pa.Schema:
-    if len(slices) == 1:
-        return first
-    return pa.unify_schemas([first, *(pq.read_schema(s.path) for s in slices[1:])], promote_options="permissive")
+_POSITION_FIELD = pa.field(POSITION, pa.int64())
 
 
-def _check_utf8(batch: pa.RecordBatch, first_row: int) -> None:
-    """Parquet readers trust string columns to hold UTF-8; an invalid one would panic Polars later or
-    pass into shards nobody can read. A bad batch raises ArrowInvalid: the unreadable-input path."""
+def _unit_schema(slices: list[Slice]) -> pa.Schema:
+    found = [s.columns for s in slices if s.columns is not None]
+    if not found:
+        return pa.schema([])
+    if len(found) == 1 or all(schema.equals(found[0]) for schema in found[1:]):
+        return found[0]
+    return pa.unify_schemas(found, promote_options="permissive")
+
+
+POSITION_NAMES = {"parquet": "row", "jsonl": "line", "warc": "record"}
+
+
+def _check_utf8(batch: pa.RecordBatch, kind: str) -> None:
+    """Readers trust string columns to hold UTF-8; an invalid one would panic Polars later or pass
+    into shards nobody can read. A bad batch raises ArrowInvalid: the unreadable-input path."""
     try:
         batch.validate(full=True)
     except pa.ArrowInvalid:
+        positions = batch.column(POSITION).to_pylist()
+        what = POSITION_NAMES[kind]
         for name, column in zip(batch.schema.names, batch.columns):
             try:
                 column.validate(full=True)
             except pa.ArrowInvalid as error:
                 at = re.search(r"string index (\d+)", str(error))
                 flat = pa.types.is_string(column.type) or pa.types.is_large_string(column.type)
-                where = f"row {first_row + int(at.group(1))}" if at and flat else f"rows {first_row}–{first_row + batch.num_rows - 1}"
+                where = f"{what} {positions[int(at.group(1))]}" if at and flat else f"{what}s {positions[0]}–{positions[-1]}"
                 raise pa.ArrowInvalid(
-                    f"column '{name}' holds text that is not valid UTF-8 at {where} of the file (counting from 0)"
+                    f"column '{name}' holds text that is not valid UTF-8 at {where} of the file"
+                    + (" (counting from 0)" if what != "line" else "")
                 ) from None
         raise
 
 
-def _canonical(df: pl.DataFrame, renames: dict[str, str], unit: Unit, piece: Slice, row: int, local: int) -> pl.DataFrame:
-    """`row`: the batch's first row in its file; `local`: in its unit."""
+def _canonical(df: pl.DataFrame, renames: dict[str, str], unit: Unit, piece: Slice, local: int) -> pl.DataFrame:
+    """`local`: the batch's first row in its unit; each row's number in its file is in POSITION."""
     df = df.rename({k: v for k, v in renames.items() if k in df.columns})
-    n = df.height
+    if TEXT not in df.columns:  # pages whose text a first stage writes (extract)
+        df = df.with_columns(pl.lit(None, pl.String).alias(TEXT))
     if ID not in df.columns:
-        df = df.with_columns((pl.lit(f"{piece.name}:") + pl.int_range(row, row + n, dtype=pl.Int64).cast(pl.String)).alias(ID))
+        df = df.with_columns((pl.lit(f"{piece.name}:") + pl.col(POSITION).cast(pl.String)).alias(ID))
     if unit.source is not None:
         df = df.with_columns(pl.lit(unit.source, pl.String).alias(SOURCE))
-    return df.with_columns(order_of(unit.index, local, n).alias(ORDER))
+    return df.drop(POSITION).with_columns(order_of(unit.index, local, df.height).alias(ORDER))
 
 
 def write_parquet(table: pa.Table | pl.DataFrame, path: Path) -> None:

@@ -121,6 +121,9 @@ class Stage(BaseModel):
 
     shared: ClassVar[tuple[SharedColumn, ...]] = ()
     """Per-batch columns this stage reads that other stages may read too."""
+    makes_text: ClassVar[bool] = False
+    """The stage writes `text` from other columns (HTML extraction): first in a pipeline, it lets
+    input files have no text column."""
 
     @field_validator("name")
     @classmethod

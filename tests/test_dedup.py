@@ -208,12 +208,12 @@ def test_an_interrupted_decide_is_redone_from_scratch(tmp_path: Path, monkeypatc
     """A crash inside minhash's decide, then a re-run: the decide starts over in a fresh folder
     (leftovers of the crashed attempt are discarded) and the output is the uninterrupted run's."""
     import cleanmix.dedup.minhash_dedup as module
-    import cleanmix.pipelines.shards
+    import cleanmix.pipelines.formats
     from cleanmix.pipelines.config import validate_pipeline
     from cleanmix.pipelines.local import run_local
     from cleanmix.pipelines.progress import Reporter
 
-    monkeypatch.setattr(cleanmix.pipelines.shards, "SMALL_FILE_ROWS", 0)  # a unit, and a scan, per file
+    monkeypatch.setattr(cleanmix.pipelines.formats, "SMALL_FILE_ROWS", 1)  # a unit, and a scan, per file
     rng = random.Random(3)
     source = tmp_path / "in"
     source.mkdir()

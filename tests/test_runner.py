@@ -120,9 +120,10 @@ def test_shard_bytes_and_limit(tmp_path):
 
 
 def test_big_file_is_split_into_units_at_row_groups(tmp_path, monkeypatch):
+    import cleanmix.pipelines.formats
     import cleanmix.pipelines.shards
 
-    monkeypatch.setattr(cleanmix.pipelines.shards, "UNIT_ROWS", 100)
+    monkeypatch.setattr(cleanmix.pipelines.formats, "UNIT_ROWS", 100)
     folder = tmp_path / "in"
     folder.mkdir()
     table = pa.table({"id": list(range(1000)), "text": [f"document number {i}" for i in range(1000)]})

@@ -1,0 +1,214 @@
+"""Input formats: one reader per format, each with a plan-time look at a file and a read of a slice.
+
+The planner (`shards.plan_input`) only ever asks a reader for a `Survey` of a file — its schema and
+how it splits — and a worker only asks it for a slice's rows as Arrow tables. Every table a reader
+yields carries `POSITION`: the row's number in its file (a Parquet row, a JSON Lines line, a WARC
+record), from which generated ids `<name>:<position>` are made, so ids never depend on how the
+input was cut into units.
+"""
+
+from __future__ import annotations
+
+import bz2
+import gzip
+import io
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import zstandard
+
+from cleanmix.pipelines.errors import UserError
+
+if TYPE_CHECKING:
+    from cleanmix.pipelines.config import InputConfig
+    from cleanmix.pipelines.shards import Slice
+
+POSITION = "_cm_position"
+"""A row's number in its file, for generated ids and for errors that name a row or line."""
+
+DAMAGED = (OSError, EOFError, zlib.error, zstandard.ZstdError, pa.ArrowException)
+"""What reading a damaged file raises: the file is then an unreadable shard, named or skipped."""
+
+Tally = dict[str, dict[str, int]]
+"""Records a reader left out, by file and by why (`summary.input.skipped_records`)."""
+
+
+@dataclass(frozen=True)
+class Piece:
+    """A part of a file that one unit of work reads: row groups, or a byte range of whole lines."""
+
+    part: tuple[int, ...]
+    first_row: int
+    """The file's row (Parquet) or line (JSON Lines, counting from 0) at which the piece starts."""
+    rows: int | None
+    """Rows in the piece, where the file says so without being read; None: known once read."""
+
+
+@dataclass(frozen=True)
+class Survey:
+    """What planning learns of a file without reading its data."""
+
+    schema: pa.Schema
+    pieces: tuple[Piece, ...]
+    rows: int | None
+    text_bytes: int | None
+    small: float
+    """How much of a small-file group the file fills (≥ 1: a unit of its own)."""
+
+
+class Reader(Protocol):
+    name: str
+
+    def survey(self, path: str, config: InputConfig) -> Survey: ...
+
+    def read(self, piece: Slice, config: InputConfig, tally: Tally) -> Iterator[pa.Table]:
+        """The piece's rows, each table with `POSITION`; raises OSError or ArrowException when the
+        file is damaged (the caller names it), or `UnreadableSlice` with a message of its own."""
+        ...
+
+    def unify(self, schemas: list[pa.Schema]) -> pa.Schema | None:
+        """One schema that every file of the format is read with (None: each file its own)."""
+        ...
+
+
+EXTENSIONS = {
+    ".parquet": "parquet",
+    ".jsonl": "jsonl", ".json": "jsonl", ".ndjson": "jsonl",
+    ".warc": "warc", ".wet": "warc",
+}
+COMPRESSIONS = (".gz", ".zst", ".bz2")
+
+
+def format_of(path: str, configured: str | None = None) -> str | None:
+    """The format of an input file: `input.format`, else its extension (under .gz/.zst/.bz2)."""
+    if configured is not None:
+        return configured
+    name = Path(path).name.lower()
+    for compression in COMPRESSIONS:
+        if name.endswith(compression):
+            name = name.removesuffix(compression)
+            break
+    return EXTENSIONS.get(Path(name).suffix)
+
+
+def reader_for(kind: str) -> Reader:
+    if kind == "parquet":
+        return PARQUET
+    if kind == "jsonl":
+        from cleanmix.pipelines.jsonl import JSONL
+
+        return JSONL
+    if kind == "warc":
+        from cleanmix.pipelines.warc import WARC
+
+        return WARC
+    raise UserError(f"unknown input format '{kind}': expected parquet, jsonl or warc.")
+
+
+def open_stream(path: str) -> BinaryIO:
+    """A file's bytes, decompressed by its extension: .gz, .zst, .bz2, or none."""
+    lower = path.lower()
+    raw = open(path, "rb")  # noqa: SIM115 - the stream returned owns it
+    if lower.endswith(".gz"):
+        return gzip.GzipFile(fileobj=raw)  # type: ignore[return-value]
+    if lower.endswith(".bz2"):
+        return bz2.BZ2File(raw)  # type: ignore[return-value]
+    if lower.endswith(".zst"):
+        return io.BufferedReader(ZstdStream(raw), 2**16)
+    return raw
+
+
+class ZstdStream(io.RawIOBase):
+    """Zstandard frames one after another, decompressed; a file cut inside a frame raises EOFError
+    (zstandard's own stream reader ends there silently: a shorter file, no error)."""
+
+    def __init__(self, raw: BinaryIO) -> None:
+        self.raw, self.zstd = raw, zstandard.ZstdDecompressor()
+        self.frame = self.zstd.decompressobj()
+        self.started = False
+        self.out = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        while not self.out:
+            data = self.raw.read(2**16)
+            if not data:
+                if self.started and not self.frame.eof:
+                    raise EOFError("Compressed file ended before the end of its last zstd frame")
+                return 0
+            while data:
+                if self.frame.eof:
+                    self.frame = self.zstd.decompressobj()
+                self.started = True
+                self.out += self.frame.decompress(data)
+                data = self.frame.unused_data if self.frame.eof else b""
+        size = min(len(buffer), len(self.out))
+        buffer[:size], self.out = self.out[:size], self.out[size:]
+        return size
+
+    def close(self) -> None:
+        self.raw.close()
+        super().close()
+
+
+def compressed(path: str) -> bool:
+    return path.lower().endswith(COMPRESSIONS)
+
+
+UNIT_ROWS = 100_000
+"""Rows per unit of work: big Parquet files are split at row-group boundaries so workers share them."""
+SMALL_FILE_ROWS = 256
+SMALL_FILE_BYTES = 64 * 2**10
+"""Consecutive small files (Parquet: fewer rows; JSON Lines, WARC: fewer bytes on disk) are grouped,
+whole, into units of at least this size: a unit of work costs a task, a marker and a few files
+(~20 ms), which would dominate a corpus of many tiny shards, while files of a few hundred rows stay
+units of their own for parallelism."""
+
+
+class Parquet:
+    """Parquet: the footer gives the schema, rows and row groups; slices are runs of row groups."""
+
+    name = "Parquet"
+
+    def survey(self, path: str, config: InputConfig) -> Survey:
+        meta = pq.ParquetFile(path).metadata
+        schema = meta.schema.to_arrow_schema()
+        pieces: list[Piece] = []
+        group: list[int] = []
+        group_rows = first = row = 0
+        for rg in range(meta.num_row_groups):
+            rows = meta.row_group(rg).num_rows
+            group.append(rg)
+            group_rows += rows
+            row += rows
+            if group_rows >= UNIT_ROWS or rg == meta.num_row_groups - 1:
+                pieces.append(Piece(tuple(group), first, group_rows))
+                group, group_rows, first = [], 0, row
+        if not pieces:
+            pieces.append(Piece((), 0, 0))
+        text = schema.get_field_index(config.text_column)
+        nbytes = sum(meta.row_group(rg).column(text).total_uncompressed_size for rg in range(meta.num_row_groups)) if text >= 0 else 0
+        return Survey(schema, tuple(pieces), meta.num_rows, nbytes, meta.num_rows / SMALL_FILE_ROWS)
+
+    def read(self, piece: Slice, config: InputConfig, tally: Tally) -> Iterator[pa.Table]:
+        file = pq.ParquetFile(piece.path)
+        if not piece.part:
+            return
+        row = piece.first_row
+        for batch in file.iter_batches(batch_size=config.batch_rows, row_groups=list(piece.part)):
+            table = pa.Table.from_batches([batch])
+            yield table.append_column(POSITION, pa.array(range(row, row + table.num_rows), pa.int64()))
+            row += table.num_rows
+
+    def unify(self, schemas: list[pa.Schema]) -> pa.Schema | None:
+        return None
+
+
+PARQUET = Parquet()
