@@ -15,21 +15,7 @@ import numpy as np
 from cleanmix.mix.design import EFFECT_STEP, SEARCH_SAMPLES, TOP
 from cleanmix.pipelines import charts
 from cleanmix.pipelines.charts import Series, e, figure, table
-from cleanmix.pipelines.report import CSP, CSS
-
-PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8">
-<meta http-equiv="Content-Security-Policy" content="{csp}">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{title}</title>
-<style>{css}</style>
-</head><body>
-<header><h1>cleanmix mixture design</h1>{header}</header>
-<main>
-{body}
-</main>
-</body></html>
-"""
+from cleanmix.pipelines.report import page
 
 
 def render(design: dict[str, Any], actual: np.ndarray, predicted: np.ndarray) -> str:
@@ -67,7 +53,7 @@ def render(design: dict[str, Any], actual: np.ndarray, predicted: np.ndarray) ->
                  + "<p class=note>Each run predicted by a model fitted without it (5-fold cross-validation).</p>"
                  + table(["target", "engine", "Spearman ρ", "RMSE", ""], cv_rows, numeric_from=2)),
     ]
-    return PAGE.format(csp=CSP, css=CSS, title=e(f"cleanmix mixture design: {design['results']}"), header=header, body="\n".join(body))
+    return page(f"cleanmix mixture design: {design['results']}", "cleanmix mixture design", header, "\n".join(body))
 
 
 def _section(title: str, content: str) -> str:

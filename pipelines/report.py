@@ -71,8 +71,7 @@ def render(run: RunFolder) -> str:
             title, anchor = SECTIONS.get(name, name), _anchor(name)
             nav.append(f'<a href="#{anchor}">{e(title)}</a>')
             body.append(f'<section id="{anchor}"><h2>{e(title)}</h2>{content}</section>')
-    return PAGE.format(csp=CSP, css=CSS, title=e(f"cleanmix report: {run.path.name}"), header=_header(run),
-                       nav=" ".join(nav), body="\n".join(body))
+    return page(f"cleanmix report: {run.path.name}", "cleanmix run report", _header(run), "\n".join(body), " ".join(nav))
 
 
 def _anchor(name: str) -> str:
@@ -265,10 +264,16 @@ PAGE = """<!doctype html>
 <title>{title}</title>
 <style>{css}</style>
 </head><body>
-<header><h1>cleanmix run report</h1>{header}</header>
-<nav>{nav}</nav>
-<main>
+<header><h1>{heading}</h1>{header}</header>
+{nav}<main>
 {body}
 </main>
 </body></html>
 """
+
+
+def page(title: str, heading: str, header: str, body: str, nav: str | None = None) -> str:
+    """A self-contained page: no script, nothing loaded (the CSP forbids it); `title` and `heading`
+    are escaped here, `header`, `body` and `nav` are HTML the caller escaped."""
+    return PAGE.format(csp=CSP, css=CSS, title=e(title), heading=e(heading), header=header,
+                       nav="" if nav is None else f"<nav>{nav}</nav>\n", body=body)
