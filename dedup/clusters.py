@@ -59,7 +59,7 @@ def size_histogram(sizes: pl.Series) -> dict[str, int]:
 
 
 def _widened(column: pl.Expr, dtype: pl.DataType) -> pl.Expr:
-    """Shards may hold integers or floats of different widths (`shards.check_types`): their scans
+    """Shards may hold integers or floats of different widths (`input_checks.check_types`): their scans
     must concatenate, so narrow ones are widened, losslessly."""
     if dtype in (pl.Int8, pl.Int16, pl.Int32, pl.UInt8, pl.UInt16, pl.UInt32):
         return column.cast(pl.Int64)

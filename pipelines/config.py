@@ -91,7 +91,7 @@ class PipelineConfig(Strict):
 
     def output_columns(self) -> dict[str, Stage | None]:
         """The columns a run adds, each with the first stage that adds it (None: `reason`, on every
-        removed row): `shards.check_columns` refuses input columns of these names."""
+        removed row): `input_checks.check_columns` refuses input columns of these names."""
         added: dict[str, Stage | None] = {REASON: None}
         for stage in self.stages:
             for column in stage.output_columns():
