@@ -96,7 +96,8 @@ class RunFolder:
         return (self.pipeline.get("input") or {}).get("text_column") or "text"
 
     def data_files(self) -> list[Path]:
-        return sorted((self.path / "data").glob("*.parquet"))
+        """The output shards, whatever `output.format` wrote (part-NNNNN.parquet, .jsonl.gz, .jsonl.zst)."""
+        return sorted(p for p in (self.path / "data").glob("part-*") if p.is_file())
 
     def rejected_files(self, stage: str | None = None) -> list[Path]:
         """One stage's removed documents, or every stage's (in folder order)."""
@@ -107,7 +108,10 @@ class RunFolder:
         files = self.data_files()
         if not files:
             return pl.LazyFrame(schema={"id": pl.String})
-        return pl.scan_parquet(files).select(pl.col(self.id_column).cast(pl.String).alias("id")).unique()
+        ids = pl.col(self.id_column).cast(pl.String).alias("id")
+        if all(p.suffix == ".parquet" for p in files):
+            return pl.scan_parquet(files).select(ids).unique()
+        return pl.concat([pl.read_ndjson(p).select(ids) for p in files]).lazy().unique()  # one shard in memory at a time
 
     def rejected_ids(self) -> pl.LazyFrame:
         """Removed ids as text with their reason, one row per id."""

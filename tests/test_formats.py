@@ -170,6 +170,11 @@ def test_jsonl_output_is_readable_and_identical_across_worker_counts(tmp_path, r
     rejected = (tmp_path / "one" / "rejected").rglob("part-*")
     assert sorted(str(p.relative_to(tmp_path / "one")) for p in rejected) == [
         "rejected/exact_dedup/part-00000.parquet", "rejected/length/part-00000.parquet"]  # rejected/ stays Parquet
+    from cleanmix.pipelines.compare import compare
+
+    both = compare(tmp_path / "one", tmp_path / "two")  # `clean compare` reads JSON Lines output folders too
+    assert both["kept_by_both"] == got.get_column("id").n_unique() > 0
+    assert both["kept_only_by_a"]["docs"] == both["kept_only_by_b"]["docs"] == 0
 
 
 def test_sigkill_then_rerun_gives_identical_output_on_jsonl(tmp_path):
