@@ -246,18 +246,17 @@ def build_index(items: dict[str, pl.DataFrame], ngram: int, cjk_ngram: int, comm
 
 @dataclass
 class Hits:
-    """Per document of a batch: the item whose text it overlaps most (-1: none), the share of that
-    text's n-grams it holds, and how many."""
+    """Per document of a batch: the item whose text it overlaps most (-1: none), and the share of
+    that text's n-grams it holds."""
 
     item: np.ndarray
     overlap: np.ndarray
-    ngrams: np.ndarray
 
 
 def find(index: Index, texts: pl.Series, min_overlap: float, min_ngrams: int) -> Hits:
     """The benchmark item each text holds: of the indexed texts (an item's fields) of which it holds
     at least `min_ngrams` n-grams and a share of at least `min_overlap`, the one with the largest share."""
-    hits = Hits(np.full(len(texts), -1, np.int64), np.zeros(len(texts)), np.zeros(len(texts), np.int64))
+    hits = Hits(np.full(len(texts), -1, np.int64), np.zeros(len(texts)))
     norm = normalized(texts)
     offsets = np.r_[0, np.cumsum(norm.str.len_bytes().fill_null(0).to_numpy())]
     docs, entries = [], []
@@ -278,7 +277,6 @@ def find(index: Index, texts: pl.Series, min_overlap: float, min_ngrams: int) ->
     best = order[np.r_[True, pair_doc[order][1:] != pair_doc[order][:-1]]] if order.size else order
     hits.item[pair_doc[best]] = index.text_item[pair_text[best]]
     hits.overlap[pair_doc[best]] = overlap[best]
-    hits.ngrams[pair_doc[best]] = shared[best]
     return hits
 
 

@@ -237,13 +237,18 @@ def read_csv(path: str) -> pl.DataFrame:
     return df
 
 
+def _matching(df: pl.DataFrame, name: str) -> list[str]:
+    """The columns a name or glob pattern (`train_*`) names, in the CSV's order; none if absent."""
+    if any(ch in name for ch in "*?["):
+        return [c for c in df.columns if fnmatch.fnmatchcase(c, name)]
+    return [name] if name in df.columns else []
+
+
 def weight_columns(df: pl.DataFrame, path: str, names: list[str]) -> list[str]:
     """The weight columns: names or glob patterns (`train_*`), in the CSV's order for patterns."""
     columns: list[str] = []
     for name in names:
-        matched = [c for c in df.columns if fnmatch.fnmatchcase(c, name)] if any(ch in name for ch in "*?[") else [name]
-        missing = [c for c in matched if c not in df.columns]
-        if missing or not matched:
+        if not (matched := _matching(df, name)):
             raise UserError(f"{path}: has no weight column '{name}' (its columns: {_listed(df.columns)}). Weight columns "
                             "are the source names (those of the sweep, or --weights a,b,c).")
         columns += [c for c in matched if c not in columns]
@@ -283,9 +288,7 @@ def targets_of(df: pl.DataFrame, specs: list[str], weights: list[str], path: str
     chosen: dict[str, float] = {}
     for spec in specs:
         name, _, weight = spec.rpartition("=") if _is_number(spec.rpartition("=")[2]) else (spec, "", "1")
-        matched = [c for c in df.columns if fnmatch.fnmatchcase(c, name)] if any(ch in name for ch in "*?[") else [name]
-        unknown = [c for c in matched if c not in df.columns]
-        if unknown or not matched:
+        if not (matched := _matching(df, name)):
             raise UserError(f"{path}: has no column '{name}' to use as a target. Numeric columns that may be targets: "
                             f"{_listed(candidates)}.")
         if set(matched) & set(weights):
@@ -422,7 +425,8 @@ def fit(request: FitRequest) -> dict[str, Any]:
     if request.predict:
         return {"model": model, "predictions": predict_csv(model, request.predict, sources, request.output)}
     fixed = fixes_of(request.fixes, sources)
-    limits = np.array([sv.limits()[sv.sources.index(s)] for s in sources]) if sv else np.ones(len(sources))
+    at = [sv.sources.index(s) for s in sources] if sv else []
+    limits = sv.limits()[at] if sv else np.ones(len(sources))
     over = [f"{sources[i]}={v:g} (at most {limits[i]:.4g})" for i, v in fixed.items() if v > limits[i] * (1 + 1e-9)]
     if over:
         raise UserError(f"--fix {', '.join(over)}: more than the source can fill within max_repeats at the total, or its cap.")
@@ -440,7 +444,7 @@ def fit(request: FitRequest) -> dict[str, Any]:
         "predicted": {t: float(v[0]) for t, v in model.predict(proposal[None, :]).items()},
         "best_run": {"id": str(df.get_column(df.columns[0])[int(np.argmax(actual) if request.maximize else np.argmin(actual))]),
                      "objective": float(actual.max() if request.maximize else actual.min())},
-        "prior": dict(zip(sources, (sv.natural()[[sv.sources.index(s) for s in sources]] if sv else prior).round(6).tolist())),
+        "prior": dict(zip(sources, (sv.natural()[at] if sv else prior).round(6).tolist())),
         "limits": dict(zip(sources, limits.round(6).tolist())),
         "effects": dict(zip(sources, effects(model, proposal).round(6).tolist())),
     }

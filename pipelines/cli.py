@@ -72,9 +72,10 @@ def _space_needed(config: Any) -> str:
 
     passes = sum(seg.writes for seg in plan_segments(config.stages))
     try:
-        from cleanmix.pipelines.shards import plan_input
+        from cleanmix.pipelines.shards import input_files
 
-        size = sum(os.path.getsize(path) for path in plan_input(config.input).files)
+        size = sum(os.path.getsize(path) for location in config.input.locations().values()
+                   for path in input_files(location, config.input.format)[0])
     except Exception:  # noqa: BLE001 - the estimate is a courtesy
         return f"A run needs free space of about {passes + 1}× its input's size on disk in the output folder."
     return (f"A run needs free space of about {passes + 1}× its input's size on disk in the output folder "
@@ -142,11 +143,10 @@ def run(pipeline: str, output: str | None, sets: tuple[str, ...], workers: int |
 @user_errors
 def validate(pipeline: str, sets: tuple[str, ...]) -> None:
     """Check PIPELINE and its input without running it; print the plan."""
-    from cleanmix.pipelines.run import plan_segments
-    from cleanmix.pipelines.shards import plan_input
+    from cleanmix.pipelines.run import plan_run, plan_segments
 
     config = _load(pipeline, sets, None, None, None)
-    plan = plan_input(config.input, config.limit, config.input_columns(), config.output_columns(), config.text_maker())
+    plan = plan_run(config)
     click.echo(f"{pipeline}: valid.")
     docs = f"{plan.docs:,} documents" if plan.docs is not None else "documents counted as read (JSON Lines, WARC)"
     text = f", ~{plan.bytes / 1e6:,.1f} MB of text (uncompressed)" if plan.bytes is not None else ""

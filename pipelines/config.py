@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from cleanmix.pipelines.errors import UserError, one_line
 from cleanmix.pipelines.registry import stage_types
-from cleanmix.pipelines.stage import REASON, SOURCE, Stage
+from cleanmix.pipelines.stage import ID, REASON, SOURCE, TEXT, Stage
 
 
 class Strict(BaseModel):
@@ -44,6 +44,13 @@ class InputConfig(Strict):
         if self.sources is not None and self.source_column:
             raise ValueError("input.sources sets the source of every document: drop input.source_column")
         return self
+
+    def renames(self) -> dict[str, str]:
+        """The input's column names → the names stages read (`text`, `id`, `source`); reversed on output."""
+        renames = {self.text_column: TEXT, self.id_column: ID}
+        if self.source_column:
+            renames[self.source_column] = SOURCE
+        return renames
 
     def locations(self) -> dict[str | None, str]:
         """Where the input lives, by source name (None: the source, if any, comes from a column)."""
@@ -168,7 +175,7 @@ def _explain(error: ValidationError, origin: str, prefix: tuple, lines: dict[tup
     problems = []
     for item in error.errors():
         loc = prefix + tuple(item["loc"])
-        key = ".".join(str(part) for part in loc) or "(top level)"
+        key = _dotted(loc)
         found = "" if item["type"] == "missing" else f"; found {_short(item.get('input'))}"
         forbidden = item["type"] == "extra_forbidden"
         message = "this key is not allowed (misspelt or not a parameter of this stage)" if forbidden else item["msg"]

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import zstandard
@@ -204,7 +205,7 @@ class Parquet:
         row = piece.first_row
         for batch in file.iter_batches(batch_size=config.batch_rows, row_groups=list(piece.part)):
             table = pa.Table.from_batches([batch])
-            yield table.append_column(POSITION, pa.array(range(row, row + table.num_rows), pa.int64()))
+            yield table.append_column(POSITION, pa.array(np.arange(row, row + table.num_rows, dtype=np.int64)))
             row += table.num_rows
 
     def unify(self, schemas: list[pa.Schema]) -> pa.Schema | None:

@@ -13,6 +13,10 @@ from cleanmix.pipelines.errors import UserError
 from cleanmix.pipelines.stage import ID, SOURCE, TEXT, Filter, Stage
 
 
+def is_text(kind: pa.DataType) -> bool:
+    return pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_string_view(kind)
+
+
 def check_columns(path: str, schema: pa.Schema, config: InputConfig, added: Mapping[str, Stage | None] = {},  # noqa: B006
                   text_maker: str | None = None) -> None:
     """The text column holds strings (or a first stage `text_maker` writes it), and no column has a
@@ -24,13 +28,11 @@ def check_columns(path: str, schema: pa.Schema, config: InputConfig, added: Mapp
             "Set input.text_column to the column that holds the text; for HTML pages, put `- type: extract` first."
         )
     kind = schema.field(config.text_column).type if config.text_column in names else pa.string()
-    if not (pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_string_view(kind)):
+    if not is_text(kind):
         raise UserError(f"input file {path}: text column '{config.text_column}' holds {kind}, expected strings.")
     if config.source_column and config.source_column not in names:
         raise UserError(f"input file {path} has no source column '{config.source_column}' (its columns: {', '.join(names)}).")
-    renamed = {config.text_column: TEXT, config.id_column: ID}
-    if config.source_column:
-        renamed[config.source_column] = SOURCE
+    renamed = config.renames()
     for name in names:
         if name in (TEXT, ID) and name not in renamed:
             raise UserError(
@@ -83,7 +85,7 @@ def _family(kind: pa.DataType) -> str:
         return "integer"
     if t.is_floating(kind):
         return "float"
-    if t.is_string(kind) or t.is_large_string(kind) or t.is_string_view(kind):
+    if is_text(kind):
         return "string"
     if t.is_binary(kind) or t.is_large_binary(kind) or t.is_binary_view(kind):
         return "binary"
@@ -124,6 +126,6 @@ def _kind(kind: pa.DataType) -> str:
     """What a re-measured column must hold: numbers, strings or booleans (any width)."""
     if pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_decimal(kind):
         return "numbers"
-    if pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_string_view(kind):
+    if is_text(kind):
         return "strings"
     return "booleans" if pa.types.is_boolean(kind) else "other values"

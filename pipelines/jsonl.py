@@ -231,7 +231,6 @@ class JsonlShardWriter:
         self.compression = compression
         self.file: BinaryIO | None = None
         self.stream: BinaryIO | None = None
-        self.rows = 0
 
     def write(self, rows: pl.DataFrame | pa.Table) -> None:
         df = rows if isinstance(rows, pl.DataFrame) else pl.from_arrow(rows)
@@ -246,7 +245,6 @@ class JsonlShardWriter:
                 self.stream = zstandard.ZstdCompressor(level=3).stream_writer(self.file, closefd=False)  # type: ignore[assignment]
         if df.height:  # type: ignore[union-attr]
             self.stream.write(df.write_ndjson().encode())  # type: ignore[union-attr]
-        self.rows += df.height  # type: ignore[union-attr]
 
     def close(self) -> None:
         if self.stream is None:

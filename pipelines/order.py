@@ -14,7 +14,6 @@ import polars as pl
 ORDER = "_cm_order"
 ORDER_SHIFT = 40
 """Rows per unit are < 2**40; units < 2**24."""
-ROW_MASK = (1 << ORDER_SHIFT) - 1
 CACHED_UNITS = 8
 """Input units whose decisions one worker keeps loaded (a batch rarely spans more than two)."""
 
@@ -27,11 +26,6 @@ def order_of(unit: int, first_row: int, rows: int) -> pl.Expr:
 def unit_of(order: pl.Expr | pl.Series) -> pl.Expr | pl.Series:
     """The input unit a row comes from."""
     return order.cast(pl.UInt64) // (1 << ORDER_SHIFT)
-
-
-def row_of(order: pl.Expr | pl.Series) -> pl.Expr | pl.Series:
-    """A row's position within its unit."""
-    return order.cast(pl.UInt64) & ROW_MASK
 
 
 class UnitDecisions:

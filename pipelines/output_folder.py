@@ -36,13 +36,13 @@ WRITTEN = (*RESULTS, WORK, "pipeline.yaml", MARKER)
 
 def input_manifest(plan: InputPlan, limit: int | None) -> dict[str, Any]:
     """What the run reads: every input file's size and modification time, and the limit."""
-    files = {}
-    for path in [*plan.files]:
+    files: dict[str, list[int] | None] = {}
+    for path in plan.files:
         try:
             info = os.stat(path)
-            files[str(Path(path).resolve())] = [info.st_size, info.st_mtime_ns]
         except OSError:
-            files[str(Path(path).resolve())] = None
+            info = None
+        files[str(Path(path).resolve())] = [info.st_size, info.st_mtime_ns] if info else None
     return {"files": files, "limit": limit}
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Iterator
+from functools import partial
 from typing import Any
 
 from cleanmix.pipelines.config import PipelineConfig
@@ -47,7 +48,7 @@ class RayTasks:
         try:
             while waiting or running:
                 while waiting and len(running) < self.workers:
-                    running.append(self.remote.remote(_call_unit, (fn, job, waiting.pop())))
+                    running.append(self.remote.remote(partial(fn, job), waiting.pop()))
                 (ready,), running = self.ray.wait(running, num_returns=1)
                 yield _unwrap(lambda ref=ready: self.ray.get(ref))
         finally:
@@ -57,11 +58,6 @@ class RayTasks:
 
 def _call(fn: Callable[[Any], Any], item: Any) -> Any:
     return fn(item)
-
-
-def _call_unit(args: tuple[Callable[[Job, Unit], dict[str, Any]], Job, Unit]) -> dict[str, Any]:
-    fn, job, unit = args
-    return fn(job, unit)
 
 
 def _unwrap(action: Callable[[], Any]) -> Any:

@@ -38,8 +38,6 @@ from cleanmix.pipelines.output_folder import WORK, claim
 from cleanmix.pipelines.progress import Reporter
 from cleanmix.pipelines.shards import (
     ID,
-    SOURCE,
-    TEXT,
     InputPlan,
     ShardWriter,
     Unit,
@@ -197,9 +195,8 @@ def _run_unit_once(job: Job, unit: Unit, skip: dict[str, str]) -> dict[str, Any]
 
 
 def run_stages(seg: Segment, df: pl.DataFrame, ctx: Context | None, stats: list[StageStats],
-               bytes_in: int | None = None) -> tuple[pl.DataFrame, list[tuple[str, pl.DataFrame]]]:
+               bytes_in: int) -> tuple[pl.DataFrame, list[tuple[str, pl.DataFrame]]]:
     """One batch through a pass's stages: the kept rows, and each stage's removed rows."""
-    bytes_in = text_bytes(df) if bytes_in is None else bytes_in
     removed: list[tuple[str, pl.DataFrame]] = []
     stages = seg.all_stages
     for i, (stage, stage_stats) in enumerate(zip(stages, stats)):
@@ -249,21 +246,33 @@ class RunState:
     executor: Executor
     reporter: Reporter
     segments: list[Segment]
-    stats: dict[str, StageStats] = field(default_factory=dict)
+    stats: dict[str, StageStats] = field(init=False)
     details: dict[str, dict[str, Any]] = field(default_factory=dict)
     units: dict[int, dict[str, Any]] = field(default_factory=dict)
     """Per unit: its input docs and bytes, or why it was skipped."""
     started: datetime = field(default_factory=lambda: datetime.now(UTC))
     clock: float = field(default_factory=time.perf_counter)
 
+    def __post_init__(self) -> None:
+        self.stats = {stage.label: StageStats(stage.label, stage.type) for stage in self.config.stages}
+
     def live_units(self) -> list[Unit]:
         return [u for u in self.plan.units if not self.units.get(u.index, {}).get("dead")]
+
+    def unit_files(self, folder: Path) -> list[Path]:
+        """The files the live units wrote into `folder`, in unit order (a unit with nothing has none)."""
+        return [p for u in self.live_units() if (p := unit_file(folder, u.index)).exists()]
+
+
+def plan_run(config: PipelineConfig) -> InputPlan:
+    """The input planned and checked against everything the pipeline reads, adds and needs."""
+    return plan_input(config.input, config.limit, config.input_columns(), config.output_columns(), config.text_maker())
 
 
 def run_pipeline(config: PipelineConfig, pipeline: str, reporter: Reporter, launch: Callable[[int], Executor],
                  overwrite: bool = False) -> dict[str, Any]:
     """Run the pipeline with the executor `launch(units)` gives; returns the summary (also in stats/)."""
-    plan = plan_input(config.input, config.limit, config.input_columns(), config.output_columns(), config.text_maker())
+    plan = plan_run(config)
     out = Path(config.output.path)
     with claim(out, config, plan, overwrite, reporter) as held:
         if held.complete:
@@ -272,7 +281,6 @@ def run_pipeline(config: PipelineConfig, pipeline: str, reporter: Reporter, laun
         executor = launch(len(plan.units))
         try:
             state = RunState(config, pipeline, plan, out.resolve() / WORK, executor, reporter, plan_segments(config.stages))
-            state.stats = {stage.label: StageStats(stage.label, stage.type) for stage in config.stages}
             for seg in state.segments:
                 if seg.head:
                     decide(state, seg)
@@ -299,7 +307,7 @@ def decide(state: RunState, seg: Segment) -> None:
         shutil.rmtree(workdir, ignore_errors=True)  # what an interrupted attempt left
         workdir.mkdir(parents=True)
         ctx = Context(workdir, state.executor.workers, state.config.seed, state.executor.map)
-        scans = [p for u in state.live_units() if (p := unit_file(state.work / f"scan-{seg.index}", u.index)).exists()]
+        scans = state.unit_files(state.work / f"scan-{seg.index}")
         started = time.perf_counter()
         done = {"details": seg.head.decide(scans, ctx), "seconds": time.perf_counter() - started}
         write_json(marker, done)
@@ -354,21 +362,14 @@ def write_shards(state: RunState) -> tuple[int, int, int]:
     """Compact the last pass's kept rows into data/, and each stage's removed rows into rejected/."""
     config, work = state.config, state.work
     out = Path(config.output.path).resolve()
-    live = state.live_units()
-
-    def unit_files(folder: Path) -> list[Path]:
-        return [p for u in live if (p := unit_file(folder, u.index)).exists()]
-
-    kept = unit_files(work / f"seg-{state.segments[-1].index}")
+    kept = state.unit_files(work / f"seg-{state.segments[-1].index}")
     if any(isinstance(stage, GlobalStage) and stage.reorders for stage in config.stages):
         kept = sort_by_order(kept, work / "sorted", state.executor.map) or kept  # no rows: the units give the columns
-    renames = [(TEXT, config.input.text_column), (ID, config.input.id_column)]
-    if config.input.source_column:
-        renames.append((SOURCE, config.input.source_column))
+    renames = [(ours, theirs) for theirs, ours in config.input.renames().items()]
     limits = (config.output.shard_rows, config.output.shard_bytes)
     jobs = [Compaction(tuple(kept), out / "data", tuple(renames), *limits, always_one=True, format=config.output.format)]
     if config.output.keep_rejected:
-        jobs += [Compaction(tuple(unit_files(work / "rejected" / label)), out / "rejected" / label, tuple(renames), *limits,
+        jobs += [Compaction(tuple(state.unit_files(work / "rejected" / label)), out / "rejected" / label, tuple(renames), *limits,
                             always_one=False) for label in state.stats]
     return state.executor.map(compact, jobs)[0]
 
@@ -376,7 +377,7 @@ def write_shards(state: RunState) -> tuple[int, int, int]:
 def shared_ids(state: RunState) -> int:
     """Input documents whose id another document has too: counted over 64-bit hashes of the ids,
     split into partitions of at most ID_PARTITION_ROWS so memory stays bounded."""
-    files = [p for u in state.live_units() if (p := unit_file(state.work / "ids", u.index)).exists()]
+    files = state.unit_files(state.work / "ids")
     rows = sum(u.get("docs", 0) for u in state.units.values())
     partitions = max(1, -(-rows // ID_PARTITION_ROWS))
     return sum(state.executor.map(_shared_in_partition, [(files, partitions, p) for p in range(partitions)]))

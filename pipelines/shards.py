@@ -279,9 +279,7 @@ def read_unit(unit: Unit, config: InputConfig, skip: Collection[str] = (), tally
     unit's files share one schema (their own, unified), so a column that is all null in one file
     keeps its type from another. A unit with no rows still yields one empty batch, so its columns
     reach the output."""
-    renames = {config.text_column: TEXT, config.id_column: ID}
-    if config.source_column:
-        renames[config.source_column] = SOURCE
+    renames = config.renames()
     tally = {} if tally is None else tally
     slices = [s for s in unit.slices if s.path not in skip]
     schema = _unit_schema(slices)
@@ -408,7 +406,6 @@ class ShardWriter:
         self.tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
         self.writer: pq.ParquetWriter | None = None
         self.schema: pa.Schema | None = None
-        self.rows = 0
 
     def write(self, rows: pl.DataFrame | pa.Table) -> None:
         table = rows.to_arrow() if isinstance(rows, pl.DataFrame) else rows
@@ -419,7 +416,6 @@ class ShardWriter:
         elif table.schema != self.schema:
             table = conform(table, self.schema)
         self.writer.write_table(table)
-        self.rows += table.num_rows
 
     def close(self) -> None:
         if self.writer is not None:

@@ -289,7 +289,7 @@ class Filter(DocumentStage):
         around the thresholds, `<metric>:kept` / `<metric>:removed` in fine bins (rows the rules
         pass / fail: removed in filter mode, flagged in annotate mode)."""
         metrics = dict.fromkeys(rule.metric for rule in self.rules() if rule.metric in measured.columns)
-        numeric = [m for m in metrics if m and (measured.schema[m].is_numeric() or measured.schema[m] == pl.Boolean)]
+        numeric = [m for m in metrics if measured.schema[m].is_numeric() or measured.schema[m] == pl.Boolean]
         split = split_histograms(measured, numeric, pl.col(REASON).is_not_null())
         return {**{metric: histogram(measured.get_column(metric)) for metric in numeric}, **split}
 

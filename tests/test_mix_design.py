@@ -63,7 +63,7 @@ def test_sweep_surveys_tokens_as_the_mix_counts_them_and_keeps_only_feasible_can
     np.testing.assert_allclose(w.sum(axis=1), 1, atol=1e-5)
     available = np.array([survey["available"][s] for s in ("books", "code", "web")])
     assert (w * TOTAL <= REPEATS * available * (1 + 1e-6)).all()
-    assert survey["dropped"] == survey["drawn"] - 150 > 0  # code cannot fill more than ~26% at this total
+    assert survey["drawn"] > 150  # candidates were dropped: code cannot fill more than ~26% at this total
     assert w[:, 1].max() > 0.2 and w[:, 1].min() < 0.01 and w[:, 0].max() > 0.8  # extreme and balanced mixtures
     runs = sorted((swept / "runs").glob("*.yaml"))
     assert len(runs) == 150
@@ -141,7 +141,8 @@ def test_fit_several_targets_maximize_and_deterministic(swept: Path) -> None:
     csv = results(swept, "both.csv", loss=bowl(INSIDE), score=lambda w: -bowl(OUTSIDE)(w))
     both = fit(FitRequest(csv, ["loss=1", "score=-1"], sweep=str(swept), output=str(swept / "both")))
     w = proposal(both["out"])
-    assert np.abs(w - (INSIDE + np.array([0.2, limit_share(swept), 0.2])) / 2).max() < 0.15  # between the two optima
+    lim = limit_share(swept)  # the nearest feasible point to the two optima's midpoint [0.35, 0.4, 0.25]
+    assert np.abs(w - [(1 - lim) / 2 + 0.05, lim, (1 - lim) / 2 - 0.05]).max() < 0.03
     score = fit(FitRequest(csv, ["score"], maximize=True, sweep=str(swept), output=str(swept / "score")))
     assert proposal(score["out"])[1] > limit_share(swept) - 0.03
     again = fit(FitRequest(csv, ["loss=1", "score=-1"], sweep=str(swept), output=str(swept / "again")))
