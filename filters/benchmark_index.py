@@ -13,9 +13,17 @@ full-width/half-width forms and case never change a token, and Chinese needs no 
 
 Why two n: an item whose tokens are mostly CJK characters is indexed with `cjk_ngram`-character
 windows, any other with `ngram`-word windows (a Chinese word is ~1.5 characters, so a window of
-words is the wrong length for Chinese). A document is checked with both sizes, over the same
-tokens, so mixed text is handled in one pass. An item shorter than its window gets no n-gram
-and is counted as too short, never matched.
+words is the wrong length for Chinese). A document is checked with both sizes, so mixed text is
+handled in one pass. An item shorter than its window gets no n-gram and is counted as too short,
+never matched.
+
+Why CJK windows skip the one-character tokens of other scripts (A, 1, x; CJK characters and
+longer words such as 2018 or BERT stay): those are what a leak of a Chinese item rewrites, its
+choice labels (A. / (A) / A、/ ①) and numbering. So a question joined with its choices
+(`fields: [[question, A, B, C, D]]`) yields windows across the field boundaries that a page
+listing the choices under any labels still holds: a question of five characters, too short
+alone, is found with its choices. (Skipping every non-CJK token instead made BERT and RoBERTa,
+or 2017 and 2018, the same question.)
 """
 
 from __future__ import annotations
@@ -60,14 +68,23 @@ def _scan(path: Path) -> pl.LazyFrame:
     raise ValueError(f"{path} is not a Parquet, JSON Lines or CSV file (by its extension: {', '.join(FORMATS)})")
 
 
-def check_benchmark(path: Path, fields: Sequence[str], id_field: str | None) -> None:
+Field = str | tuple[str, ...]
+"""A field indexed on its own, or several fields joined (by line breaks) into one text."""
+
+
+def field_names(fields: Sequence[Field]) -> list[str]:
+    """Every field named, once, in order."""
+    return list(dict.fromkeys(name for f in fields for name in ((f,) if isinstance(f, str) else f)))
+
+
+def check_benchmark(path: Path, fields: Sequence[Field], id_field: str | None) -> None:
     """Raise ValueError saying what is wrong if the benchmark cannot be read as configured."""
     if not path.exists():
         raise ValueError(f"benchmark path '{path}' does not exist (relative paths are read from {Path.cwd()})")
     files = benchmark_files(path)
     if not files:
         raise ValueError(f"benchmark folder '{path}' holds no Parquet, JSON Lines or CSV file ({', '.join(FORMATS)})")
-    wanted = [*fields, *([id_field] if id_field else [])]
+    wanted = [*field_names(fields), *([id_field] if id_field else [])]
     for file in files:
         try:
             columns = _scan(file).collect_schema().names()
@@ -80,16 +97,19 @@ def check_benchmark(path: Path, fields: Sequence[str], id_field: str | None) -> 
             )
 
 
-def read_items(path: Path, fields: Sequence[str], id_field: str | None) -> pl.DataFrame:
+def read_items(path: Path, fields: Sequence[Field], id_field: str | None) -> pl.DataFrame:
     """One row per benchmark item: `id` (the id field, else `id` if the file has one, else
-    `<file>:<row>`), then each field as text (`_field0`, ...; a list field's values joined by newlines)."""
+    `<file>:<row>`), then each field as text (`_field0`, ...; a list field's values, or the fields
+    of a joined entry, joined by newlines; a missing value is left out of a join)."""
     frames = []
     for file in benchmark_files(path):
         lazy = _scan(file)
         names = lazy.collect_schema()
         key = id_field or ("id" if "id" in names else None)
         ident = pl.col(key).cast(pl.String) if key else pl.format("{}:{}", pl.lit(file.name), pl.int_range(pl.len()))
-        texts = [_as_text(pl.col(f), names[f]).alias(f"_field{i}") for i, f in enumerate(fields)]
+        texts = [(_as_text(pl.col(f), names[f]) if isinstance(f, str)
+                  else pl.concat_str([_as_text(pl.col(g), names[g]) for g in f], separator="\n", ignore_nulls=True)).alias(f"_field{i}")
+                 for i, f in enumerate(fields)]
         frames.append(lazy.select(ident.alias("id"), *texts).collect())
     return pl.concat(frames)
 
@@ -129,22 +149,36 @@ def tokenize(texts: pl.Series) -> Tokens:
                   np.r_[0, np.cumsum(counts)], data)
 
 
-def windows(tokens: Tokens, n: int, docs: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """The hash of every window of `n` consecutive tokens of a text, and the window's first token.
+def windows(tokens: Tokens, n: int, docs: np.ndarray | None = None, cjk: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The hash of every window of `n` consecutive tokens of a text, and the window's first and
+    past-the-last token. `cjk`: windows of `n` tokens with the one-character tokens of other
+    scripts skipped (choice labels, single digits). `docs`: only the windows of these texts (a boolean mask).
 
-    Σ_j h[p+j]·B^j (mod 2^64) from one prefix array, then mixed with n, so windows of different
-    sizes never share a hash. `docs`: only the windows of these texts (a boolean mask)."""
-    size = tokens.hashes.size
-    last = tokens.first[1:][tokens.doc] - n  # the last start whose window stays in its text
+    Σ_j h[p+j]·B^j (mod 2^64) from one prefix array, then mixed with n and the kind, so windows of
+    different sizes or kinds never share a hash."""
+    if cjk:
+        lead = tokens.data[tokens.starts]
+        one_char = tokens.ends - tokens.starts == np.select([lead < 0xC0, lead < 0xE0, lead < 0xF0], [1, 2, 3], 4)
+        keep = np.flatnonzero(tokens.unspaced | ~one_char)
+        counts = np.bincount(tokens.doc[keep], minlength=tokens.first.size - 1)
+        grams, begin, end = _windows(tokens.hashes[keep], tokens.doc[keep], np.r_[0, np.cumsum(counts)], n, docs, 1 << 32)
+        return grams, keep[begin], keep[end - 1] + 1
+    return _windows(tokens.hashes, tokens.doc, tokens.first, n, docs, 0)
+
+
+def _windows(hashes: np.ndarray, doc: np.ndarray, first: np.ndarray, n: int, docs: np.ndarray | None,
+             kind: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    size = hashes.size
+    last = first[1:][doc] - n  # the last start whose window stays in its text
     begin = np.flatnonzero(np.arange(size) <= last) if size else np.zeros(0, np.int64)
     if docs is not None:
-        begin = begin[docs[tokens.doc[begin]]]
+        begin = begin[docs[doc[begin]]]
     powers, inverse = hash_powers(size + 1)
     with np.errstate(over="ignore"):
         prefix = np.zeros(size + 1, _U64)
-        np.cumsum(tokens.hashes * powers[:size], out=prefix[1:])
+        np.cumsum(hashes * powers[:size], out=prefix[1:])
         sums = (prefix[begin + n] - prefix[begin]) * inverse[begin]
-        return splitmix(sums ^ splitmix(np.full(1, n, _U64))), begin
+        return splitmix(sums ^ splitmix(np.full(1, n | kind, _U64))), begin, begin + n
 
 
 @dataclass
@@ -174,39 +208,38 @@ class Index:
     bits are set) before any binary search."""
     bits: int
 
-    def sizes(self, tokens: Tokens) -> list[tuple[int, np.ndarray | None]]:
-        """The window sizes to check texts with, each with the texts it is needed for (None: all):
-        CJK windows only where a text holds a CJK character."""
-        if self.cjk_ngram is None or self.cjk_ngram == self.ngram:
-            return [(n, None) for n in (self.ngram or self.cjk_ngram,) if n]
+    def sizes(self, tokens: Tokens) -> list[tuple[int, bool, np.ndarray | None]]:
+        """The windows to check texts with: size, CJK characters only, and the texts they are needed
+        for (None: all): CJK windows only where a text holds a CJK character."""
         has_cjk = np.bincount(tokens.doc[tokens.unspaced], minlength=tokens.first.size - 1) > 0
-        return [*([(self.ngram, None)] if self.ngram else []), (self.cjk_ngram, has_cjk)]
+        return [*([(self.ngram, False, None)] if self.ngram else []), *([(self.cjk_ngram, True, has_cjk)] if self.cjk_ngram else [])]
 
     def lookup(self, tokens: Tokens) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Every (document, index entry) match of the texts' windows: document, entry, the window's
-        first token and its size. One binary search per window; a hash held by k indexed texts
-        yields k matches."""
+        """Every (document, index entry) match of the texts' windows: document, entry, and the
+        window's first and past-the-last token. One binary search per window; a hash held by k
+        indexed texts yields k matches."""
         found: list[tuple[np.ndarray, ...]] = []
-        for n, needed in self.sizes(tokens):
-            grams, begin = windows(tokens, n, needed)
+        for n, cjk, needed in self.sizes(tokens):
+            grams, begin, end = windows(tokens, n, needed, cjk)
             top = grams >> _U64(64 - self.bits)
             maybe = np.flatnonzero(self.bitmap[top >> _U64(3)] >> (top & _U64(7)).astype(np.uint8) & 1)
-            grams, begin = grams[maybe], begin[maybe]
+            grams, begin, end = grams[maybe], begin[maybe], end[maybe]
             lo = np.searchsorted(self.hashes, grams)
             hit = np.flatnonzero(self.hashes[np.minimum(lo, self.hashes.size - 1)] == grams) if self.hashes.size else lo[:0]
             count = np.searchsorted(self.hashes, grams[hit], side="right") - lo[hit]
             entry = np.repeat(lo[hit] - np.cumsum(count) + count, count) + np.arange(int(count.sum()))
-            begin = np.repeat(begin[hit], count)
-            found.append((tokens.doc[begin], entry, begin, np.full(begin.size, n)))
+            begin, end = np.repeat(begin[hit], count), np.repeat(end[hit], count)
+            found.append((tokens.doc[begin], entry, begin, end))
         if not found:
             return (np.zeros(0, np.int64),) * 4
         return tuple(np.concatenate(parts) for parts in zip(*found))  # type: ignore[return-value]
 
 
 def build_index(items: dict[str, pl.DataFrame], ngram: int, cjk_ngram: int, common: int | None) -> Index:
-    """The index of every item's fields (each column but `id` a text): `cjk_ngram`-token windows
-    where at least half the text's tokens are CJK characters, else `ngram`-token ones. An n-gram
-    of `common` texts or more is template wording ("下列说法正确的是"), not evidence: left out."""
+    """The index of every item's fields (each column but `id` a text): `cjk_ngram`-character
+    windows where at least half the text's tokens are CJK characters, else `ngram`-token ones. An
+    n-gram of `common` items or more is template wording ("下列说法正确的是"), not evidence: left
+    out (items, not texts: a question indexed alone and joined with its choices is one item)."""
     names = list(items)
     ids = [i for df in items.values() for i in df.get_column("id").to_list()]
     heights = [df.height for df in items.values()]
@@ -219,17 +252,19 @@ def build_index(items: dict[str, pl.DataFrame], ngram: int, cjk_ngram: int, comm
     text_item = texts.get_column("_item").to_numpy().astype(np.int64)
     tokens = tokenize(normalized(texts.get_column("text")))
     counts = np.diff(tokens.first)
-    cjk = np.bincount(tokens.doc[tokens.unspaced], minlength=counts.size) * 2 >= np.maximum(counts, 1)
-    parts = [windows(tokens, n, chosen) for n, chosen in ((ngram, ~cjk), (cjk_ngram, cjk))]
-    hashes = np.concatenate([grams for grams, _ in parts])
-    owner = tokens.doc[np.concatenate([begin for _, begin in parts])]
+    cjk_counts = np.bincount(tokens.doc[tokens.unspaced], minlength=counts.size)
+    cjk = cjk_counts * 2 >= np.maximum(counts, 1)
+    parts = [windows(tokens, ngram, ~cjk), windows(tokens, cjk_ngram, cjk, cjk=True)]
+    hashes = np.concatenate([grams for grams, _, _ in parts])
+    owner = tokens.doc[np.concatenate([begin for _, begin, _ in parts])]
     order = np.lexsort((owner, hashes))
     hashes, owner = hashes[order], owner[order]
     distinct = np.r_[True, (hashes[1:] != hashes[:-1]) | (owner[1:] != owner[:-1])] if hashes.size else np.zeros(0, bool)
     hashes, owner = hashes[distinct], owner[distinct]
     if common is not None and hashes.size:
-        starts = np.flatnonzero(np.r_[True, hashes[1:] != hashes[:-1]])
-        rare = np.repeat(np.diff(np.r_[starts, hashes.size]) < common, np.diff(np.r_[starts, hashes.size]))
+        group = np.cumsum(np.r_[True, hashes[1:] != hashes[:-1]]) - 1
+        pairs = np.unique(group * len(ids) + text_item[owner])
+        rare = np.bincount(pairs // len(ids), minlength=group[-1] + 1)[group] < common
         hashes, owner = hashes[rare], owner[rare]
     indexed = np.bincount(text_item[owner], minlength=len(ids)) > 0
     bits = int(np.clip(np.ceil(np.log2(max(hashes.size, 1) * 64)), 16, 30))
@@ -238,7 +273,7 @@ def build_index(items: dict[str, pl.DataFrame], ngram: int, cjk_ngram: int, comm
     np.bitwise_or.at(bitmap, top >> _U64(3), np.left_shift(1, top & _U64(7)).astype(np.uint8))
     return Index(
         hashes, owner, text_item, np.bincount(owner, minlength=counts.size),
-        ngram if (~cjk & (counts >= ngram)).any() else None, cjk_ngram if (cjk & (counts >= cjk_ngram)).any() else None,
+        ngram if (~cjk & (counts >= ngram)).any() else None, cjk_ngram if (cjk & (cjk_counts >= cjk_ngram)).any() else None,
         item_benchmark, names, ids, {name: int((~indexed & (item_benchmark == i)).sum()) for i, name in enumerate(names)},
         bitmap, bits,
     )
@@ -296,11 +331,11 @@ def matched_spans(index: Index, text: str, item: int, gap: int) -> list[tuple[in
     """Character ranges of `text` covered by windows of `item`'s texts, runs less than `gap` tokens apart joined."""
     norm, origin = char_map_normalized(text)
     tokens = tokenize(pl.Series([norm], dtype=pl.String))
-    _, entry, begin, size = index.lookup(tokens)
+    _, entry, begin, end = index.lookup(tokens)
     mine = index.text_item[index.owner[entry]] == item
     covered = np.zeros(tokens.hashes.size + 1, np.int64)
     np.add.at(covered, begin[mine], 1)
-    np.add.at(covered, begin[mine] + size[mine], -1)
+    np.add.at(covered, end[mine], -1)
     inside = np.cumsum(covered[:-1]) > 0
     if not inside.any():
         return []

@@ -11,8 +11,8 @@ pass over the whole corpus (every surviving document written to `_work/` and rea
 carry an index that needs nothing from the corpus.
 
 Why the rule (see `benchmarks/decontaminate.md` for the measurements): a document holds an item
-when it holds at least `min_overlap` of the n-grams of one of the item's fields, and at least
-`min_ngrams` of them. A share rather than one shared n-gram, because benchmark questions quote
+when it holds at least `min_overlap` of the n-grams of one of the item's fields (or joined fields),
+and at least `min_ngrams` of them. A share rather than one shared n-gram, because benchmark questions quote
 text that real documents quote too (poems, slogans, statute titles): with "any shared 10-character
 n-gram", 9% of People's Daily documents hit CMMLU; with the share, 0.06%. n-grams found in
 `common_ngrams` texts of the benchmarks are template wording ("下列说法正确的是") and left out.
@@ -44,7 +44,10 @@ class Benchmark(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     path: str = Field(description="a Parquet, JSON Lines or CSV file, or a folder of them (read recursively)")
-    fields: tuple[str, ...] = Field(min_length=1, description="the fields whose text is looked for, each on its own (e.g. [question])")
+    fields: tuple[str | tuple[str, ...], ...] = Field(
+        min_length=1, description="the fields whose text is looked for, each on its own, or several joined as one text "
+        "(e.g. [question, [question, A, B, C, D]]: the question alone, and with its choices)"
+    )
     id_field: str | None = Field(None, description="the field naming each item; none: `id` if there is one, else <file>:<row>")
 
     @field_validator("path")
@@ -73,7 +76,7 @@ class Decontaminate(Mapper):
     type: Literal["decontaminate"] = "decontaminate"
     benchmarks: dict[str, Benchmark] = Field(
         min_length=1, description="benchmarks by name, each {path: a Parquet, JSON Lines or CSV file or a folder of them, "
-        "fields: [the fields looked for, each on its own], id_field: the items' id (optional)}, "
+        "fields: [the fields looked for, each on its own or [several, joined]], id_field: the items' id (optional)}, "
         "e.g. {gsm8k: {path: evals/gsm8k.parquet, fields: [question, answer]}}"
     )
     ngram: int = Field(13, ge=1, description="window in words for text that is not mostly CJK (13, as GPT-3 and datatrove)")
@@ -81,7 +84,7 @@ class Decontaminate(Mapper):
     min_overlap: float = Field(0.8, gt=0, le=1, description="share of a field's n-grams a document must hold to hold the item")
     min_ngrams: int = Field(2, ge=1, description="and at least this many of them (a field of one n-gram is too generic alone)")
     common_ngrams: int | None = Field(
-        5, ge=2, description="n-grams found in this many benchmark fields or more are template wording, not evidence (none: keep all)"
+        5, ge=2, description="n-grams found in this many benchmark items or more are template wording, not evidence (none: keep all)"
     )
     action: Literal["drop", "remove_span", "annotate"] = Field(
         "drop",
