@@ -257,14 +257,16 @@ def build_index(items: dict[str, pl.DataFrame], ngram: int, cjk_ngram: int, comm
     parts = [windows(tokens, ngram, ~cjk), windows(tokens, cjk_ngram, cjk, cjk=True)]
     hashes = np.concatenate([grams for grams, _, _ in parts])
     owner = tokens.doc[np.concatenate([begin for _, begin, _ in parts])]
-    order = np.lexsort((owner, hashes))
+    order = np.lexsort((owner, text_item[owner], hashes))  # by hash, then item: an item's texts side by side
     hashes, owner = hashes[order], owner[order]
     distinct = np.r_[True, (hashes[1:] != hashes[:-1]) | (owner[1:] != owner[:-1])] if hashes.size else np.zeros(0, bool)
     hashes, owner = hashes[distinct], owner[distinct]
     if common is not None and hashes.size:
-        group = np.cumsum(np.r_[True, hashes[1:] != hashes[:-1]]) - 1
-        pairs = np.unique(group * len(ids) + text_item[owner])
-        rare = np.bincount(pairs // len(ids), minlength=group[-1] + 1)[group] < common
+        new_hash = np.r_[True, hashes[1:] != hashes[:-1]]
+        item = text_item[owner]
+        new_item = new_hash | np.r_[True, item[1:] != item[:-1]]
+        group = np.cumsum(new_hash) - 1
+        rare = np.bincount(group, weights=new_item)[group] < common
         hashes, owner = hashes[rare], owner[rare]
     indexed = np.bincount(text_item[owner], minlength=len(ids)) > 0
     bits = int(np.clip(np.ceil(np.log2(max(hashes.size, 1) * 64)), 16, 30))
