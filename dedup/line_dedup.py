@@ -152,16 +152,24 @@ class LineDedup(GlobalStage):
     # scan -----------------------------------------------------------------------------------
 
     def scan(self, df: pl.DataFrame) -> pl.DataFrame:
-        """(ORDER, UNIT, HASH, BYTES) of every unit long enough to compare; BYTES counts a line's newline."""
+        """(ORDER, UNIT, HASH, BYTES) of every unit long enough to compare; BYTES counts a line's newline.
+
+        xxh3 per key in a loop, not Polars' column-wide `Series.hash`: that one is 20× quicker on the
+        hashing (7% of the stage, benchmarks/line_dedup.md) but may change between Polars versions,
+        and a resumed run counts hashes scanned before an upgrade with hashes scanned after it."""
+        units = self.units(df)
+        keys = units[KEY].cast(pl.Binary).to_list()
+        hashes = np.fromiter(map(xxhash.xxh3_64_intdigest, keys), np.uint64, len(keys))
+        return units.select(ORDER, UNIT, pl.Series(HASH, hashes), BYTES)
+
+    def units(self, df: pl.DataFrame) -> pl.DataFrame:
+        """(ORDER, UNIT, KEY, BYTES) of every unit long enough to compare: KEY is what is hashed."""
         lines = split_lines(df, self.unit).filter(~pl.col(BLANK))
         key = bare(lines[LINE], lowercase=True, digits=self.digits)
         units = lines.select(ORDER, UNIT, pl.lit(key).alias(KEY), (pl.col(LINE).str.len_bytes() + 1).cast(pl.UInt32).alias(BYTES))
         if self.unit == "paragraph":
             units = units.group_by(ORDER, UNIT, maintain_order=True).agg(pl.col(KEY).str.join("\n"), pl.col(BYTES).sum())
-        units = units.filter(weight(pl.col(KEY)) >= self.min_chars)
-        keys = units[KEY].cast(pl.Binary).to_list()
-        hashes = np.fromiter(map(xxhash.xxh3_64_intdigest, keys), np.uint64, len(keys))
-        return units.select(ORDER, UNIT, pl.Series(HASH, hashes), BYTES)
+        return units.filter(weight(pl.col(KEY)) >= self.min_chars)
 
     # decide ---------------------------------------------------------------------------------
 

@@ -209,8 +209,8 @@ class Index:
     bits: int
 
     def sizes(self, tokens: Tokens) -> list[tuple[int, bool, np.ndarray | None]]:
-        """The windows to check texts with: size, CJK characters only, and the texts they are needed
-        for (None: all): CJK windows only where a text holds a CJK character."""
+        """The windows to check texts with: size, whether they are CJK windows, and the texts they
+        are needed for (None: all): CJK windows only where a text holds a CJK character."""
         has_cjk = np.bincount(tokens.doc[tokens.unspaced], minlength=tokens.first.size - 1) > 0
         return [*([(self.ngram, False, None)] if self.ngram else []), *([(self.cjk_ngram, True, has_cjk)] if self.cjk_ngram else [])]
 
@@ -252,8 +252,7 @@ def build_index(items: dict[str, pl.DataFrame], ngram: int, cjk_ngram: int, comm
     text_item = texts.get_column("_item").to_numpy().astype(np.int64)
     tokens = tokenize(normalized(texts.get_column("text")))
     counts = np.diff(tokens.first)
-    cjk_counts = np.bincount(tokens.doc[tokens.unspaced], minlength=counts.size)
-    cjk = cjk_counts * 2 >= np.maximum(counts, 1)
+    cjk = np.bincount(tokens.doc[tokens.unspaced], minlength=counts.size) * 2 >= np.maximum(counts, 1)
     parts = [windows(tokens, ngram, ~cjk), windows(tokens, cjk_ngram, cjk, cjk=True)]
     hashes = np.concatenate([grams for grams, _, _ in parts])
     owner = tokens.doc[np.concatenate([begin for _, begin, _ in parts])]
@@ -275,7 +274,7 @@ def build_index(items: dict[str, pl.DataFrame], ngram: int, cjk_ngram: int, comm
     np.bitwise_or.at(bitmap, top >> _U64(3), np.left_shift(1, top & _U64(7)).astype(np.uint8))
     return Index(
         hashes, owner, text_item, np.bincount(owner, minlength=counts.size),
-        ngram if (~cjk & (counts >= ngram)).any() else None, cjk_ngram if (cjk & (cjk_counts >= cjk_ngram)).any() else None,
+        ngram if parts[0][0].size else None, cjk_ngram if parts[1][0].size else None,
         item_benchmark, names, ids, {name: int((~indexed & (item_benchmark == i)).sum()) for i, name in enumerate(names)},
         bitmap, bits,
     )
