@@ -126,6 +126,18 @@ def test_a_question_joined_with_its_choices_is_found_under_any_labels_and_told_a
         "template-question-only": None, "one-choice-only": None, "bert": "mc-3", "gpt-instead-of-bert": None}
 
 
+@pytest.mark.parametrize(("sharing", "found"), [(4, True), (5, False)])
+def test_template_wording_is_counted_in_items_not_in_the_texts_indexed(tmp_path, sharing, found):
+    """Each item's question is indexed twice (alone, and joined with its choices): still one item."""
+    question = "关于我国古代四大发明的传播路线，下列说法正确的是"
+    rows = [{"id": f"q{i}", "question": question, "A": f"选项甲第{'一二三四五'[i]}种说法", "B": "选项乙"} for i in range(sharing)]
+    pl.DataFrame(rows).write_parquet(tmp_path / "mc.parquet")
+    stage = Decontaminate(benchmarks={"mc": {"path": str(tmp_path / "mc.parquet"), "fields": ["question", ["question", "A", "B"]]}},
+                          action="annotate")  # common_ngrams 5
+    marked = stage.filter(frame({"page": PAGE_ZH + question + "？"}))
+    assert (marked["decontaminate_item"].item() is not None) is found
+
+
 def test_csv_folder_and_generated_item_ids(tmp_path):
     folder = tmp_path / "evals"
     folder.mkdir()
