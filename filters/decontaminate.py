@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from functools import cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import polars as pl
@@ -48,7 +48,7 @@ class Benchmark(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     path: str = Field(description="a Parquet, JSON Lines or CSV file, or a folder of them (read recursively)")
-    fields: tuple[str | tuple[str, ...], ...] = Field(
+    fields: tuple[str | Annotated[tuple[str, ...], Field(min_length=1)], ...] = Field(
         min_length=1, description="the fields whose text is looked for, each on its own, or several joined as one text "
         "(e.g. [question, [question, A, B, C, D]]: the question alone, and with its choices)"
     )

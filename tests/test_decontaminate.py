@@ -202,6 +202,7 @@ def test_the_ray_engine_finds_the_same_hits(benchmarks, tmp_path):
     ({"path": "{en}", "fields": ["question", "solution"]}, ["has no field 'solution'", "en.parquet", "question, answer"]),
     ({"path": "{en}", "fields": ["question"], "id_field": "uid"}, ["has no field 'uid'"]),
     ({"path": "{en}", "fields": [["question", "choices"]]}, ["has no field 'choices'", "en.parquet"]),
+    ({"path": "{en}", "fields": ["question", []]}, ["fields.1", "at least 1"]),
 ])
 def test_a_bad_benchmark_is_one_paragraph_naming_the_key_and_file(benchmarks, tmp_path, benchmark, fragments):
     benchmark = {**benchmark, "path": benchmark["path"].format(en=benchmarks["mathqa"]["path"])}
