@@ -15,8 +15,8 @@ query, the same n-gram kinds, Chinese tokenizer (spaCy + jieba), 4 words (~6 cha
 cleanmix's window) and 12 words (datatrove's default).
 
 Then it answers the parent's commands on stdin, one JSON line each on stdout:
-`{"corpus": <parquet of texts>, "language": "en" | "zh" | "zh12"}` → `{"seconds": ..., "hits": ...}`:
-the time of `NGramsDecontFilter.filter` over every document (the filter step itself, without
+`{"corpus": <parquet of texts>, "language": "en" | "zh" | "zh12"}` → `{"seconds": ..., "hit": [...]}`:
+the time of `NGramsDecontFilter.filter` over every document, and which it flags (the filter step itself, without
 datatrove's reader, writer or stats plumbing).
 """
 
@@ -77,8 +77,8 @@ def main() -> None:
         texts = pl.read_parquet(command["corpus"])["text"].to_list()
         check = filters[command["language"]].filter
         started = time.perf_counter()
-        hits = sum(check(Document(text=text, id=str(i))) is not True for i, text in enumerate(texts))
-        print(json.dumps({"seconds": time.perf_counter() - started, "hits": hits}), flush=True)
+        hit = [check(Document(text=text, id=str(i))) is not True for i, text in enumerate(texts)]
+        print(json.dumps({"seconds": time.perf_counter() - started, "hit": hit}), flush=True)
 
 
 if __name__ == "__main__":
