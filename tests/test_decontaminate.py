@@ -10,6 +10,8 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from cleanmix.filters.decontaminate import Decontaminate, load_index
 from conftest import REPO, assert_user_error, clean, write_pipeline, write_shards
@@ -124,6 +126,28 @@ def test_a_question_joined_with_its_choices_is_found_under_any_labels_and_told_a
     assert dict(zip(marked["id"], marked["decontaminate_item"])) == {
         "labels-a-dot": "mc-1", "labels-fullwidth-parens": "mc-1", "labels-circled": "mc-1", "other-choices": "mc-2",
         "template-question-only": None, "one-choice-only": None, "bert": "mc-3", "gpt-instead-of-bert": None}
+
+
+LABEL_STYLES = ["A. ", "(A)", "（A）", "A、", "Ａ．", "[A] ", "a)", "A:", "1.", "①", ""]
+
+
+@pytest.fixture(scope="module")
+def mc_stage(tmp_path_factory) -> Decontaminate:
+    folder = tmp_path_factory.mktemp("mc")
+    pl.DataFrame(MC).write_parquet(folder / "mc.parquet")
+    fields = ["question", ["question", "A", "B", "C", "D"]]
+    return Decontaminate(benchmarks={"mc": {"path": str(folder / "mc.parquet"), "fields": fields}}, common_ngrams=2, action="annotate")
+
+
+@settings(max_examples=60, deadline=None)
+@given(style=st.sampled_from(LABEL_STYLES), separator=st.sampled_from(["\n", " ", "\n\n  ", "\t", "；", ""]),
+       around=st.tuples(*[st.text(alphabet="今年全县农业生产形势良好各乡镇积极推广新品种。，ab1 \n", max_size=30)] * 2))
+def test_a_multiple_choice_item_is_found_whatever_its_labels_and_spacing(mc_stage, style, separator, around):
+    labels = [style.replace("A", k).replace("Ａ", chr(ord("Ａ") + i)).replace("a", k.lower()).replace("1", str(i + 1))
+              .replace("①", chr(ord("①") + i)) for i, k in enumerate("ABCD")]
+    item = MC[0]["question"] + separator + separator.join(label + MC[0][k] for label, k in zip(labels, "ABCD"))
+    marked = mc_stage.filter(frame({"page": around[0] + "\n" + item + "\n" + around[1]}))
+    assert marked["decontaminate_item"].to_list() == ["mc-1"]
 
 
 @pytest.mark.parametrize(("sharing", "found"), [(4, True), (5, False)])
