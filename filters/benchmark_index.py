@@ -68,16 +68,16 @@ def _scan(path: Path) -> pl.LazyFrame:
     raise ValueError(f"{path} is not a Parquet, JSON Lines or CSV file (by its extension: {', '.join(FORMATS)})")
 
 
-Field = str | tuple[str, ...]
+FieldSpec = str | tuple[str, ...]
 """A field indexed on its own, or several fields joined (by line breaks) into one text."""
 
 
-def field_names(fields: Sequence[Field]) -> list[str]:
+def field_names(fields: Sequence[FieldSpec]) -> list[str]:
     """Every field named, once, in order."""
     return list(dict.fromkeys(name for f in fields for name in ((f,) if isinstance(f, str) else f)))
 
 
-def check_benchmark(path: Path, fields: Sequence[Field], id_field: str | None) -> None:
+def check_benchmark(path: Path, fields: Sequence[FieldSpec], id_field: str | None) -> None:
     """Raise ValueError saying what is wrong if the benchmark cannot be read as configured."""
     if not path.exists():
         raise ValueError(f"benchmark path '{path}' does not exist (relative paths are read from {Path.cwd()})")
@@ -97,7 +97,7 @@ def check_benchmark(path: Path, fields: Sequence[Field], id_field: str | None) -
             )
 
 
-def read_items(path: Path, fields: Sequence[Field], id_field: str | None) -> pl.DataFrame:
+def read_items(path: Path, fields: Sequence[FieldSpec], id_field: str | None) -> pl.DataFrame:
     """One row per benchmark item: `id` (the id field, else `id` if the file has one, else
     `<file>:<row>`), then each field as text (`_field0`, ...; a list field's values, or the fields
     of a joined entry, joined by newlines; a missing value is left out of a join)."""
