@@ -46,7 +46,7 @@ from cleanmix.pipelines.shards import (
     read_unit,
     write_json,
 )
-from cleanmix.pipelines.stage import Context, GlobalStage, Mapper, Stage, share_columns, without_shared
+from cleanmix.pipelines.stage import Context, GlobalStage, Mapper, Stage, is_global, share_columns, without_shared
 from cleanmix.pipelines.stats import StageStats, text_bytes
 
 ID_SEED = 0x5EED
@@ -88,16 +88,16 @@ def plan_segments(stages: list[Stage]) -> list[Segment]:
     """Consecutive document stages fused into one pass; every global stage starts a new pass."""
     groups: list[list[Stage]] = [[]]
     for stage in stages:
-        if isinstance(stage, GlobalStage):
+        if is_global(stage):
             groups.append([])
         groups[-1].append(stage)
     segments: list[Segment] = []
     reads: int | None = None
     for k, group in enumerate(groups):
-        head = group[0] if group and isinstance(group[0], GlobalStage) else None
+        head = group[0] if group and is_global(group[0]) else None
         nxt = groups[k + 1][0] if k + 1 < len(groups) else None
         writes = bool(group) or k == len(groups) - 1
-        segments.append(Segment(k, head, tuple(group[1:] if head else group), nxt if isinstance(nxt, GlobalStage) else None,
+        segments.append(Segment(k, head, tuple(group[1:] if head else group), nxt if nxt is not None and is_global(nxt) else None,
                                 reads, writes))
         if writes:
             reads = k
@@ -363,7 +363,7 @@ def write_shards(state: RunState) -> tuple[int, int, int]:
     config, work = state.config, state.work
     out = Path(config.output.path).resolve()
     kept = state.unit_files(work / f"seg-{state.segments[-1].index}")
-    if any(isinstance(stage, GlobalStage) and stage.reorders for stage in config.stages):
+    if any(is_global(stage) and stage.reorders for stage in config.stages):
         kept = sort_by_order(kept, work / "sorted", state.executor.map) or kept  # no rows: the units give the columns
     renames = [(ours, theirs) for theirs, ours in config.input.renames().items()]
     limits = (config.output.shard_rows, config.output.shard_bytes)
