@@ -4,7 +4,7 @@ The model is a file given by `model_path` (DCLM's OH-2.5+ELI5 classifier, Dolma'
 one trained with `clean train-classifier`), read by the fastText runtime cleanmix already uses
 (fasttext-predict): nothing is ever downloaded. The score is the probability the model gives
 `label`, in the column `<name>_score`. The text is prepared as the model was trained: newlines and
-runs of whitespace become one space (fastText reads one line), optionally lowercased, and Han
+runs of fastText's whitespace become one space (fastText reads one line), optionally lowercased, and Han
 characters and kana optionally split apart (`cjk: chars`), since fastText cuts words at spaces
 only. A model card next to the model (`<model>.card.json`, written by `clean train-classifier`)
 supplies the label and the preparation, and a stage that says otherwise is refused.
@@ -38,6 +38,8 @@ FASTTEXT_MAGIC = 793712314
 """The first int32 of every fastText model file (.bin and quantized .ftz)."""
 LABEL_PREFIX = "__label__"
 CJK = r"([\p{Han}\p{Hiragana}\p{Katakana}])"
+FASTTEXT_SPACE = r"[ \t\n\r\x0B\x0C\x00]+"
+"""What fastText splits words at (its reader's whitespace): other spaces (U+3000, NBSP) stay inside words, as fastText sees them."""
 RADIX_BITS = 16
 COLLECT_ROWS = 2_000_000
 """Rows in one bucket of the radix selection that decide sorts in memory instead of refining further."""
@@ -55,7 +57,7 @@ def prepare(text: pl.Expr, lowercase: bool, cjk: Literal["none", "chars"]) -> pl
         text = text.str.to_lowercase()
     if cjk == "chars":
         text = text.str.replace_all(CJK, " $1 ")
-    return text.str.replace_all(r"\s+", " ").str.strip_chars()
+    return text.str.replace_all(FASTTEXT_SPACE, " ").str.strip_chars(" ")
 
 
 def model_labels(path: str | Path) -> list[str]:
