@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_quality_real_data import english_articles, junk, peoples_daily
 
-from cleanmix.filters import classifier as classifier_module
+from cleanmix.filters import ranking
 from cleanmix.filters.classifier import Classifier, prepare
 from cleanmix.pipelines.order import ORDER
 from cleanmix.pipelines.stage import Context
@@ -122,17 +122,19 @@ def test_the_cut_is_the_kth_key_whatever_the_split(tmp_path_factory: pytest.Temp
     keep = data.draw(st.integers(1, len(scores)))
     orders = data.draw(st.permutations(range(len(scores))))
     folder = tmp_path_factory.mktemp("scans")
-    rows = pl.DataFrame({ORDER: pl.Series(orders, dtype=pl.UInt64), "s": scores})
+    rows = pl.DataFrame({ORDER: pl.Series(orders, dtype=pl.UInt64), "s": scores, ranking.GROUP: "all"})
     paths = []
     for i, part in enumerate(np.array_split(np.arange(len(scores)), files)):
         paths.append(folder / f"u{i}.parquet")
         rows[part.tolist()].write_parquet(paths[-1])
-    ranked = sorted(zip(scores, orders), key=lambda r: (-r[0], r[1]))
-    before, classifier_module.COLLECT_ROWS = classifier_module.COLLECT_ROWS, 0
+    best_first = sorted(zip(scores, orders), key=lambda r: (-r[0], r[1]))
+    lowest_first = sorted(zip(scores, orders), key=lambda r: (r[0], r[1]))
+    before, ranking.COLLECT_ROWS = ranking.COLLECT_ROWS, 0
     try:
-        assert classifier_module._select(paths, keep, Context(folder)) == ranked[keep - 1]
+        assert ranking._select(paths, keep, Context(folder)) == best_first[keep - 1]
+        assert ranking._select(paths, keep, Context(folder), higher_is_better=False) == lowest_first[keep - 1]
     finally:
-        classifier_module.COLLECT_ROWS = before
+        ranking.COLLECT_ROWS = before
 
 
 def test_a_run_keeps_the_top_fraction_byte_identical_whatever_the_workers(model: Path, corpus: dict[str, list[str]],
@@ -157,7 +159,8 @@ def test_a_run_keeps_the_top_fraction_byte_identical_whatever_the_workers(model:
     scored = stage["docs_in"]
     assert stage["docs_out"] == int(0.1 * scored + 0.5)
     assert stage["removed"] == {"classifier:not_top[0.1]": scored - stage["docs_out"]}
-    details = json.loads((outs[0] / "stats" / "classifier.json").read_text())["details"]
+    details = json.loads((outs[0] / "stats" / "classifier.json").read_text())["details"]["groups"]["all"]
+    assert details["scored"] == scored and details["keep"] == stage["docs_out"]
     kept = pl.read_parquet(outs[0] / "data")
     assert kept["classifier_score"].min() == details["cut_score"]
     rejected = pl.read_parquet(outs[0] / "rejected" / "classifier")
