@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import math
+from functools import cached_property
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -55,6 +56,11 @@ class RankedFilter(Filter, GlobalStage):
 
     def threshold_rules(self) -> list[Rule]:
         return []
+
+    @cached_property
+    def metric_types(self) -> dict[str, pl.DataType]:
+        """One measured column, the score (known without measuring: the group may be another stage's column)."""
+        return {self.score: pl.Float64()}
 
     @property
     def keeps(self) -> tuple[str, ...]:  # type: ignore[override]
