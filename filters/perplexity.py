@@ -111,6 +111,8 @@ class Perplexity(RankedFilter):
     type: Literal["perplexity"] = "perplexity"
     models: dict[str, LanguageModel] = Field(description="per language (as the language column names it): model_path, "
                                              "tokenizer_path, max_perplexity; with language_column null, one entry for every document")
+    keep_top: float | None = Field(None, gt=0, le=1, description="keep this lowest-perplexity fraction of each language "
+                                   "(of all documents with language_column null): a global stage")
     language_column: str | None = Field("language", description="the column that routes documents to models (the language "
                                         "stage's); null: one model for all")
 

@@ -169,6 +169,38 @@ def test_a_run_keeps_the_top_fraction_byte_identical_whatever_the_workers(model:
     assert "classifier_score" in report and "top 0.1" in report
 
 
+def test_a_crash_while_deciding_the_cut_resumes_to_the_same_output(model: Path, corpus: dict[str, list[str]], tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    import cleanmix.pipelines.formats
+    from cleanmix.pipelines.config import validate_pipeline
+    from cleanmix.pipelines.local import run_local
+    from cleanmix.pipelines.progress import Reporter
+    from conftest import crash_on_call
+
+    monkeypatch.setattr(cleanmix.pipelines.formats, "SMALL_FILE_ROWS", 1)  # a unit, and a scan, per file
+    data = tmp_path / "in"
+    data.mkdir()
+    texts = corpus["test_clean"][:60] + corpus["test_junk"][:60]
+    for shard in range(3):
+        pl.DataFrame({"id": [f"{shard}-{i}" for i in range(40)], "text": texts[shard::3]}).write_parquet(data / f"{shard}.parquet")
+
+    def run(out: Path) -> dict:
+        config = {"input": {"path": str(data)}, "output": {"path": str(out)}, "workers": 1,
+                  "stages": [{"type": "classifier", "model_path": str(model), "keep_top": 0.25}]}
+        return run_local(validate_pipeline(config), "p.yaml", Reporter(quiet=True))
+
+    reference = run(tmp_path / "reference")
+    counts = ranking._bucket_counts
+    monkeypatch.setattr(ranking, "_bucket_counts", crash_on_call(counts, 2))
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path / "crashed")
+    monkeypatch.setattr(ranking, "_bucket_counts", counts)
+    resumed = run(tmp_path / "crashed")
+    assert resumed["stages"][0]["docs_out"] == reference["stages"][0]["docs_out"] == 30
+    files = lambda out: {p.name: p.read_bytes() for p in sorted((out / "data").glob("*.parquet"))}  # noqa: E731
+    assert files(tmp_path / "crashed") == files(tmp_path / "reference")
+
+
 def test_annotate_mode_scores_and_removes_nothing(model: Path, corpus: dict[str, list[str]]) -> None:
     df = pl.DataFrame({"id": ["a", "b", "c"], "text": [corpus["test_clean"][0], corpus["test_junk"][0], None]})
     out = Classifier(model_path=str(model), name="quality", min_score=0.5, mode="annotate").process(df)
