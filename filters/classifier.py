@@ -3,7 +3,7 @@
 The model is a file given by `model_path` (DCLM's OH-2.5+ELI5 classifier, Dolma's Jigsaw taggers,
 one trained with `clean train-classifier`), read by the fastText runtime cleanmix already uses
 (fasttext-predict): nothing is ever downloaded. The score is the probability the model gives
-`label`, in the column `<name>_score`. The text is prepared as the model was trained: newlines and
+`score_label`, in the column `classifier_score` (`<name>_score`). The text is prepared as the model was trained: newlines and
 runs of fastText's whitespace become one space (fastText reads one line), optionally lowercased, and Han
 characters and kana optionally split apart (`cjk: chars`), since fastText cuts words at spaces
 only. A model card next to the model (`<model>.card.json`, written by `clean train-classifier`)
@@ -126,16 +126,17 @@ class Classifier(RankedFilter):
         if not card.is_file():
             return data
         try:
-            prepared = json.loads(card.read_text())["preparation"]
+            written = json.loads(card.read_text())
+            prepared, positive = written["preparation"], written["labels"]["positive"]
         except (OSError, ValueError, KeyError, TypeError) as error:
-            raise ValueError(f"the model card {card} cannot be read: {error}") from None
+            raise ValueError(f"the model card {card} cannot be read: {error!r}") from None
         data = dict(data)
         for key in ("lowercase", "cjk"):
             if key in data and key in prepared and data[key] != prepared[key]:
                 raise ValueError(f"{key}: {data[key]!r}, but the model card {card} says the model was trained with "
                                  f"{key}: {prepared[key]!r}; leave {key} out to take the card's")
             data.setdefault(key, prepared.get(key))
-        data.setdefault("score_label", json.loads(card.read_text()).get("labels", {}).get("positive", "hq"))
+        data.setdefault("score_label", positive)
         return data
 
     @field_validator("model_path")

@@ -103,7 +103,7 @@ def train(settings: TrainSettings, overwrite: bool = False) -> dict[str, Any]:
         train_rows += [(label, lines[i]) for i in order[cut:]]
         data[label] = {"path": path, "docs": len(lines), "train": len(lines) - cut, "held_out": cut,
                        "chars": int(texts.get_column(TEXT).str.len_chars().sum())}
-    if not held or not {label for label, _ in held} == {POSITIVE, NEGATIVE}:
+    if {label for label, _ in held} != {POSITIVE, NEGATIVE}:
         raise UserError("too few documents to hold some of each input out: give more, or a larger --held-out.")
     train_rows = [train_rows[i] for i in rng.permutation(len(train_rows))]
     parameters = {"epoch": settings.epoch, "lr": settings.lr, "dim": settings.dim, "wordNgrams": settings.word_ngrams,
