@@ -158,6 +158,8 @@ def run_unit(job: Job, unit: Unit) -> dict[str, Any]:
 def _run_unit_once(job: Job, unit: Unit, skip: dict[str, str]) -> dict[str, Any]:
     seg = job.segment
     stats = [StageStats(stage.label, stage.type) for stage in seg.all_stages]
+    # the next global stage's scan: its time counts in that stage's `seconds` (a classifier scores there)
+    scanning = StageStats(seg.scan_for.label, seg.scan_for.type) if seg.scan_for else None
     ctx = Context(global_workdir(job.work, seg.head), job.workers, job.seed) if seg.head else None
     kept = ShardWriter(unit_file(job.work / f"seg-{seg.index}", unit.index))
     scans = ShardWriter(unit_file(job.work / f"scan-{seg.index + 1}", unit.index))
@@ -180,8 +182,11 @@ def _run_unit_once(job: Job, unit: Unit, skip: dict[str, str]) -> dict[str, Any]
                 rejected[label].write(rows)
             if seg.writes and (df.height or kept.writer is None):
                 kept.write(df)
+            started = time.perf_counter()
             if (summary := scan_summary(seg, df)) is not None:
                 scans.write(summary)
+            if scanning is not None:
+                scanning.seconds += time.perf_counter() - started
     except BaseException:
         for writer in (kept, scans, ids, *rejected.values()):
             writer.discard()
@@ -190,7 +195,8 @@ def _run_unit_once(job: Job, unit: Unit, skip: dict[str, str]) -> dict[str, Any]
         return {"unit": unit.index, "dead": True}
     for writer in (kept, scans, ids, *rejected.values()):
         writer.close()
-    marker = {"unit": unit.index, "docs": docs_in, "bytes": bytes_in_total, "stats": [s.to_json() for s in stats]}
+    marker = {"unit": unit.index, "docs": docs_in, "bytes": bytes_in_total,
+              "stats": [s.to_json() for s in (*stats, *([scanning] if scanning else []))]}
     return {**marker, "skipped_records": tally} if tally else marker
 
 
