@@ -172,3 +172,9 @@ def test_bad_paths_are_clear_errors(models: dict[str, dict[str, str]], tmp_path:
         assert_user_error(clean("run", str(pipeline)), *fragments)
     no_language = write_pipeline(tmp_path / "p.yaml", data, tmp_path / "out", [{"type": "perplexity", "models": models, "keep_top": 0.5}])
     assert_user_error(clean("run", str(no_language)), "language")
+
+
+def test_lines_are_normalised_as_ccnet_does_cjk_punctuation_included() -> None:
+    lines = ["２０２４年，北京。「你好」！", "Café Déjà-vu — 42%…"]
+    out = pl.DataFrame({TEXT: lines}).select(normalize(pl.col(TEXT)))[TEXT].to_list()
+    assert out == ['0000年,北京. "你好"!', "cafe deja-vu  -  00%..."]
