@@ -337,6 +337,49 @@ def stages() -> None:
         click.echo()
 
 
+@main.command("train-classifier")
+@click.option("--positive", required=True, help="documents to score high: a folder, file or glob (Parquet, JSON Lines, WARC/WET)")
+@click.option("--negative", required=True, help="documents to score low, read the same way")
+@click.option("--output", "-o", required=True, help="the model file to write; its card goes next to it (<stem>.card.json, .card.md)")
+@click.option("--text-column", default="text", show_default=True, help="the text column of both inputs")
+@click.option("--format", "format_", type=click.Choice(["parquet", "jsonl", "warc"]), help="the inputs' format (default: by extension)")
+@click.option("--limit", type=int, help="read at most this many documents of each input")
+@click.option("--held-out", type=float, default=0.1, show_default=True, help="share of each input kept out of training for the evaluation")
+@click.option("--seed", type=int, default=0, show_default=True, help="the same seed and inputs give the same model, byte for byte")
+@click.option("--lowercase", is_flag=True, help="lowercase the text (the classifier stage then does too, from the card)")
+@click.option("--cjk", type=click.Choice(["chars", "none"]), default="chars", show_default=True,
+              help="chars: a space around every Han character and kana, so that fastText sees them as words")
+@click.option("--epoch", type=int, default=5, show_default=True)
+@click.option("--lr", type=float, default=0.5, show_default=True)
+@click.option("--dim", type=int, default=64, show_default=True)
+@click.option("--word-ngrams", type=int, default=2, show_default=True)
+@click.option("--min-count", type=int, default=1, show_default=True)
+@click.option("--bucket", type=int, default=200_000, show_default=True, help="hash buckets for word n-grams")
+@click.option("--overwrite", is_flag=True, help="replace a model this command wrote before")
+@user_errors
+def train_classifier(positive: str, negative: str, output: str, text_column: str, format_: str | None, limit: int | None,
+                     held_out: float, seed: int, lowercase: bool, cjk: str, epoch: int, lr: float, dim: int, word_ngrams: int,
+                     min_count: int, bucket: int, overwrite: bool) -> None:
+    """Train a fastText classifier for the `classifier` stage from a POSITIVE and a NEGATIVE input."""
+    from pydantic import ValidationError
+
+    from cleanmix.filters.train_classifier import TrainSettings, train
+
+    try:
+        settings = TrainSettings(positive=positive, negative=negative, output=output, text_column=text_column, format=format_,
+                                 limit=limit, held_out=held_out, seed=seed, lowercase=lowercase, cjk=cjk, epoch=epoch, lr=lr,
+                                 dim=dim, word_ngrams=word_ngrams, min_count=min_count, bucket=bucket)
+    except ValidationError as error:
+        problems = "; ".join(f"--{'-'.join(map(str, e['loc'])).replace('_', '-')}: {e['msg']}" for e in error.errors())
+        raise UserError(f"clean train-classifier: {problems}.") from None
+    card = train(settings, overwrite=overwrite)
+    held, data = card["held_out"], card["data"]
+    click.echo(f"{output}: trained on {data['positive']['train']:,} positive and {data['negative']['train']:,} negative documents; "
+               f"held out {held['docs']:,}: precision {held['precision']}, recall {held['recall']}, AUC {held['auc']}. "
+               f"Card: {Path(output).with_suffix('.card.md')}")
+    click.echo(f"  - type: classifier\n    model_path: {output}\n    keep_top: 0.1")
+
+
 @main.group("mix-design")
 def mix_design() -> None:
     """Propose a data mixture from small proxy runs (RegMix): sweep candidates, then fit their results."""

@@ -93,8 +93,14 @@ class PipelineConfig(Strict):
         return self
 
     def input_columns(self) -> set[str]:
-        """Columns the stages read from the input files (besides text, id and source)."""
-        return {c for stage in self.stages for c in stage.input_columns() if c != SOURCE}
+        """Columns the stages read from the input files (besides text, id and source): not those an
+        earlier stage adds (the language stage's `language`, read by `perplexity`)."""
+        needed: set[str] = set()
+        added: set[str] = set()
+        for stage in self.stages:
+            needed |= {c for c in stage.input_columns() if c != SOURCE and c not in added}
+            added |= set(stage.output_columns())
+        return needed
 
     def output_columns(self) -> dict[str, Stage | None]:
         """The columns a run adds, each with the first stage that adds it (None: `reason`, on every

@@ -18,7 +18,7 @@ import polars as pl
 from cleanmix.pipelines.config import PipelineConfig
 from cleanmix.pipelines.errors import UserError
 from cleanmix.pipelines.shards import plan_input, read_unit
-from cleanmix.pipelines.stage import ID, REASON, TEXT, Filter, GlobalStage, Mapper
+from cleanmix.pipelines.stage import ID, REASON, TEXT, Filter, Mapper, is_global
 
 
 def explain(config: PipelineConfig, docs: pl.DataFrame) -> list[dict[str, Any]]:
@@ -36,7 +36,7 @@ def explain(config: PipelineConfig, docs: pl.DataFrame) -> list[dict[str, Any]]:
     entries: list[list[dict[str, Any]]] = [[] for _ in range(rows)]
     reason: list[str | None] = [None] * rows
     for stage in config.stages:
-        if isinstance(stage, GlobalStage):
+        if is_global(stage):
             for entry in entries:
                 entry.append({"name": stage.label, "type": stage.type, "outcome": "skipped",
                               "note": "global stage: needs the whole corpus, not run on one document"})

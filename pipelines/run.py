@@ -46,7 +46,7 @@ from cleanmix.pipelines.shards import (
     read_unit,
     write_json,
 )
-from cleanmix.pipelines.stage import Context, GlobalStage, Mapper, Stage, share_columns, without_shared
+from cleanmix.pipelines.stage import Context, GlobalStage, Mapper, Stage, is_global, share_columns, without_shared
 from cleanmix.pipelines.stats import StageStats, text_bytes
 
 ID_SEED = 0x5EED
@@ -88,16 +88,16 @@ def plan_segments(stages: list[Stage]) -> list[Segment]:
     """Consecutive document stages fused into one pass; every global stage starts a new pass."""
     groups: list[list[Stage]] = [[]]
     for stage in stages:
-        if isinstance(stage, GlobalStage):
+        if is_global(stage):
             groups.append([])
         groups[-1].append(stage)
     segments: list[Segment] = []
     reads: int | None = None
     for k, group in enumerate(groups):
-        head = group[0] if group and isinstance(group[0], GlobalStage) else None
+        head = group[0] if group and is_global(group[0]) else None
         nxt = groups[k + 1][0] if k + 1 < len(groups) else None
         writes = bool(group) or k == len(groups) - 1
-        segments.append(Segment(k, head, tuple(group[1:] if head else group), nxt if isinstance(nxt, GlobalStage) else None,
+        segments.append(Segment(k, head, tuple(group[1:] if head else group), nxt if nxt is not None and is_global(nxt) else None,
                                 reads, writes))
         if writes:
             reads = k
@@ -158,6 +158,8 @@ def run_unit(job: Job, unit: Unit) -> dict[str, Any]:
 def _run_unit_once(job: Job, unit: Unit, skip: dict[str, str]) -> dict[str, Any]:
     seg = job.segment
     stats = [StageStats(stage.label, stage.type) for stage in seg.all_stages]
+    # the next global stage's scan: its time counts in that stage's `seconds` (a classifier scores there)
+    scanning = StageStats(seg.scan_for.label, seg.scan_for.type) if seg.scan_for else None
     ctx = Context(global_workdir(job.work, seg.head), job.workers, job.seed) if seg.head else None
     kept = ShardWriter(unit_file(job.work / f"seg-{seg.index}", unit.index))
     scans = ShardWriter(unit_file(job.work / f"scan-{seg.index + 1}", unit.index))
@@ -180,8 +182,11 @@ def _run_unit_once(job: Job, unit: Unit, skip: dict[str, str]) -> dict[str, Any]
                 rejected[label].write(rows)
             if seg.writes and (df.height or kept.writer is None):
                 kept.write(df)
+            started = time.perf_counter()
             if (summary := scan_summary(seg, df)) is not None:
                 scans.write(summary)
+            if scanning is not None:
+                scanning.seconds += time.perf_counter() - started
     except BaseException:
         for writer in (kept, scans, ids, *rejected.values()):
             writer.discard()
@@ -190,7 +195,8 @@ def _run_unit_once(job: Job, unit: Unit, skip: dict[str, str]) -> dict[str, Any]
         return {"unit": unit.index, "dead": True}
     for writer in (kept, scans, ids, *rejected.values()):
         writer.close()
-    marker = {"unit": unit.index, "docs": docs_in, "bytes": bytes_in_total, "stats": [s.to_json() for s in stats]}
+    marker = {"unit": unit.index, "docs": docs_in, "bytes": bytes_in_total,
+              "stats": [s.to_json() for s in (*stats, *([scanning] if scanning else []))]}
     return {**marker, "skipped_records": tally} if tally else marker
 
 
@@ -363,7 +369,7 @@ def write_shards(state: RunState) -> tuple[int, int, int]:
     config, work = state.config, state.work
     out = Path(config.output.path).resolve()
     kept = state.unit_files(work / f"seg-{state.segments[-1].index}")
-    if any(isinstance(stage, GlobalStage) and stage.reorders for stage in config.stages):
+    if any(is_global(stage) and stage.reorders for stage in config.stages):
         kept = sort_by_order(kept, work / "sorted", state.executor.map) or kept  # no rows: the units give the columns
     renames = [(ours, theirs) for theirs, ours in config.input.renames().items()]
     limits = (config.output.shard_rows, config.output.shard_bytes)

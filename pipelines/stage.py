@@ -320,6 +320,11 @@ class Mapper(DocumentStage):
         return StageResult(changed, with_reason(df.clear(), None), {k: v for k, v in modified.items() if v})
 
 
+def is_global(stage: Stage) -> bool:
+    """A stage that runs as scan → decide → apply over the whole corpus, splitting the passes."""
+    return isinstance(stage, GlobalStage) and stage.whole_corpus
+
+
 class GlobalStage(Stage):
     """A stage that needs the whole corpus (dedup, mix), run as passes over all shards.
 
@@ -335,6 +340,12 @@ class GlobalStage(Stage):
     """
 
     reorders: ClassVar[bool] = False
+
+    @property
+    def whole_corpus(self) -> bool:
+        """Whether this configuration needs the whole corpus; a stage that does only for some
+        settings (a classifier's `keep_top`, not its `min_score`) otherwise runs as a document stage."""
+        return True
 
     def scan(self, df: pl.DataFrame) -> pl.DataFrame | None:
         raise NotImplementedError
