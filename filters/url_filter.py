@@ -6,7 +6,8 @@ blocklists before reading a word of them. Three kinds of entries, all read from 
 - domains (`casino.com`): the URL's host or any parent of it (`www.`, `m.casino.com`, `a.b.casino.com`);
 - URLs (`example.com/adult/`): the host (without `www.`) and the start of the path, as UT1 lists them;
 - URL words (`porn`, `xxx`): a whole token of the host or path (`free-porn.net`, `/xxx/`); words
-  marked `soft` (`casino`, `sex`: news has them too) count only when two different ones are there.
+  marked `soft` (`casino`, `sex`: news has them too) count only when two different ones are there,
+  words marked `host` anywhere in the host name (`bestcasinobonus.com`, `hotpornhub.net`).
 
 Shipped in `resources/url_filter/` (sources and licences there): UT1's gambling and drug domains,
 its adult and malware URLs, and a short word list. UT1's adult domain list (4.5 M domains, 100+ MB)
@@ -39,6 +40,7 @@ WORDS = RESOURCES / "url_words.tsv"
 URL = re.compile(r"^\s*(?:[a-z][a-z0-9+.-]*:)?(?://)?(?:[^@/?#\s]*@)?(\[[^\]]*\]|[^:/?#\s]*)(?::\d*)?([^?#\s]*)", re.IGNORECASE)
 """Scheme, user, host, port, path: the host and the path are kept."""
 WWW = re.compile(r"^www\d*\.")
+IPV4 = re.compile(r"[0-9.]+")
 TOKEN = re.compile(r"[^\W_]+")
 
 
@@ -63,6 +65,7 @@ class Blocklist:
     prefixes: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
     hard: dict[str, str] = field(default_factory=dict)
     soft: dict[str, str] = field(default_factory=dict)
+    in_host: dict[str, str] = field(default_factory=dict)
 
     def add_file(self, path: Path, category: str) -> None:
         """A file of domains and URLs (an entry with a `/` after its host is a URL prefix)."""
@@ -79,7 +82,8 @@ class Blocklist:
         """(category, what matched) for a blocked URL, else None."""
         host, path = split_url(url)
         parts = host.split(".")
-        for i in range(len(parts) - 1):  # the host, then each parent down to a registrable name (never a bare TLD)
+        parents = 1 if IPV4.fullmatch(host) else len(parts) - 1
+        for i in range(parents):  # the host, then each parent down to a registrable name (never a bare TLD; an IP alone)
             category = self.domains.get(".".join(parts[i:]))
             if category is not None:
                 return category, "domain:" + ".".join(parts[i:])
@@ -91,6 +95,9 @@ class Blocklist:
         for token in sorted(tokens):
             if token in self.hard:
                 return self.hard[token], "word:" + token
+        for word, category in self.in_host.items():
+            if word in host:
+                return category, "host:" + word
         soft = sorted(tokens & self.soft.keys())
         if len(soft) >= 2:
             return self.soft[soft[0]], "words:" + ",".join(soft)
@@ -110,7 +117,7 @@ def load_blocklist(categories: tuple[str, ...], words: bool, lists: tuple[tuple[
         for line in _entries(WORDS):
             word, category, kind = line.split("\t")
             if category in categories:
-                (blocklist.soft if kind == "soft" else blocklist.hard)[word] = category
+                {"hard": blocklist.hard, "soft": blocklist.soft, "host": blocklist.in_host}[kind][word] = category
     return blocklist
 
 
@@ -122,7 +129,10 @@ class UrlFilter(Filter):
     categories: tuple[Literal["adult", "gambling", "malware", "drugs"], ...] = Field(
         ("adult", "gambling", "malware", "drugs"), description="the shipped lists to use (resources/url_filter); [] for only your own"
     )
-    words: bool = Field(True, description="also block URLs by words of their host and path (porn, xxx; casino and sex only two together)")
+    words: bool = Field(
+        True, description="also block URLs by words of their host and path (porn, xxx; casino and sex only two together; "
+        "porn, casino anywhere in the host name)"
+    )
     lists: dict[str, tuple[str, ...]] = Field(
         {}, description="your own lists by category: {adult: [ut1/adult/domains], mine: [blocked.txt]}, "
         "each file one domain (subdomains included) or host/path prefix per line, plain or .gz"
