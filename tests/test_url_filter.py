@@ -38,9 +38,10 @@ def test_other_urls_are_kept(url):
 
 
 def test_url_prefixes_match_whole_path_segments():
-    assert judged(["https://desireplayboys.com/sex-job", "https://www.desireplayboys.com/sex-job/42", "https://desireplayboys.com/sex-jobs",
-                   "https://desireplayboys.com/"]) == [
-        ("url_filter:adult", "url:desireplayboys.com/sex-job"), ("url_filter:adult", "url:desireplayboys.com/sex-job"), (None, None), (None, None),
+    assert judged(["https://desireplayboys.com/sex-job", "https://www.desireplayboys.com/sex-job/42",
+                   "https://desireplayboys.com/sex-jobs", "https://desireplayboys.com/"]) == [
+        ("url_filter:adult", "url:desireplayboys.com/sex-job"), ("url_filter:adult", "url:desireplayboys.com/sex-job"),
+        (None, None), (None, None),
     ]
 
 
