@@ -92,9 +92,15 @@ class PipelineConfig(Strict):
                 )
         return self
 
-    def input_columns(self) -> set[str]:
-        """Columns the stages read from the input files (besides text, id and source)."""
-        return {c for stage in self.stages for c in stage.input_columns() if c != SOURCE}
+    def input_columns(self) -> dict[str, str]:
+        """Columns the stages read from the input files (besides text, id and source), each with
+        the first stage that reads it, so that a file without one is named with the stage."""
+        columns: dict[str, str] = {}
+        for index, stage in enumerate(self.stages):
+            for column in stage.input_columns():
+                if column != SOURCE:
+                    columns.setdefault(column, f"stages.{index} ({stage.label})")
+        return columns
 
     def output_columns(self) -> dict[str, Stage | None]:
         """The columns a run adds, each with the first stage that adds it (None: `reason`, on every

@@ -83,7 +83,7 @@ def test_a_missing_url_column_is_a_clear_error(tmp_path):
     pl.DataFrame({"id": ["a"], "text": ["x"]}).write_parquet(folder / "a.parquet")
     result = clean("run", str(write_pipeline(tmp_path / "p.yaml", folder, tmp_path / "out", [{"type": "url_filter"}])))
     assert result.returncode == 2
-    assert "has no column 'url', which a stage of the pipeline reads" in result.stderr and "a.parquet" in result.stderr
+    assert "has no column 'url', which stages.0 (url_filter) reads" in result.stderr and "a.parquet" in result.stderr
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "out").exists()
 
