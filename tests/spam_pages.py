@@ -4,8 +4,9 @@ adult or gambling spam paragraphs inserted, as hacked sites and link farms carry
 The spam is generated here from sentence patterns written for cleanmix (not copied from any
 corpus), in English and Chinese, and disguised the ways spam dodges keyword filters: letters
 spaced or dotted (s.e.x), digits for letters (p0rn), full-width letters, spaces between Han
-characters (博 彩), zero-width characters. The lists and this generator were written by the same
-hand, so recall measured here is an upper bound for spam worded otherwise.
+characters (博 彩), zero-width characters. The lists and the main patterns were written by the same
+hand, so recall measured on them is an upper bound for spam worded otherwise; `HELD_OUT` sentences
+were written after the lists without looking at them, to measure that.
 """
 
 from __future__ import annotations
@@ -55,6 +56,33 @@ ZH = {
         "在线赌场排行榜：{site}、金沙娱乐、太阳城娱乐，存款优惠{pct}%。",
     ],
 }
+HELD_OUT = {
+    # Written after the lists, without looking at them: spam worded the way the lists were not tuned to.
+    ("en", "adult"): [
+        "Meet lonely housewives near you who want casual encounters tonight.",
+        "Dubai escort girls available 24/7, incall and outcall, call now.",
+        "Watch the leaked celebrity sex tape uncensored.",
+        "Naughty webcam models strip live for tips, join free.",
+        "Busty amateur girls send nudes, chat privately.",
+        "Best NSFW onlyfans leaks and nude photos updated hourly.",
+    ],
+    ("en", "gambling"): [
+        "Get a 200% match on your first deposit and 50 bonus spins.",
+        "Wager on football, basketball and esports with the best odds.",
+        "Crypto slots with provably fair games and instant payouts.",
+        "Spin the reels of Book of Dead and win up to 5000x.",
+        "Our VIP club rewards high rollers with weekly cashback.",
+        "Download the app and claim your sign-up bonus at our sportsbook.",
+    ],
+    ("zh", "adult"): [
+        "寂寞少妇在线等你，视频聊天一对一。", "高清无码资源每日更新，点击领取会员。", "附近美女上门服务，全套服务，价格优惠。",
+        "性感主播深夜福利直播，尺度大开。", "同城交友约会，快速找到今晚的伴。", "私密写真视频合集，打包下载。",
+    ],
+    ("zh", "gambling"): [
+        "彩票计划群，专业导师带你每天稳赚。", "棋牌游戏平台，充值即送，提现秒到。", "足球比分竞猜，高额返利等你来拿。",
+        "百家乐技巧分享，必胜打法包教包会。", "线上电子游戏，爆大奖，彩金池持续累积。", "加入代理，日赚千元，上不封顶。",
+    ],
+}
 FILL_EN = {
     "adj": ["hot", "free", "sexy", "amateur", "HD", "hardcore"],
     "site": ["hotxtube.example", "vegaswin.example", "luckyspin24.example", "pornhubz.example", "casinoroyal.example"],
@@ -90,9 +118,10 @@ def disguise(sentence: str, rng: random.Random) -> str:
     return sentence
 
 
-def spam_paragraph(language: str, kind: str, rng: random.Random) -> str:
+def spam_paragraph(language: str, kind: str, rng: random.Random, held_out: bool = False) -> str:
     patterns, fill = (EN, FILL_EN) if language == "en" else (ZH, FILL_ZH)
-    sentences = [disguise(_fill(rng.choice(patterns[kind]), fill, rng), rng) for _ in range(rng.randint(3, 6))]
+    choices = HELD_OUT[language, kind] if held_out else patterns[kind]
+    sentences = [disguise(_fill(rng.choice(choices), fill, rng), rng) for _ in range(rng.randint(3, 6))]
     return (" " if language == "en" else "").join(sentences)
 
 
@@ -113,12 +142,13 @@ def zh_pages(peoples_daily: pl.DataFrame, count: int, rng: random.Random) -> lis
     return pages
 
 
-def spam_pages(data: pl.DataFrame, language: str, kind: str, seed: int = 0) -> pl.DataFrame:
-    """`data` (id, text: real pages) with one or two spam paragraphs of `kind` planted in each."""
+def spam_pages(data: pl.DataFrame, language: str, kind: str, seed: int = 0, held_out: bool = False) -> pl.DataFrame:
+    """`data` (id, text: real pages) with one or two spam paragraphs of `kind` planted in each
+    (`held_out`: from the sentences written without looking at the lists)."""
     rng = random.Random(f"{seed}:{language}:{kind}")
     texts = []
     for text in data.get_column("text").to_list():
         for _ in range(rng.randint(1, 2)):
-            text = plant(text, spam_paragraph(language, kind, rng), rng)
+            text = plant(text, spam_paragraph(language, kind, rng, held_out), rng)
         texts.append(text)
     return pl.DataFrame({"id": [f"spam-{language}-{kind}-{i}" for i in range(len(texts))], "text": texts})
