@@ -5,8 +5,8 @@ The spam is generated here from sentence patterns written for cleanmix (not copi
 corpus), in English and Chinese, and disguised the ways spam dodges keyword filters: letters
 spaced or dotted (s.e.x), digits for letters (p0rn), full-width letters, spaces between Han
 characters (博 彩), zero-width characters. The lists and the main patterns were written by the same
-hand, so recall measured on them is an upper bound for spam worded otherwise; `HELD_OUT` sentences
-were written after the lists without looking at them, to measure that.
+hand, so recall measured on them is an upper bound for spam worded otherwise; `HELD_OUT` and
+`FRESH` sentences were written without looking at the lists, to measure that.
 """
 
 from __future__ import annotations
@@ -57,7 +57,9 @@ ZH = {
     ],
 }
 HELD_OUT = {
-    # Written after the lists, without looking at them: spam worded the way the lists were not tuned to.
+    # Written after the lists, without looking at them: the first measurement of spam worded
+    # otherwise (en adult 16.6%, en gambling 4.4%, zh adult 0%, zh gambling 71.7% removed); the
+    # lists were then extended with the kinds of wording these use, so they are no longer held out.
     ("en", "adult"): [
         "Meet lonely housewives near you who want casual encounters tonight.",
         "Dubai escort girls available 24/7, incall and outcall, call now.",
@@ -81,6 +83,33 @@ HELD_OUT = {
     ("zh", "gambling"): [
         "彩票计划群，专业导师带你每天稳赚。", "棋牌游戏平台，充值即送，提现秒到。", "足球比分竞猜，高额返利等你来拿。",
         "百家乐技巧分享，必胜打法包教包会。", "线上电子游戏，爆大奖，彩金池持续累积。", "加入代理，日赚千元，上不封顶。",
+    ],
+}
+FRESH = {
+    # Written after that extension, again without looking at the lists: the held-out measurement.
+    ("en", "adult"): [
+        "Hot local girls are online now and looking for a hookup, no strings attached.",
+        "Exclusive amateur videos of real couples, full length, members area unlocked.",
+        "Our models perform private shows on camera, tokens half price this week.",
+        "Massage parlour with happy ending, open late, discreet parking.",
+        "See her naked pics before they get deleted, click the link in bio.",
+        "Top rated adult sites ranked by our editors, updated weekly.",
+    ],
+    ("en", "gambling"): [
+        "Join the number one online betting platform and double your first top-up.",
+        "Free chips every day, play roulette and baccarat from your phone.",
+        "Live dealer tables open 24 hours, minimum bet one dollar.",
+        "Claim 100 free spins on Starburst, no wagering, instant withdrawal.",
+        "Bet on the Premier League with enhanced odds and early payout.",
+        "Slot tournaments with a million dollar prize pool every weekend.",
+    ],
+    ("zh", "adult"): [
+        "约吗？本地单身美女在线，加微信看照片。", "成人直播平台，主播大秀，充值看全场。", "高端会所，佳丽如云，包房服务，欢迎预约。",
+        "宅男福利，精品套图，无删减在线看。", "夜场小姐陪玩，一条龙服务，电话预约。", "激情视频聊天室，美女在线一对一陪聊。",
+    ],
+    ("zh", "gambling"): [
+        "正规网投平台，大额无忧，出款稳定。", "时时彩前后三计划，准确率百分之九十。", "真人百家乐，首充即送百分之五十。",
+        "体育赛事投注，亚洲盘口，滚球实时。", "电子捕鱼游戏，一炮爆金，充值返现。", "推荐好友注册即送八十八元体验金。",
     ],
 }
 FILL_EN = {
@@ -118,11 +147,11 @@ def disguise(sentence: str, rng: random.Random) -> str:
     return sentence
 
 
-def spam_paragraph(language: str, kind: str, rng: random.Random, held_out: bool = False) -> str:
+def spam_paragraph(language: str, kind: str, rng: random.Random, sentences: str = "patterns") -> str:
     patterns, fill = (EN, FILL_EN) if language == "en" else (ZH, FILL_ZH)
-    choices = HELD_OUT[language, kind] if held_out else patterns[kind]
-    sentences = [disguise(_fill(rng.choice(choices), fill, rng), rng) for _ in range(rng.randint(3, 6))]
-    return (" " if language == "en" else "").join(sentences)
+    choices = {"patterns": patterns[kind], "held_out": HELD_OUT[language, kind], "fresh": FRESH[language, kind]}[sentences]
+    chosen = [disguise(_fill(rng.choice(choices), fill, rng), rng) for _ in range(rng.randint(3, 6))]
+    return (" " if language == "en" else "").join(chosen)
 
 
 def plant(text: str, paragraph: str, rng: random.Random) -> str:
@@ -142,13 +171,13 @@ def zh_pages(peoples_daily: pl.DataFrame, count: int, rng: random.Random) -> lis
     return pages
 
 
-def spam_pages(data: pl.DataFrame, language: str, kind: str, seed: int = 0, held_out: bool = False) -> pl.DataFrame:
-    """`data` (id, text: real pages) with one or two spam paragraphs of `kind` planted in each
-    (`held_out`: from the sentences written without looking at the lists)."""
+def spam_pages(data: pl.DataFrame, language: str, kind: str, seed: int = 0, sentences: str = "patterns") -> pl.DataFrame:
+    """`data` (id, text: real pages) with one or two spam paragraphs of `kind` planted in each, from
+    the `patterns`, the first `held_out` sentences or the `fresh` ones (see above)."""
     rng = random.Random(f"{seed}:{language}:{kind}")
     texts = []
     for text in data.get_column("text").to_list():
         for _ in range(rng.randint(1, 2)):
-            text = plant(text, spam_paragraph(language, kind, rng, held_out), rng)
+            text = plant(text, spam_paragraph(language, kind, rng, sentences), rng)
         texts.append(text)
     return pl.DataFrame({"id": [f"spam-{language}-{kind}-{i}" for i in range(len(texts))], "text": texts})
