@@ -1,7 +1,7 @@
 """`url_filter`: documents from blocklisted sites (adult, gambling, malware, drugs), judged by their URL alone.
 
-A crawl's URL is the cheapest evidence there is: FineWeb drops pages whose domain is on the UT1
-blocklists before reading a word of them. Three kinds of entries, all read from text files:
+A crawl's URL is the cheapest evidence there is: FineWeb's first filter removes pages whose domain
+is on UT1's adult blocklist, before reading a word of them. Three kinds of entries, all read from text files:
 
 - domains (`casino.com`): the URL's host or any parent of it (`www.`, `m.casino.com`, `a.b.casino.com`);
 - URLs (`example.com/adult/`): the host (without `www.`) and the start of the path, as UT1 lists them;
@@ -92,9 +92,10 @@ class Blocklist:
             if path.rstrip("/") == stem or path.startswith(stem + "/"):  # whole path segments: /sk is not /skx
                 return category, f"url:{host}{prefix}"
         tokens = set(TOKEN.findall(f"{host} {path}".lower()))
-        for token in sorted(tokens):
-            if token in self.hard:
-                return self.hard[token], "word:" + token
+        hard = tokens & self.hard.keys()
+        if hard:
+            word = min(hard)
+            return self.hard[word], "word:" + word
         for word, category in self.in_host.items():
             if word in host:
                 return category, "host:" + word
