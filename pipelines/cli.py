@@ -53,6 +53,12 @@ def run_failures(config: Any) -> Iterator[None]:
             "out-of-memory killer). Lower `workers` or `input.batch_rows` if memory is short. " + RESUMES, err=True)
         sys.exit(1)
     except Exception as error:  # noqa: BLE001 - a full disk can surface from any library, even as a Rust panic
+        from cleanmix.pipelines.storage import ENDPOINT_HINT, is_store_error
+
+        if is_store_error(error):
+            click.echo(f"error: the object store failed while the run was going ({one_line(error)[:300]}). {ENDPOINT_HINT} "
+                       + RESUMES, err=True)
+            sys.exit(1)
         if not _disk_full(error):
             raise
         click.echo(f"error: the disk is full ({one_line(error)[:200]}). {_space_needed(config)} "
