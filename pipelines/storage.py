@@ -152,14 +152,18 @@ def check_bucket(url: str, options: Options, role: str) -> tuple[AbstractFileSys
     """The filesystem and key of a URL whose bucket exists and answers: else one paragraph."""
     fs, key = filesystem(url, options)
     bucket = bucket_of(fs, key)
-    with store_errors(url, role):
-        found = fs.exists(bucket)
-        if not found:  # exists() says False for a refusal too: listing says which it is
-            try:
-                fs.ls(bucket, detail=False)
-                found = True
-            except FileNotFoundError:
-                pass
+    try:
+        with store_errors(url, role):
+            found = fs.exists(bucket)
+            if not found:  # exists() says False for a refusal too: listing says which it is
+                try:
+                    fs.ls(bucket, detail=False)  # one page of one level
+                    found = True
+                except FileNotFoundError:
+                    pass
+    except TypeError as error:  # s3fs makes its client at first use: a storage option it does not take fails here
+        raise UserError(f"{role} '{url}': its storage_options do not fit the filesystem of {url.split('://')[0]}:// "
+                        f"({one_line(error)}).") from None
     if not found:
         raise UserError(
             f"{role} '{url}': the bucket '{bucket}' does not exist (or these credentials cannot see it). Create it first, "
