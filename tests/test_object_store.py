@@ -334,3 +334,14 @@ def test_streamed_line_ranges_cut_where_memory_mapped_ones_do(tmp_path_factory, 
         assert jsonl._ranges_streamed(str(path), len(data), None) == jsonl._ranges(str(path), len(data))
     finally:
         jsonl.UNIT_BYTES, jsonl.BLOCK_BYTES = saved
+
+
+def test_a_live_runs_lock_is_respected_and_names_its_holder(s3, tmp_path):
+    """A lock whose run lives (here: this test's own pid), or that another machine holds, refuses the run and stays."""
+    config = pipeline(tmp_path / "p.yaml", str(DEMO), s3.url("runs/locked"), SMALL_STAGES)
+    for holder in ({"host": socket.gethostname(), "pid": os.getpid(), "since": "now"}, {"host": "elsewhere", "pid": 1, "since": "then"}):
+        lock = json.dumps(holder).encode()
+        s3.put("runs/locked/.cleanmix.lock", lock)
+        refused = clean("run", str(config))
+        assert_user_error(refused, f"another `clean run` (pid {holder['pid']} on {holder['host']}", "runs/locked/.cleanmix.lock")
+        assert s3.objects("runs/locked") == {".cleanmix.lock": lock}
