@@ -149,7 +149,8 @@ class StoreClaim(Claim):
     def finished(self) -> None:
         assert self.folder is not None and self.staged is not None
         self.staged.finished()
-        self.folder.publish(self.out)
+        with store_errors(self.folder.url, "output.path"):
+            self.folder.publish(self.out)
         shutil.rmtree(self.out, ignore_errors=True)
 
     def summary(self) -> dict[str, Any]:
@@ -196,8 +197,7 @@ def claim_store(url: str, config: PipelineConfig, plan: InputPlan, overwrite: bo
             held = StoreClaim(staging, False, marker, folder, staged)
             if staged.complete:  # the run finished, its publication did not
                 reporter.log(f"publishing the finished run staged in {staging}")
-                with store_errors(url, "output.path"):
-                    held.finished()
+                held.finished()
                 yield StoreClaim(staging, True, marker, folder)
             else:
                 yield held
