@@ -31,18 +31,15 @@ BLOCK_BYTES = 8 * 2**20
 
 
 def is_url(path: str | Path) -> bool:
-    """A location fsspec opens (`s3://bucket/key`); local paths, `file://` included, are not."""
-    text = str(path)
-    return bool(re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://", text)) and not text.startswith("file://")
-
-
-def local_path(path: str) -> str:
-    return path.removeprefix("file://")
+    """A location fsspec opens (`s3://bucket/key`), not a local path."""
+    return bool(re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://", str(path)))
 
 
 def filesystem(url: str, options: Options = None) -> tuple[AbstractFileSystem, str]:
     """The fsspec filesystem for a URL and the URL's path on it (no protocol: `bucket/key`)."""
     protocol = url.split("://", 1)[0].lower()
+    if protocol == "file":
+        raise UserError(f"'{url}': write a local path as a path, without file://.")
     try:
         from fsspec.core import url_to_fs
 
@@ -65,7 +62,7 @@ def url_of(fs: AbstractFileSystem, path: str) -> str:
 def open_input(path: str, options: Options = None) -> BinaryIO:
     """A file's bytes, read sequentially or by ranges: a local file, or an object read in blocks."""
     if not is_url(path):
-        return open(local_path(path), "rb")  # noqa: SIM115 - the caller owns it
+        return open(path, "rb")  # noqa: SIM115 - the caller owns it
     fs, key = filesystem(path, options)
     return fs.open(key, "rb", block_size=BLOCK_BYTES)  # type: ignore[return-value]
 
@@ -78,7 +75,7 @@ def parquet_source(path: str, options: Options = None) -> str | BinaryIO:
 
 def size(path: str, options: Options = None) -> int:
     if not is_url(path):
-        return os.path.getsize(local_path(path))
+        return os.path.getsize(path)
     fs, key = filesystem(path, options)
     return int(fs.size(key))
 
@@ -87,7 +84,7 @@ def version(path: str, options: Options = None) -> list[Any] | None:
     """What tells whether a file changed: size and modification time (local), or size and ETag."""
     try:
         if not is_url(path):
-            info = os.stat(local_path(path))
+            info = os.stat(path)
             return [info.st_size, info.st_mtime_ns]
         fs, key = filesystem(path, options)
         found = fs.info(key)
@@ -102,7 +99,7 @@ def inside(child: str, parent: str) -> bool:
     if is_url(child) != is_url(parent):
         return False
     if not is_url(child):
-        return Path(local_path(child)).resolve().is_relative_to(Path(local_path(parent)).resolve())
+        return Path(child).resolve().is_relative_to(Path(parent).resolve())
     a, b = child.rstrip("/"), parent.rstrip("/")
     return a == b or a.startswith(b + "/")
 
@@ -113,10 +110,6 @@ def staging_folder(url: str) -> Path:
     base = os.environ.get("CLEANMIX_STAGING") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "cleanmix" / "staging"
     readable = re.sub(r"[^A-Za-z0-9._-]+", "_", url)[-80:].strip("_")
     return Path(base) / f"{readable}-{hashlib.sha256(url.encode()).hexdigest()[:12]}"
-
-
-def bucket_of(fs: AbstractFileSystem, key: str) -> str:
-    return key.split("/", 1)[0]
 
 
 @contextmanager
@@ -151,7 +144,7 @@ def is_store_error(error: BaseException) -> bool:
 def check_bucket(url: str, options: Options, role: str) -> tuple[AbstractFileSystem, str]:
     """The filesystem and key of a URL whose bucket exists and answers: else one paragraph."""
     fs, key = filesystem(url, options)
-    bucket = bucket_of(fs, key)
+    bucket = key.split("/", 1)[0]
     try:
         with store_errors(url, role):
             found = fs.exists(bucket)
