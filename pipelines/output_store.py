@@ -21,6 +21,7 @@ import json
 import os
 import shutil
 import socket
+import tempfile
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass
@@ -201,3 +202,34 @@ def claim_store(url: str, config: PipelineConfig, plan: InputPlan, overwrite: bo
                 yield StoreClaim(staging, True, marker, folder)
             else:
                 yield held
+
+
+@contextmanager
+def local_copy(url: str) -> Iterator[Path]:
+    """A finished run's stats/ and pipeline.yaml, copied from the store into a temporary folder:
+    what `clean stats` and `clean report` read."""
+    url = url.rstrip("/")
+    fs, key = check_bucket(url, None, "output folder")
+    folder = StoreFolder(fs, key, url)
+    with tempfile.TemporaryDirectory() as tmp, store_errors(url, "output folder"):
+        fs.invalidate_cache()
+        remote = list(fs.find(f"{folder.key}/stats")) + [p for p in (f"{folder.key}/pipeline.yaml",) if fs.isfile(p)]
+        if f"{folder.key}/{SUMMARY}" not in remote:
+            raise UserError(
+                f"'{url}' is not a finished cleanmix output folder: it has no {SUMMARY} (clean run publishes that object last, "
+                "so the run has not finished, or never ran there). Re-running an interrupted run finishes it."
+            )
+        local = [Path(tmp) / p.removeprefix(folder.key + "/") for p in remote]
+        for path in local:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        fs.get(remote, [str(p) for p in local])
+        yield Path(tmp)
+
+
+def publish_report(url: str, report: Path) -> str:
+    """`clean report` on a store: the page, rewritten from the run's stats, uploaded in place of the old one."""
+    url = url.rstrip("/")
+    fs, key = check_bucket(url, None, "output folder")
+    with store_errors(url, "output folder"):
+        fs.put_file(str(report), f"{key.rstrip('/')}/report.html")
+    return f"{url}/report.html"

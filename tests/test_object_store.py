@@ -163,6 +163,11 @@ def test_demo_on_s3_gives_the_local_output_byte_for_byte(s3, reference, tmp_path
     again = clean("run", str(config), check=True)
     assert "already holds this run, complete: nothing to do" in again.stderr
     assert s3.objects("runs/demo") == published
+    table = clean("stats", s3.url("runs/demo"), check=True).stdout
+    assert "812 docs in → 517 kept" in table and "minhash_dedup" in table
+    assert clean("report", s3.url("runs/demo"), check=True).stdout.strip() == f"{s3.url('runs/demo')}/report.html"
+    assert b"minhash_dedup" in s3.objects("runs/demo")["report.html"]
+    assert_user_error(clean("stats", s3.url("demo")), f"'{s3.url('demo')}' is not a finished cleanmix output folder")
 
 
 def kill_when_staged(cmd: list[str], staging: Path, markers: int) -> bool:
