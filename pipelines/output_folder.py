@@ -24,7 +24,7 @@ from cleanmix.pipelines.config import PipelineConfig
 from cleanmix.pipelines.errors import UserError
 from cleanmix.pipelines.progress import Reporter
 from cleanmix.pipelines.shards import OUTPUT_MARKER, InputPlan, write_json, write_text
-from cleanmix.pipelines.storage import inside, is_url, version
+from cleanmix.pipelines.storage import inside, is_url, map_paths, version
 
 MARKER = OUTPUT_MARKER
 LOCK = ".cleanmix.lock"
@@ -38,8 +38,8 @@ WRITTEN = (*RESULTS, WORK, "pipeline.yaml", MARKER)
 def input_manifest(plan: InputPlan, limit: int | None, options: dict[str, Any] | None = None) -> dict[str, Any]:
     """What the run reads: every input file's size and modification time (an object's size and
     ETag), and the limit."""
-    return {"files": {path if is_url(path) else str(Path(path).resolve()): version(path, options) for path in plan.files},
-            "limit": limit}
+    versions = list(map_paths(lambda path: version(path, options), plan.files))
+    return {"files": {path if is_url(path) else str(Path(path).resolve()): v for path, v in zip(plan.files, versions)}, "limit": limit}
 
 
 @dataclass

@@ -25,7 +25,7 @@ from cleanmix.pipelines.formats import DAMAGED, POSITION, Survey, Tally, format_
 from cleanmix.pipelines.input_checks import check_columns, check_types
 from cleanmix.pipelines.order import ORDER, order_of
 from cleanmix.pipelines.stage import ID, SOURCE, TEXT, Stage
-from cleanmix.pipelines.storage import check_bucket, is_url, store_errors, url_of
+from cleanmix.pipelines.storage import check_bucket, is_url, map_paths, store_errors, url_of
 
 FILES_PER_UNIT = 1000
 
@@ -230,7 +230,7 @@ def plan_input(config: InputConfig, limit: int | None = None, columns: set[str] 
         if not one_file:
             roots.append(str(root))
         all_files += files
-        for path in files:
+        for path, surveyed in zip(files, _surveys(files, config)):
             kind = format_of(path, config.format)
             if kind is None:
                 raise UserError(
@@ -238,18 +238,17 @@ def plan_input(config: InputConfig, limit: int | None = None, columns: set[str] 
                     ".warc, .wet, plain or .gz/.zst/.bz2). Rename it, or set input.format: parquet | jsonl | warc."
                 )
             reader = reader_for(kind)
-            try:
-                survey = reader.survey(path, config)
-            except UserError:
-                raise
-            except Exception as error:  # noqa: BLE001 - any unreadable file is the same user problem
+            if isinstance(surveyed, UserError):
+                raise surveyed
+            if isinstance(surveyed, Exception):  # any unreadable file is the same user problem
                 if config.on_error == "skip":
-                    skipped[path] = one_line(error)
+                    skipped[path] = one_line(surveyed)
                     continue
                 raise UserError(
-                    f"input file {path} is not a readable {reader.name} file ({one_line(error)}). "
+                    f"input file {path} is not a readable {reader.name} file ({one_line(surveyed)}). "
                     "Fix or remove it, or set input.on_error: skip to skip unreadable shards and count them."
                 ) from None
+            survey = surveyed
             _check_survey(path, survey, config, added or {}, types, columns, text_maker)
             schemas.setdefault(kind, []).append(survey.schema)
             name = _relative_name(path, root)
@@ -270,6 +269,22 @@ def plan_input(config: InputConfig, limit: int | None = None, columns: set[str] 
     if limit is not None:
         units, total_rows = _limit(units, limit, config), limit if total_rows is None else min(total_rows, limit)
     return InputPlan(units, all_files, skipped, total_rows, total_bytes, roots)
+
+
+def _surveys(files: list[str], config: InputConfig) -> Iterator[Survey | Exception | None]:
+    """Each file's survey, or what surveying it raised (None: no known format), in file order;
+    objects in a store several at once (`storage.map_paths`)."""
+
+    def look(path: str) -> Survey | Exception | None:
+        kind = format_of(path, config.format)
+        if kind is None:
+            return None
+        try:
+            return reader_for(kind).survey(path, config)
+        except Exception as error:  # noqa: BLE001 - handed back to the planner, which names the file
+            return error
+
+    return map_paths(look, files)
 
 
 def _check_survey(path: str, survey: Survey, config: InputConfig, added: Mapping[str, Stage | None],

@@ -12,10 +12,11 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
 
 from cleanmix.pipelines.errors import UserError, one_line
 
@@ -23,11 +24,30 @@ if TYPE_CHECKING:
     from fsspec import AbstractFileSystem
 
 Options = dict[str, Any] | None
+T = TypeVar("T")
 
 EXTRAS = {"s3": ("s3fs", "s3"), "s3a": ("s3fs", "s3"), "gs": ("gcsfs", "gcs"), "gcs": ("gcsfs", "gcs")}
 """Protocol → (package, cleanmix extra that installs it)."""
 BLOCK_BYTES = 8 * 2**20
 """Bytes one read from an object store fetches (fsspec's read-ahead cache)."""
+
+
+LOOKS_AT_ONCE = 16
+"""Objects looked at at once while planning (a footer, a size and ETag): each look is a few round
+trips that mostly wait on the network (`benchmarks/object_store.md`)."""
+
+
+def map_paths(fn: Callable[[str], T], paths: list[str]) -> Iterator[T]:
+    """`fn` over `paths`, in order: one after another for local files, LOOKS_AT_ONCE at a time
+    when any is a URL."""
+    if LOOKS_AT_ONCE == 1 or not any(is_url(path) for path in paths):
+        yield from map(fn, paths)
+        return
+    pool = ThreadPoolExecutor(LOOKS_AT_ONCE)
+    try:
+        yield from pool.map(fn, paths)
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
 
 
 def is_url(path: str | Path) -> bool:

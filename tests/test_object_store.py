@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -25,6 +26,7 @@ from test_formats import write_jsonl
 
 import cleanmix.pipelines.jsonl
 from cleanmix.pipelines.config import validate_pipeline
+from cleanmix.pipelines.errors import UserError
 from cleanmix.pipelines.local import run_local
 from cleanmix.pipelines.progress import Reporter
 from cleanmix.pipelines.shards import plan_input, read_unit
@@ -307,6 +309,19 @@ def test_jsonl_ranges_and_warc_read_from_s3_as_from_disk(s3, tmp_path, monkeypat
     assert sum(len(u.slices[0].part) == 2 for u in b.units) >= 5  # big.jsonl in byte ranges
     for x, y in zip(a.units, b.units):
         assert pl.concat(read_unit(x, on_disk)).equals(pl.concat(read_unit(y, in_store)))
+
+
+def test_objects_are_planned_several_at_once_in_order_and_a_damaged_one_is_named(s3, tmp_path):
+    """Planning looks at objects on threads: the plan keeps file order, and a damaged object stops it or is skipped."""
+    for i in range(40):
+        s3.put(f"many/p{i:03d}.parquet", (DEMO / f"part-0{i % 3}.parquet").read_bytes())
+    s3.put("many/p017.parquet", b"PAR1 not a parquet file")
+    config = validate_pipeline({"input": {"path": s3.url("many")}, "output": {"path": "unused"}}).input
+    with pytest.raises(UserError, match=re.escape(f"input file {s3.url('many/p017.parquet')} is not a readable Parquet file")):
+        plan_input(config)
+    plan = plan_input(config.model_copy(update={"on_error": "skip"}))
+    assert list(plan.skipped) == [s3.url("many/p017.parquet")]
+    assert [s.name for u in plan.units for s in u.slices] == [f"p{i:03d}.parquet" for i in range(40) if i != 17]
 
 
 def _warc(texts: list[str]) -> bytes:
