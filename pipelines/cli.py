@@ -53,6 +53,12 @@ def run_failures(config: Any) -> Iterator[None]:
             "out-of-memory killer). Lower `workers` or `input.batch_rows` if memory is short. " + RESUMES, err=True)
         sys.exit(1)
     except Exception as error:  # noqa: BLE001 - a full disk can surface from any library, even as a Rust panic
+        from cleanmix.pipelines.storage import ENDPOINT_HINT, is_store_error
+
+        if is_store_error(error):
+            click.echo(f"error: the object store failed while the run was going ({one_line(error)[:300]}). {ENDPOINT_HINT} "
+                       + RESUMES, err=True)
+            sys.exit(1)
         if not _disk_full(error):
             raise
         click.echo(f"error: the disk is full ({one_line(error)[:200]}). {_space_needed(config)} "
@@ -166,8 +172,15 @@ def validate(pipeline: str, sets: tuple[str, ...]) -> None:
 def stats(outdir: str) -> None:
     """Print the summary of a finished run: a row per stage, then its reasons and changes."""
     from cleanmix.pipelines.outputs import RunFolder
+    from cleanmix.pipelines.storage import is_url
 
-    summary = RunFolder(outdir).summary
+    if is_url(outdir):
+        from cleanmix.pipelines.output_store import local_copy
+
+        with local_copy(outdir) as folder:
+            summary = RunFolder(folder).summary
+    else:
+        summary = RunFolder(outdir).summary
     inp, out = summary.get("input", {}), summary.get("output", {})
     table = Table(title=f"{outdir}: {inp.get('docs', 0):,} docs in → {out.get('docs', 0):,} kept "
                         f"({_pct(out.get('docs', 0), inp.get('docs', 0))}) in {summary.get('seconds', 0):,.1f} s")
@@ -205,8 +218,16 @@ def report(outdir: str) -> None:
     """(Re)write OUTDIR/report.html from a finished run's stats."""
     from cleanmix.pipelines.outputs import RunFolder
     from cleanmix.pipelines.report import write_report
+    from cleanmix.pipelines.storage import is_url
 
-    click.echo(write_report(Path(outdir), RunFolder(outdir).summary))
+    if not is_url(outdir):
+        click.echo(write_report(Path(outdir), RunFolder(outdir).summary))
+        return
+    from cleanmix.pipelines.output_store import local_copy, publish_report
+
+    with local_copy(outdir) as folder:
+        write_report(folder, RunFolder(folder).summary)
+        click.echo(publish_report(outdir, folder / "report.html"))
 
 
 @main.command()

@@ -34,6 +34,10 @@ class InputConfig(Strict):
     source_column: str | None = Field(None, description="used by mix and by per-source stats")
     on_error: Literal["fail", "skip"] = Field("fail", description="an unreadable shard: stop, or skip it and count it")
     batch_rows: int = Field(20_000, ge=1, description="rows per batch held in memory by one worker")
+    storage_options: dict[str, Any] | None = Field(
+        None, exclude=True, description="for s3://, gs://… input: options of its fsspec filesystem (endpoint_url, key, secret, "
+        "anon, …); default: the standard environment variables. Never written to the output folder"
+    )
 
     @model_validator(mode="after")
     def _one_way_in(self) -> InputConfig:
@@ -64,6 +68,9 @@ class OutputConfig(Strict):
     shard_bytes: int | None = Field(None, ge=1, description="text bytes per output shard (instead of shard_rows)")
     format: Literal["parquet", "jsonl.gz", "jsonl.zst"] = Field(
         "parquet", description="the kept documents' shards: data/part-NNNNN.<format> (rejected/ stays Parquet)"
+    )
+    storage_options: dict[str, Any] | None = Field(
+        None, exclude=True, description="for an s3://, gs://… output: options of its fsspec filesystem, as input.storage_options"
     )
 
 

@@ -24,6 +24,7 @@ import pyarrow.parquet as pq
 import zstandard
 
 from cleanmix.pipelines.errors import UserError
+from cleanmix.pipelines.storage import open_input, parquet_source
 
 if TYPE_CHECKING:
     from cleanmix.pipelines.config import InputConfig
@@ -111,10 +112,10 @@ def reader_for(kind: str) -> Reader:
     raise UserError(f"unknown input format '{kind}': expected parquet, jsonl or warc.")
 
 
-def open_stream(path: str) -> BinaryIO:
-    """A file's bytes, decompressed by its extension: .gz, .zst, .bz2, or none."""
+def open_stream(path: str, options: dict[str, Any] | None = None) -> BinaryIO:
+    """A file's bytes (local, or an object read through fsspec), decompressed by its extension: .gz, .zst, .bz2, or none."""
     lower = path.lower()
-    raw = open(path, "rb")  # noqa: SIM115 - the stream returned owns it
+    raw = open_input(path, options)
     if lower.endswith(".gz"):
         return gzip.GzipFile(fileobj=raw)  # type: ignore[return-value]
     if lower.endswith(".bz2"):
@@ -179,7 +180,7 @@ class Parquet:
     name = "Parquet"
 
     def survey(self, path: str, config: InputConfig) -> Survey:
-        meta = pq.ParquetFile(path).metadata
+        meta = pq.ParquetFile(parquet_source(path, config.storage_options)).metadata
         schema = meta.schema.to_arrow_schema()
         pieces: list[Piece] = []
         group: list[int] = []
@@ -199,7 +200,7 @@ class Parquet:
         return Survey(schema, tuple(pieces), meta.num_rows, nbytes, meta.num_rows / SMALL_FILE_ROWS)
 
     def read(self, piece: Slice, config: InputConfig, tally: Tally) -> Iterator[pa.Table]:
-        file = pq.ParquetFile(piece.path)
+        file = pq.ParquetFile(parquet_source(piece.path, config.storage_options))
         if not piece.part:
             return
         row = piece.first_row

@@ -21,7 +21,7 @@ import mmap
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import numpy as np
 import polars as pl
@@ -30,6 +30,8 @@ import pyarrow.json as pj
 
 from cleanmix.pipelines.errors import UserError, one_line
 from cleanmix.pipelines.formats import POSITION, SMALL_FILE_BYTES, Piece, Survey, Tally, compressed, open_stream
+from cleanmix.pipelines.storage import is_url
+from cleanmix.pipelines.storage import size as file_size
 
 if TYPE_CHECKING:
     from cleanmix.pipelines.config import InputConfig
@@ -51,7 +53,7 @@ class JsonLines:
     def survey(self, path: str, config: InputConfig) -> Survey:
         chunks: list[bytes] = []
         held, ended = 0, False
-        with open_stream(path) as stream:
+        with open_stream(path, config.storage_options) as stream:
             while not ended and (held < INFER_BYTES or not any(b"\n" in c for c in chunks)):  # a line may be longer
                 chunks.append(more := stream.read(2**16))
                 held, ended = held + len(more), not more
@@ -66,14 +68,14 @@ class JsonLines:
             schema = schema.append(pa.field(config.text_column, pa.string()))  # an empty file: nothing to infer
         elif text >= 0 and pa.types.is_null(schema.field(text).type):
             schema = schema.set(text, pa.field(config.text_column, pa.string()))  # no text in its first lines
-        size = os.path.getsize(path)
-        pieces = _ranges(path, size) if not compressed(path) and size > UNIT_BYTES else (Piece((), 0, None),)
+        size = file_size(path, config.storage_options)
+        pieces = _ranges(path, size, config.storage_options) if not compressed(path) and size > UNIT_BYTES else (Piece((), 0, None),)
         return Survey(schema, pieces, None, None, size / SMALL_FILE_BYTES)
 
     def read(self, piece: Slice, config: InputConfig, tally: Tally) -> Iterator[pa.Table]:
         schema = piece.columns
         explicit = pa.schema([field for field in schema if not pa.types.is_null(field.type)])
-        for first_line, block in _blocks(piece.path, piece.part):
+        for first_line, block in _blocks(piece.path, piece.part, config.storage_options):
             table = parse_block(block, piece.first_row + first_line, explicit, piece.path, config, tally)
             yield conform_nulls(table, schema)
 
@@ -109,8 +111,10 @@ def _nth_newline(data: bytes, n: int) -> int | None:
     return int(ends[n - 1]) + 1 if len(ends) >= n else None
 
 
-def _ranges(path: str, size: int) -> tuple[Piece, ...]:
+def _ranges(path: str, size: int, options: dict[str, Any] | None = None) -> tuple[Piece, ...]:
     """Byte ranges of about UNIT_BYTES at line boundaries, each with the number of lines before it."""
+    if is_url(path):
+        return _ranges_streamed(path, size, options)
     pieces = []
     start = lines = 0
     with open(path, "rb") as file, mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as data:
@@ -124,10 +128,29 @@ def _ranges(path: str, size: int) -> tuple[Piece, ...]:
     return tuple(pieces)
 
 
-def _blocks(path: str, part: tuple[int, ...]) -> Iterator[tuple[int, bytes]]:
+def _ranges_streamed(path: str, size: int, options: dict[str, Any] | None) -> tuple[Piece, ...]:
+    """`_ranges` for an object, which cannot be memory-mapped: the same cuts, in one sequential read."""
+    pieces = []
+    start = lines = at = seen = 0  # seen: newlines in [start, at)
+    with open_stream(path, options) as stream:
+        while block := stream.read(BLOCK_BYTES):
+            ends = at + np.flatnonzero(np.frombuffer(block, np.uint8) == 10)
+            while start + UNIT_BYTES < size and len(after := ends[ends >= start + UNIT_BYTES - 1]):
+                end = int(after[0]) + 1
+                pieces.append(Piece((start, end), lines, None))
+                lines += seen + int(np.count_nonzero((ends >= start) & (ends < end)))
+                start, seen = end, 0
+            seen += int(np.count_nonzero(ends >= start))
+            at += len(block)
+    if start < size:
+        pieces.append(Piece((start, size), lines, None))
+    return tuple(pieces)
+
+
+def _blocks(path: str, part: tuple[int, ...], options: dict[str, Any] | None = None) -> Iterator[tuple[int, bytes]]:
     """Blocks of whole lines of the file (or of its byte range), each with the lines before it."""
     start, end = part if part else (0, None)
-    with open_stream(path) as stream:
+    with open_stream(path, options) as stream:
         if start:
             stream.seek(start)
         left = None if end is None else end - start

@@ -24,6 +24,7 @@ from cleanmix.pipelines.config import PipelineConfig
 from cleanmix.pipelines.errors import UserError
 from cleanmix.pipelines.progress import Reporter
 from cleanmix.pipelines.shards import OUTPUT_MARKER, InputPlan, write_json, write_text
+from cleanmix.pipelines.storage import inside, is_url, map_paths, version
 
 MARKER = OUTPUT_MARKER
 LOCK = ".cleanmix.lock"
@@ -34,16 +35,11 @@ WRITTEN = (*RESULTS, WORK, "pipeline.yaml", MARKER)
 """Everything cleanmix writes into an output folder (besides the lock): all that --overwrite removes."""
 
 
-def input_manifest(plan: InputPlan, limit: int | None) -> dict[str, Any]:
-    """What the run reads: every input file's size and modification time, and the limit."""
-    files: dict[str, list[int] | None] = {}
-    for path in plan.files:
-        try:
-            info = os.stat(path)
-        except OSError:
-            info = None
-        files[str(Path(path).resolve())] = [info.st_size, info.st_mtime_ns] if info else None
-    return {"files": files, "limit": limit}
+def input_manifest(plan: InputPlan, limit: int | None, options: dict[str, Any] | None = None) -> dict[str, Any]:
+    """What the run reads: every input file's size and modification time (an object's size and
+    ETag), and the limit."""
+    versions = list(map_paths(lambda path: version(path, options), plan.files))
+    return {"files": {path if is_url(path) else str(Path(path).resolve()): v for path, v in zip(plan.files, versions)}, "limit": limit}
 
 
 @dataclass
@@ -56,6 +52,19 @@ class Claim:
 
     def finished(self) -> None:
         write_json(self.out / MARKER, {**self.marker, "complete": True})
+
+    def summary(self) -> dict[str, Any]:
+        """The finished run's stats/summary.json."""
+        return json.loads((self.out / "stats" / "summary.json").read_text())
+
+
+def claim_output(location: str, config: PipelineConfig, plan: InputPlan, overwrite: bool, reporter: Reporter):  # noqa: ANN201
+    """`claim` for output.path: a local folder, or an object-store URL (`output_store.claim_store`)."""
+    if is_url(location):
+        from cleanmix.pipelines.output_store import claim_store
+
+        return claim_store(location, config, plan, overwrite, reporter)
+    return claim(Path(location), config, plan, overwrite, reporter)
 
 
 @contextmanager
@@ -71,31 +80,45 @@ def claim(out: Path, config: PipelineConfig, plan: InputPlan, overwrite: bool, r
         )
     out.mkdir(parents=True, exist_ok=True)
     with _locked(out):
-        marker = {"format": 1, "fingerprint": _digest(config.fingerprint()), "input": input_manifest(plan, config.limit)}
-        yield _prepare(out, config, marker, overwrite, reporter)
+        yield _prepare(out, config, run_marker(config, plan), overwrite, reporter)
+
+
+def run_marker(config: PipelineConfig, plan: InputPlan) -> dict[str, Any]:
+    """What the output folder's marker records of this run: the pipeline's fingerprint and the input manifest."""
+    return {"format": 1, "fingerprint": _digest(config.fingerprint()),
+            "input": input_manifest(plan, config.limit, config.input.storage_options)}
+
+
+def verdict(out: str, previous: dict[str, Any] | None, marker: dict[str, Any], overwrite: bool, reporter: Reporter) -> str:
+    """What a run does with a folder whose marker is `previous`: `complete` (nothing to do),
+    `resume` (keep its scratch files) or `fresh` (start over); or refuse."""
+    if previous is None or overwrite:
+        return "fresh"
+    if previous.get("fingerprint") != marker["fingerprint"]:
+        raise UserError(
+            f"output.path '{out}' holds a run of a different pipeline ({out}/pipeline.yaml differs from this "
+            "one). Choose another output folder, or pass --overwrite to replace it."
+        )
+    changed = changes(previous.get("input") or {}, marker["input"])
+    if changed and previous.get("complete"):
+        raise UserError(
+            f"output.path '{out}' holds a finished run of this pipeline over a different input ({changed}). "
+            "Choose another output folder, or pass --overwrite to replace it."
+        )
+    if changed:
+        reporter.log(f"the input changed since the interrupted run ({changed}): starting over")
+        return "fresh"
+    return "complete" if previous.get("complete") else "resume"
 
 
 def _prepare(out: Path, config: PipelineConfig, marker: dict[str, Any], overwrite: bool, reporter: Reporter) -> Claim:
-    previous = _read_marker(out)
-    if previous is not None and not overwrite:
-        if previous.get("fingerprint") != marker["fingerprint"]:
-            raise UserError(
-                f"output.path '{out}' holds a run of a different pipeline ({out / 'pipeline.yaml'} differs from this "
-                "one). Choose another output folder, or pass --overwrite to replace it."
-            )
-        changed = _changes(previous.get("input") or {}, marker["input"])
-        if changed and previous.get("complete"):
-            raise UserError(
-                f"output.path '{out}' holds a finished run of this pipeline over a different input ({changed}). "
-                "Choose another output folder, or pass --overwrite to replace it."
-            )
-        if changed:
-            reporter.log(f"the input changed since the interrupted run ({changed}): starting over")
-        elif previous.get("complete"):
-            return Claim(out, True, previous)
-        else:
-            _remove(out, RESULTS)  # a crash while writing them leaves partial results and temporary files
-            return Claim(out, False, marker)
+    previous = read_marker(out)
+    found = verdict(str(out), previous, marker, overwrite, reporter)
+    if found == "complete":
+        return Claim(out, True, previous)  # type: ignore[arg-type]
+    if found == "resume":
+        _remove(out, RESULTS)  # a crash while writing them leaves partial results and temporary files
+        return Claim(out, False, marker)
     _remove(out, WRITTEN)
     write_json(out / MARKER, {**marker, "complete": False})
     write_text(out / "pipeline.yaml", config.resolved_yaml())
@@ -103,17 +126,16 @@ def _prepare(out: Path, config: PipelineConfig, marker: dict[str, Any], overwrit
     return Claim(out, False, marker)
 
 
-def check_layout(out: Path, plan: InputPlan) -> None:
+def check_layout(out: Path | str, plan: InputPlan) -> None:
     """Refuse an output folder that holds input files, or that lies inside a folder read as input."""
-    target = out.resolve()
     for path in plan.files:
-        if Path(path).resolve().is_relative_to(target):
+        if inside(path, str(out)):
             raise UserError(
                 f"input file {path} is inside the output folder '{out}': a run replaces what is there, so it could "
                 "lose its own input. Choose an output folder that holds no input."
             )
     for root in plan.roots:
-        if target.is_relative_to(Path(root).resolve()):
+        if inside(str(out), root):
             raise UserError(
                 f"output.path '{out}' is inside the input folder '{root}': the next run would read this run's output "
                 "as input. Choose an output folder outside the input."
@@ -144,7 +166,7 @@ def _locked(out: Path) -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-def _read_marker(out: Path) -> dict[str, Any] | None:
+def read_marker(out: Path) -> dict[str, Any] | None:
     try:
         data = json.loads((out / MARKER).read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -152,7 +174,7 @@ def _read_marker(out: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
-def _changes(before: dict[str, Any], now: dict[str, Any]) -> str:
+def changes(before: dict[str, Any], now: dict[str, Any]) -> str:
     """What differs between two input manifests, in a few words; empty when nothing does."""
     if before.get("limit") != now.get("limit"):
         return f"limit {before.get('limit')} → {now.get('limit')}"

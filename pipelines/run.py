@@ -34,7 +34,7 @@ import pyarrow.parquet as pq
 from cleanmix.pipelines.compact import Compaction, compact, sort_by_order
 from cleanmix.pipelines.config import InputConfig, PipelineConfig
 from cleanmix.pipelines.errors import UserError
-from cleanmix.pipelines.output_folder import WORK, claim
+from cleanmix.pipelines.output_folder import WORK, claim_output
 from cleanmix.pipelines.progress import Reporter
 from cleanmix.pipelines.shards import (
     ID,
@@ -252,6 +252,8 @@ class RunState:
     executor: Executor
     reporter: Reporter
     segments: list[Segment]
+    out: Path
+    """Where the output is written (for an object store: the local staging folder, published at the end)."""
     stats: dict[str, StageStats] = field(init=False)
     details: dict[str, dict[str, Any]] = field(default_factory=dict)
     units: dict[int, dict[str, Any]] = field(default_factory=dict)
@@ -279,14 +281,14 @@ def run_pipeline(config: PipelineConfig, pipeline: str, reporter: Reporter, laun
                  overwrite: bool = False) -> dict[str, Any]:
     """Run the pipeline with the executor `launch(units)` gives; returns the summary (also in stats/)."""
     plan = plan_run(config)
-    out = Path(config.output.path)
-    with claim(out, config, plan, overwrite, reporter) as held:
+    with claim_output(config.output.path, config, plan, overwrite, reporter) as held:
         if held.complete:
-            reporter.log(f"{out} already holds this run, complete: nothing to do (--overwrite runs it again).")
-            return json.loads((out / "stats" / "summary.json").read_text())
+            reporter.log(f"{config.output.path} already holds this run, complete: nothing to do (--overwrite runs it again).")
+            return held.summary()
         executor = launch(len(plan.units))
         try:
-            state = RunState(config, pipeline, plan, out.resolve() / WORK, executor, reporter, plan_segments(config.stages))
+            out = held.out  # the output folder, or the local folder that stages an object-store one
+            state = RunState(config, pipeline, plan, out.resolve() / WORK, executor, reporter, plan_segments(config.stages), out)
             for seg in state.segments:
                 if seg.head:
                     decide(state, seg)
@@ -350,7 +352,7 @@ def finish(state: RunState) -> dict[str, Any]:
     """The output shards, the stats, the report; then the scratch files go."""
     from cleanmix.pipelines.report import write_report
 
-    out = Path(state.config.output.path)
+    out = state.out
     shards, docs, nbytes = write_shards(state)
     summary = summarize(state, {"docs": docs, "bytes": nbytes, "shards": shards})
     summary["input"]["duplicate_ids"] = shared_ids(state)
@@ -367,7 +369,7 @@ def finish(state: RunState) -> dict[str, Any]:
 def write_shards(state: RunState) -> tuple[int, int, int]:
     """Compact the last pass's kept rows into data/, and each stage's removed rows into rejected/."""
     config, work = state.config, state.work
-    out = Path(config.output.path).resolve()
+    out = state.out.resolve()
     kept = state.unit_files(work / f"seg-{state.segments[-1].index}")
     if any(is_global(stage) and stage.reorders for stage in config.stages):
         kept = sort_by_order(kept, work / "sorted", state.executor.map) or kept  # no rows: the units give the columns

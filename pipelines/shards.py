@@ -25,6 +25,7 @@ from cleanmix.pipelines.formats import DAMAGED, POSITION, Survey, Tally, format_
 from cleanmix.pipelines.input_checks import check_columns, check_types
 from cleanmix.pipelines.order import ORDER, order_of
 from cleanmix.pipelines.stage import ID, SOURCE, TEXT, Stage
+from cleanmix.pipelines.storage import check_bucket, is_url, map_paths, store_errors, url_of
 
 FILES_PER_UNIT = 1000
 
@@ -70,7 +71,7 @@ class Unit:
 
     def resolved(self) -> Unit:
         """The same unit with absolute paths (for workers that may not share our working folder)."""
-        return replace(self, slices=tuple(replace(s, path=str(Path(s.path).resolve())) for s in self.slices))
+        return replace(self, slices=tuple(s if is_url(s.path) else replace(s, path=str(Path(s.path).resolve())) for s in self.slices))
 
 
 class UnreadableSlice(Exception):
@@ -104,11 +105,16 @@ def is_cleanmix_output(folder: Path) -> bool:
     return (folder / "pipeline.yaml").is_file() and ((folder / "stats" / "summary.json").is_file() or (folder / "_work").is_dir())
 
 
-def input_files(location: str, configured: str | None = None) -> tuple[list[str], Path]:
+def input_files(location: str, configured: str | None = None, options: dict[str, Any] | None = None) -> tuple[list[str], Path | str]:
     """The input files at one location, in a stable order, and the root names are relative to.
 
     A folder is searched recursively, but of a cleanmix output folder (the one named, or one
-    inside it) only the kept documents in `data/` are read: never its rejected rows or scratch."""
+    inside it) only the kept documents in `data/` are read: never its rejected rows or scratch.
+    A URL (`s3://bucket/prefix`) is listed through fsspec the same way; its files are URLs."""
+    if is_url(location):
+        files, root = _store_files(location, configured, options)
+        _check_found(location, files, configured)
+        return files, root
     path = Path(location)
     if path.is_dir():
         if is_cleanmix_output(path) and not (path / "data").is_dir():
@@ -126,13 +132,58 @@ def input_files(location: str, configured: str | None = None) -> tuple[list[str]
         root = root.parent if root.is_file() else root
     else:
         raise UserError(f"input path '{location}' does not exist (relative paths are read from {Path.cwd()}).")
+    _check_found(location, files, configured)
+    return files, root
+
+
+def _check_found(location: str, files: list[str], configured: str | None) -> None:
     if not files:
         raise UserError(
             f"input path '{location}' holds no *.parquet files, nor JSON Lines (*.jsonl, *.json, *.ndjson) or WARC/WET "
             f"(*.warc, *.wet) files, plain or .gz/.zst/.bz2{f' of input.format {configured}' if configured else ''}: "
             "there is nothing to process."
         )
-    return files, root
+
+
+def _store_files(location: str, configured: str | None, options: dict[str, Any] | None) -> tuple[list[str], str]:
+    """`input_files` for a URL: the objects under a prefix, one object, or a glob; files inside a
+    cleanmix output folder (one with its marker) only from its data/."""
+    fs, key = check_bucket(location, options, "input.path")
+    with store_errors(location, "input.path"):
+        fs.invalidate_cache()  # listings cached by an earlier look are stale
+        key = key.rstrip("/")
+        if fs.isfile(key):
+            return [url_of(fs, key)], url_of(fs, key.rsplit("/", 1)[0])
+        if glob.has_magic(key):
+            found = sorted(p for p in fs.glob(key) if fs.isfile(p))
+            root = os.path.commonpath(found) if found else key.split("*", 1)[0].rsplit("/", 1)[0]
+            root = root.rsplit("/", 1)[0] if root in found else root
+        elif fs.isdir(key):
+            found, root = sorted(fs.find(key)), key
+        else:
+            raise UserError(f"input path '{location}' does not exist: no object has that key or prefix.")
+    outputs = sorted({p.rsplit("/", 1)[0] for p in found if p.rsplit("/", 1)[-1] == OUTPUT_MARKER})
+    if root in outputs and not (json.loads(fs.cat_file(f"{root}/{OUTPUT_MARKER}") or b"{}") or {}).get("complete"):
+        raise UserError(
+            f"input path '{location}' is a cleanmix output folder whose run has not finished (its marker does not say "
+            "complete; an object store's output is whole only then). Finish it (run it again), or point input.path at the raw data."
+        )
+    root = f"{root}/data" if root in outputs else root
+
+    def wanted(path: str) -> bool:
+        name = path.rsplit("/", 1)[-1]
+        if name.startswith(".") or format_of(name) is None or (configured is not None and format_of(name) != configured):
+            return False
+        return not any(path.startswith(f"{out}/") and not path.startswith(f"{out}/data/") for out in outputs)
+
+    return [url_of(fs, p) for p in found if wanted(p)], url_of(fs, root)
+
+
+def _relative_name(path: str, root: Path | str) -> str:
+    """A file's name relative to its input location (in generated ids and in errors)."""
+    if isinstance(root, str):
+        return path[len(root) + 1:] if path.startswith(root.rstrip("/") + "/") else path.rsplit("/", 1)[-1]
+    return str(Path(path).relative_to(root)) if Path(path).is_relative_to(root) else Path(path).name
 
 
 def _data_files(folder: Path, configured: str | None) -> list[str]:
@@ -175,11 +226,12 @@ def plan_input(config: InputConfig, limit: int | None = None, columns: Collectio
             filled = 0.0
 
     for source, location in config.locations().items():
-        files, root = input_files(location, config.format)
-        if not Path(location).is_file():
+        files, root = input_files(location, config.format, config.storage_options)
+        one_file = files == [location] if is_url(location) else Path(location).is_file()
+        if not one_file:
             roots.append(str(root))
         all_files += files
-        for path in files:
+        for path, surveyed in zip(files, _surveys(files, config)):
             kind = format_of(path, config.format)
             if kind is None:
                 raise UserError(
@@ -187,21 +239,20 @@ def plan_input(config: InputConfig, limit: int | None = None, columns: Collectio
                     ".warc, .wet, plain or .gz/.zst/.bz2). Rename it, or set input.format: parquet | jsonl | warc."
                 )
             reader = reader_for(kind)
-            try:
-                survey = reader.survey(path, config)
-            except UserError:
-                raise
-            except Exception as error:  # noqa: BLE001 - any unreadable file is the same user problem
+            if isinstance(surveyed, UserError):
+                raise surveyed
+            if isinstance(surveyed, Exception):  # any unreadable file is the same user problem
                 if config.on_error == "skip":
-                    skipped[path] = one_line(error)
+                    skipped[path] = one_line(surveyed)
                     continue
                 raise UserError(
-                    f"input file {path} is not a readable {reader.name} file ({one_line(error)}). "
+                    f"input file {path} is not a readable {reader.name} file ({one_line(surveyed)}). "
                     "Fix or remove it, or set input.on_error: skip to skip unreadable shards and count them."
                 ) from None
+            survey = surveyed
             _check_survey(path, survey, config, added or {}, types, columns, text_maker)
             schemas.setdefault(kind, []).append(survey.schema)
-            name = str(Path(path).relative_to(root)) if Path(path).is_relative_to(root) else Path(path).name
+            name = _relative_name(path, root)
             name = f"{source}/{name}" if source is not None else name
             total_rows = None if total_rows is None or survey.rows is None else total_rows + survey.rows
             total_bytes = None if total_bytes is None or survey.text_bytes is None else total_bytes + survey.text_bytes
@@ -219,6 +270,22 @@ def plan_input(config: InputConfig, limit: int | None = None, columns: Collectio
     if limit is not None:
         units, total_rows = _limit(units, limit, config), limit if total_rows is None else min(total_rows, limit)
     return InputPlan(units, all_files, skipped, total_rows, total_bytes, roots)
+
+
+def _surveys(files: list[str], config: InputConfig) -> Iterator[Survey | Exception | None]:
+    """Each file's survey, or what surveying it raised (None: no known format), in file order;
+    objects in a store several at once (`storage.map_paths`)."""
+
+    def look(path: str) -> Survey | Exception | None:
+        kind = format_of(path, config.format)
+        if kind is None:
+            return None
+        try:
+            return reader_for(kind).survey(path, config)
+        except Exception as error:  # noqa: BLE001 - handed back to the planner, which names the file
+            return error
+
+    return map_paths(look, files)
 
 
 def _check_survey(path: str, survey: Survey, config: InputConfig, added: Mapping[str, Stage | None],

@@ -18,7 +18,6 @@ plain `.warc` cut inside a record loses that record unnoticed: FastWARC ends the
 from __future__ import annotations
 
 import codecs
-import os
 import re
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
@@ -26,6 +25,7 @@ from typing import TYPE_CHECKING
 import pyarrow as pa
 
 from cleanmix.pipelines.formats import POSITION, SMALL_FILE_BYTES, Piece, Survey, Tally, open_stream
+from cleanmix.pipelines.storage import size as file_size
 
 if TYPE_CHECKING:
     from cleanmix.pipelines.config import InputConfig
@@ -47,12 +47,13 @@ class Warc:
     def survey(self, path: str, config: InputConfig) -> Survey:
         from fastwarc.warc import ArchiveIterator
 
-        with open_stream(path) as file:
+        nbytes = file_size(path, config.storage_options)
+        with open_stream(path, config.storage_options) as file:
             first = next(iter(ArchiveIterator(file, parse_http=False)), None)
-            if first is None and os.path.getsize(path):
+            if first is None and nbytes:
                 raise ValueError("no WARC record found at its start")
         schema = SCHEMA if config.text_column == "text" else SCHEMA.set(0, pa.field(config.text_column, pa.string()))
-        return Survey(schema, (Piece((), 0, None),), None, None, os.path.getsize(path) / SMALL_FILE_BYTES)
+        return Survey(schema, (Piece((), 0, None),), None, None, nbytes / SMALL_FILE_BYTES)
 
     def read(self, piece: Slice, config: InputConfig, tally: Tally) -> Iterator[pa.Table]:
         from fastwarc.warc import ArchiveIterator, WarcRecordType
@@ -70,7 +71,7 @@ class Warc:
             held = 0
             return table.rename_columns([config.text_column, *SCHEMA.names[1:], POSITION])
 
-        with open_stream(piece.path) as file:
+        with open_stream(piece.path, config.storage_options) as file:
             for number, record in enumerate(ArchiveIterator(file, parse_http=True)):
                 kind = record.record_type
                 if kind == WarcRecordType.response:
