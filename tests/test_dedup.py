@@ -271,3 +271,16 @@ def test_candidate_pairs_count_each_pair_once_however_many_partitions(tmp_path: 
     assert (partition_mb < 1) == (details["partitions"] > 1)
     assert details["candidate_pairs"] == details["verified_pairs"] == 4
     assert details["clusters"] == 1 and details["duplicates"] == 4
+
+
+@pytest.mark.parametrize("num_perm", [64, 128])
+def test_banding_is_datasketchs_choice(num_perm: int) -> None:
+    """The (bands, rows) integrated in NumPy are the ones datasketch's scipy quadrature picks, for
+    thresholds from 0.30 to 0.98 and every verify mode (their weights differ)."""
+    from datasketch.lsh import _optimal_param
+
+    from cleanmix.dedup.minhash_dedup import _RECALL_WEIGHTS, _banding
+
+    for threshold in np.round(np.arange(0.30, 0.99, 0.02), 2).tolist():
+        for verify, weights in _RECALL_WEIGHTS.items():
+            assert _banding(threshold, num_perm, verify) == _optimal_param(threshold, num_perm, *weights), (threshold, verify)
