@@ -36,6 +36,8 @@ DATA = REPO.parent / "shared" / "data"
 DATATROVE_PYTHON = "/work/venv-datatrove/bin/python"
 REPORT = REPO / "benchmarks" / "pipeline.md"
 SHARDS = 4
+SHARD_DOCS = 1_302
+"""Documents per input shard (4 shards at 1×): `--memory` keeps it, so a unit is as big at 4× the data."""
 STAGES = [
     {"type": "language", "languages": ["en", "zh"]},
     {"type": "gopher_repetition"},
@@ -43,7 +45,7 @@ STAGES = [
     {"type": "c4_quality"},
     {"type": "fineweb_quality"},
     {"type": "pii"},
-    {"type": "minhash_dedup"},
+    {"type": "minhash_dedup", **({"partition_mb": float(os.environ["CM_PARTITION_MB"])} if "CM_PARTITION_MB" in os.environ else {})},
 ]
 ONE_CORE = {"POLARS_MAX_THREADS": "1", "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "RAYON_NUM_THREADS": "1"}
 
@@ -71,8 +73,7 @@ def corpus(replicas: int = 1) -> pl.DataFrame:
 def write_corpus(folder: Path, replicas: int = 1) -> tuple[int, int]:
     docs = corpus(replicas)
     folder.mkdir(parents=True, exist_ok=True)
-    size = -(-docs.height // SHARDS)
-    for shard, part in enumerate(docs.iter_slices(size)):
+    for shard, part in enumerate(docs.iter_slices(SHARD_DOCS)):
         part.write_parquet(folder / f"part-{shard:05d}.parquet", compression="zstd")
     return docs.height, int(docs["text"].str.len_bytes().sum())
 
@@ -161,15 +162,29 @@ def record(path: Path, replicas: int) -> None:
         print(f"{len(found)} documents, {sum(v is None for v in found.values())} kept, {seconds:.1f} s, peak {peak:.0f} MB")
 
 
+def memory() -> None:
+    """Peak RSS of a 1-worker run on 1× and 4× the corpus: what grows with the data."""
+    lines = []
+    for replicas in (1, 4, 1, 4):
+        with tempfile.TemporaryDirectory(prefix="cleanmix-bench-") as tmp:
+            docs, nbytes = write_corpus(Path(tmp) / "in", replicas)
+            seconds, peak = cleanmix(Path(tmp) / "in", Path(tmp) / "out")
+            lines.append(f"| {replicas}× | {docs:,} | {nbytes / 1e6:.1f} | {seconds:.1f} | {peak:.0f} |")
+            print(lines[-1], f"load {os.getloadavg()[0]:.2f}", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--replicas", type=int, default=1)
     parser.add_argument("--datatrove-python", default=DATATROVE_PYTHON)
     parser.add_argument("--record", type=Path, help="write every document's decision (JSON) and stop")
+    parser.add_argument("--memory", action="store_true", help="peak memory of 1× and 4× the corpus (same shard size), and stop")
     args = parser.parse_args()
     if args.record:
         return record(args.record, args.replicas)
+    if args.memory:
+        return memory()
     with tempfile.TemporaryDirectory(prefix="cleanmix-bench-") as tmp:
         src = Path(tmp) / "in"
         docs, nbytes = write_corpus(src, args.replicas)

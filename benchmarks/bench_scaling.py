@@ -41,6 +41,19 @@ def child(src: str, out: str, workers: int, launched: float) -> None:
     from cleanmix.pipelines.progress import Reporter
 
     marks: list[tuple[str, float]] = [("start-up", launched)]
+    peaks: dict[str, float] = {}
+    sampling = True
+
+    def sample() -> None:  # resident memory of this process (1 worker: the whole run), per phase
+        while sampling:
+            status = Path("/proc/self/status").read_text().splitlines()
+            rss = int(next(line for line in status if line.startswith("VmRSS")).split()[1]) / 1024
+            peaks[marks[-1][0]] = max(peaks.get(marks[-1][0], 0.0), rss)
+            time.sleep(0.02)
+
+    import threading
+
+    threading.Thread(target=sample, daemon=True).start()
 
     class Stamps(Reporter):
         def log(self, message: str) -> None:
@@ -67,7 +80,9 @@ def child(src: str, out: str, workers: int, launched: float) -> None:
         if name != "gap":
             phases[name] = phases.get(name, 0.0) + until - at
     phases["start-up"] = started - launched  # the interpreter, the imports
+    sampling = False
     print(json.dumps(phases))
+    print(json.dumps({name: round(mb) for name, mb in peaks.items() if name != "gap"}))
 
 
 def run(src: Path, out: Path, workers: int) -> tuple[float, dict[str, float]]:
@@ -80,9 +95,10 @@ def run(src: Path, out: Path, workers: int) -> tuple[float, dict[str, float]]:
     wall = time.time() - launched
     if done.returncode != 0:
         raise SystemExit(done.stderr[-3000:])
-    phases = json.loads(done.stdout.strip().splitlines()[-1])
+    *_, timed, peaks = done.stdout.strip().splitlines()
+    phases = json.loads(timed)
     phases["exit"] = wall - sum(phases.values())  # the interpreter's shutdown
-    return wall, phases
+    return wall, phases, json.loads(peaks)
 
 
 def serial(phases: dict[str, float]) -> float:
@@ -93,6 +109,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--mb", type=int, default=200)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4, 8, 16])
+    parser.add_argument("--heldout", type=int, metavar="REPLICAS",
+                        help="bench_pipeline.py's held-out corpus, this many times (1,302 documents per shard), instead of --mb")
     parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -100,18 +118,19 @@ def main() -> None:
         return child(src, out, int(workers), float(launched))
     sys.path.insert(0, str(REPO / "benchmarks"))
     from bench_core import build_corpus
+    from bench_pipeline import write_corpus
 
     counts = [w for w in args.workers if w <= (os.cpu_count() or 1)]
     with tempfile.TemporaryDirectory(prefix="cleanmix-scaling-") as tmp:
         src = Path(tmp) / "in"
-        docs, nbytes = build_corpus(src, args.mb)
+        docs, nbytes = write_corpus(src, args.heldout) if args.heldout else build_corpus(src, args.mb)
         shards = len(list(src.iterdir()))
         print(f"corpus: {docs:,} documents, {nbytes / 1e6:,.0f} MB of text, {shards} shards; "
               f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}", flush=True)
         rows = []
         for workers in counts:
-            wall, phases = run(src, Path(tmp) / "out", workers)
-            rows.append({"workers": workers, "wall": wall, "phases": phases, "load": os.getloadavg()[0]})
+            wall, phases, peaks = run(src, Path(tmp) / "out", workers)
+            rows.append({"workers": workers, "wall": wall, "phases": phases, "peak_rss_mb": peaks, "load": os.getloadavg()[0]})
             print(json.dumps(rows[-1]), flush=True)
     one = rows[0]["wall"]
     print()

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from cleanmix.dedup.clusters import connected_components
+from cleanmix.dedup.clusters import connected_components, file_components
 from cleanmix.dedup.exact_dedup import ExactDedup
 from cleanmix.dedup.minhash_dedup import MinhashDedup
 from cleanmix.pipelines.order import order_of
@@ -301,3 +301,21 @@ def test_exact_jaccard_is_set_jaccard(pairs: list[tuple[set[int], set[int]]]) ->
     right = pl.Series([sorted(b) for _, b in pairs], dtype=pl.List(pl.UInt32))
     expected = [len(a & b) / len(a | b) if a | b else 1.0 for a, b in pairs]
     assert exact_jaccard(left, right).tolist() == expected
+
+
+def test_components_over_files_are_the_components_of_all_edges(tmp_path: Path) -> None:
+    """Edges read one file at a time give the same (nodes, roots) as all edges at once, whatever
+    the split (the union-find holds nodes, never every pair)."""
+    rng = np.random.default_rng(1)
+    left, right = rng.integers(0, 5000, 4000).astype(np.uint64), rng.integers(0, 5000, 4000).astype(np.uint64)
+    cuts = [0, 7, 1000, 1001, 2500, 4000]
+    files = []
+    for i, (lo, hi) in enumerate(zip(cuts, cuts[1:])):
+        files.append(tmp_path / f"p{i}.parquet")
+        pl.DataFrame({"a": left[lo:hi], "b": right[lo:hi]}).write_parquet(files[-1])
+    nodes, roots = file_components(files[::-1])
+    expected_nodes, expected_roots = connected_components(left, right)
+    assert nodes.tolist() == expected_nodes.tolist() and roots.tolist() == expected_roots.tolist()
+    assert len(set(roots.tolist())) > 1  # more than one component: the split matters
+    empty_nodes, empty_roots = file_components([])
+    assert empty_nodes.size == empty_roots.size == 0
