@@ -84,8 +84,9 @@ def pipeline_yaml(src: Path, out: Path, workers: int = 1) -> str:
     return yaml.safe_dump({"input": {"path": str(src)}, "output": {"path": str(out)}, "workers": workers, "stages": STAGES})
 
 
-def run_timed(cmd: list[str], env: dict[str, str]) -> tuple[float, float]:
-    """Wall seconds and peak RSS (MB, largest process of the tree) of one command."""
+def run_timed(cmd: list[str], env: dict[str, str]) -> tuple[float, float, float]:
+    """Wall seconds, CPU seconds (user + system, the process and the children it waited for) and
+    peak RSS (MB, the largest process of the tree) of one command."""
     started = time.perf_counter()
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     _, status, usage = os.wait4(proc.pid, 0)
@@ -93,10 +94,10 @@ def run_timed(cmd: list[str], env: dict[str, str]) -> tuple[float, float]:
     err = proc.stderr.read()
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"{cmd[:4]} failed:\n{err[-3000:]}")
-    return seconds, usage.ru_maxrss / 1024
+    return seconds, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
 
 
-def cleanmix(src: Path, out: Path, workers: int = 1, cpus: str = "0") -> tuple[float, float]:
+def cleanmix(src: Path, out: Path, workers: int = 1, cpus: str = "0") -> tuple[float, float, float]:
     import shutil
 
     shutil.rmtree(out, ignore_errors=True)
@@ -135,7 +136,7 @@ with tempfile.TemporaryDirectory() as tmp:
 """
 
 
-def datatrove(python: str, src: Path, out: Path) -> tuple[float, float]:
+def datatrove(python: str, src: Path, out: Path) -> tuple[float, float, float]:
     import shutil
 
     from cleanmix.filters.language import bundled_model
@@ -156,7 +157,7 @@ def record(path: Path, replicas: int) -> None:
     with tempfile.TemporaryDirectory(prefix="cleanmix-bench-") as tmp:
         src, out = Path(tmp) / "in", Path(tmp) / "out"
         write_corpus(src, replicas)
-        seconds, peak = cleanmix(src, out)
+        seconds, _, peak = cleanmix(src, out)
         found = decisions(out)
         path.write_text(json.dumps(dict(sorted(found.items())), indent=0) + "\n")
         print(f"{len(found)} documents, {sum(v is None for v in found.values())} kept, {seconds:.1f} s, peak {peak:.0f} MB")
@@ -168,7 +169,7 @@ def memory() -> None:
     for replicas in (1, 4, 1, 4):
         with tempfile.TemporaryDirectory(prefix="cleanmix-bench-") as tmp:
             docs, nbytes = write_corpus(Path(tmp) / "in", replicas)
-            seconds, peak = cleanmix(Path(tmp) / "in", Path(tmp) / "out")
+            seconds, _, peak = cleanmix(Path(tmp) / "in", Path(tmp) / "out")
             lines.append(f"| {replicas}× | {docs:,} | {nbytes / 1e6:.1f} | {seconds:.1f} | {peak:.0f} |")
             print(lines[-1], f"load {os.getloadavg()[0]:.2f}", flush=True)
 
@@ -190,42 +191,43 @@ def main() -> None:
         docs, nbytes = write_corpus(src, args.replicas)
         mb = nbytes / 1e6
         print(f"corpus: {docs:,} documents, {mb:.1f} MB of text, {SHARDS} shards", flush=True)
-        rows: dict[str, list[tuple[float, float]]] = {"cleanmix": [], "datatrove": []}
+        rows: dict[str, list[tuple[float, float, float]]] = {"cleanmix": [], "datatrove": []}
         loads = [os.getloadavg()[0]]
         for i in range(args.repeat):
             rows["cleanmix"].append(cleanmix(src, Path(tmp) / "out"))
             if Path(args.datatrove_python).exists():
                 rows["datatrove"].append(datatrove(args.datatrove_python, src, Path(tmp) / "dt"))
             loads.append(os.getloadavg()[0])
-            print(i, {k: [round(s, 2) for s, _ in v] for k, v in rows.items()}, f"load {loads[-1]:.2f}", flush=True)
+            print(i, {k: [(round(s, 2), round(c, 2)) for s, c, _ in v] for k, v in rows.items()}, f"load {loads[-1]:.2f}", flush=True)
         write_report(docs, mb, rows, loads)
     print(REPORT.read_text())
 
 
-def write_report(docs: int, mb: float, rows: dict[str, list[tuple[float, float]]], loads: list[float]) -> None:
-    ours = min(s for s, _ in rows["cleanmix"])
+def write_report(docs: int, mb: float, rows: dict[str, list[tuple[float, float, float]]], loads: list[float]) -> None:
     lines = [
         "# The whole pipeline against datatrove, one core",
         "",
         "Made by `benchmarks/bench_pipeline.py` (see its docstring for the corpus and both pipelines).",
         f"Corpus: {docs:,} documents, {mb:.1f} MB of text. Load average during the run: "
-        f"{min(loads):.2f}–{max(loads):.2f} (2 cores, shared).",
+        f"{min(loads):.2f}–{max(loads):.2f} (2 cores, shared). CPU seconds are user + system of the whole",
+        "process: on a loaded machine they, not the wall seconds, give the rate per core.",
         "",
-        "| system | wall s (each run) | best | MB/s per core | peak RSS MB | vs datatrove |",
-        "|---|---|---|---|---|---|",
+        "| system | wall s (each run) | CPU s (each run) | best CPU s | MB/s per core (CPU) | peak RSS MB | vs datatrove (CPU) |",
+        "|---|---|---|---|---|---|---|",
     ]
-    theirs = min((s for s, _ in rows["datatrove"]), default=None)
+    theirs = min((c for _, c, _ in rows["datatrove"]), default=None)
     for name, runs in rows.items():
         if not runs:
             continue
-        best = min(s for s, _ in runs)
+        best = min(c for _, c, _ in runs)
         ratio = f"**{theirs / best:.1f}×**" if theirs else ""
-        lines.append(f"| {name} | {', '.join(f'{s:.2f}' for s, _ in runs)} | {best:.2f} | {mb / best:.2f} "
-                     f"| {max(p for _, p in runs):.0f} | {ratio} |")
+        lines.append(f"| {name} | {', '.join(f'{s:.2f}' for s, _, _ in runs)} | {', '.join(f'{c:.2f}' for _, c, _ in runs)} "
+                     f"| {best:.2f} | {mb / best:.2f} | {max(p for _, _, p in runs):.0f} | {ratio} |")
     if theirs:
-        each = [d / c for (c, _), (d, _) in zip(rows["cleanmix"], rows["datatrove"])]
-        lines += ["", f"Run by run (interleaved), datatrove / cleanmix: {', '.join(f'{r:.1f}×' for r in each)}; "
-                      f"cleanmix {mb / ours:.2f} MB/s of text per core."]
+        wall = [d / c for (c, _, _), (d, _, _) in zip(rows["cleanmix"], rows["datatrove"])]
+        cpu = [d / c for (_, c, _), (_, d, _) in zip(rows["cleanmix"], rows["datatrove"])]
+        lines += ["", f"Run by run (interleaved), datatrove / cleanmix: wall {', '.join(f'{r:.1f}×' for r in wall)}; "
+                      f"CPU {', '.join(f'{r:.1f}×' for r in cpu)}."]
     REPORT.write_text("\n".join(lines) + "\n")
 
 

@@ -41,6 +41,7 @@ def child(src: str, out: str, workers: int, launched: float) -> None:
     from cleanmix.pipelines.progress import Reporter
 
     marks: list[tuple[str, float]] = [("start-up", launched)]
+    cpu: list[float] = [0.0]  # this process's CPU seconds at each mark (at 1 worker: the whole run's)
     peaks: dict[str, float] = {}
     sampling = True
 
@@ -59,28 +60,37 @@ def child(src: str, out: str, workers: int, launched: float) -> None:
         def log(self, message: str) -> None:
             if "deciding" in message:
                 marks.append((f"decide {message.split(':')[0]}", time.time()))
+                cpu.append(time.process_time())
             elif message.startswith("writing output"):
                 marks.append(("finish", time.time()))
+                cpu.append(time.process_time())
 
         @contextmanager
         def task(self, label: str, total_units: int, done_units: int = 0):  # noqa: ANN202
             passes = sum(name.startswith("pass") for name, _ in marks)
             marks.append((f"pass {passes + 1} ({total_units} units)", time.time()))
+            cpu.append(time.process_time())
             with super().task(label, total_units, done_units) as task:
                 yield task
             marks.append(("gap", time.time()))
+            cpu.append(time.process_time())
 
     started = time.time()
     marks.append(("plan", started))
+    cpu.append(time.process_time())
     config = validate_pipeline({"input": {"path": src}, "output": {"path": out}, "workers": workers, "stages": STAGES})
     run_local(config, "bench", Stamps(quiet=True))
     marks.append(("end", time.time()))
+    cpu.append(time.process_time())
     phases: dict[str, float] = {}
-    for (name, at), (_, until) in zip(marks, marks[1:]):
+    cpu_phases: dict[str, float] = {}
+    for (name, at), (_, until), used, used_until in zip(marks, marks[1:], cpu, cpu[1:]):
         if name != "gap":
             phases[name] = phases.get(name, 0.0) + until - at
+            cpu_phases[name] = cpu_phases.get(name, 0.0) + used_until - used
     phases["start-up"] = started - launched  # the interpreter, the imports
     sampling = False
+    print(json.dumps(cpu_phases))
     print(json.dumps(phases))
     print(json.dumps({name: round(mb) for name, mb in peaks.items() if name != "gap"}))
 
@@ -95,10 +105,10 @@ def run(src: Path, out: Path, workers: int) -> tuple[float, dict[str, float]]:
     wall = time.time() - launched
     if done.returncode != 0:
         raise SystemExit(done.stderr[-3000:])
-    *_, timed, peaks = done.stdout.strip().splitlines()
+    *_, cpu, timed, peaks = done.stdout.strip().splitlines()
     phases = json.loads(timed)
     phases["exit"] = wall - sum(phases.values())  # the interpreter's shutdown
-    return wall, phases, json.loads(peaks)
+    return wall, phases, json.loads(cpu), json.loads(peaks)
 
 
 def serial(phases: dict[str, float]) -> float:
@@ -129,8 +139,9 @@ def main() -> None:
               f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}", flush=True)
         rows = []
         for workers in counts:
-            wall, phases, peaks = run(src, Path(tmp) / "out", workers)
-            rows.append({"workers": workers, "wall": wall, "phases": phases, "peak_rss_mb": peaks, "load": os.getloadavg()[0]})
+            wall, phases, cpu, peaks = run(src, Path(tmp) / "out", workers)
+            rows.append({"workers": workers, "wall": wall, "phases": phases, "cpu_seconds": cpu, "peak_rss_mb": peaks,
+                         "load": os.getloadavg()[0]})
             print(json.dumps(rows[-1]), flush=True)
     one = rows[0]["wall"]
     print()
@@ -140,6 +151,12 @@ def main() -> None:
         phases = row["phases"]
         print(f"| {row['workers']} | {row['wall']:.1f} | {one / row['wall']:.2f} | {serial(phases):.2f} | "
               f"{serial(phases) / row['wall']:.1%} | " + " | ".join(f"{s:.2f}" for s in phases.values()) + " |")
+    cpu = rows[0]["cpu_seconds"]  # the 1-worker run (or the fewest workers): every phase in this process
+    passes = sum(s for name, s in cpu.items() if name.startswith("pass"))
+    print(f"\nCPU seconds of the {rows[0]['workers']}-worker run (load-independent): "
+          + ", ".join(f"{name} {s:.2f}" for name, s in cpu.items())
+          + f"; outside the passes {sum(cpu.values()) - passes:.2f} of {sum(cpu.values()):.2f} "
+          f"({(sum(cpu.values()) - passes) / sum(cpu.values()):.1%})")
     OUT.write_text(json.dumps({"docs": docs, "bytes": nbytes, "shards": shards, "cores": os.cpu_count(), "runs": rows}, indent=1) + "\n")
 
 
