@@ -158,7 +158,7 @@ class MinhashDedup(DedupStage):
             found = ctx.map(distinct_pairs, [(p, work) for p in range(partitions)])
         else:
             ctx.map(split_payload, [(path, f"s{i:06d}", column, partitions, work) for i, path in enumerate(scans)])
-            budget = self.partition_mb / 4
+            budget = self.partition_mb / 4  # for the pairs' copies of the payload, beside the partition's own
             counts = ctx.map(attach_left, [(p, column, partitions, work, budget) for p in range(partitions)])
             verified = ctx.map(score_right, [(p, column, self.threshold, work) for p in range(partitions)])
             found = list(zip(counts, verified))

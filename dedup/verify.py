@@ -108,7 +108,7 @@ def exact_jaccard(left: pl.Series, right: pl.Series) -> np.ndarray:
     `shingle_sets` makes them); 1.0 for two empty sets.
 
     Each list is keyed (row << 32 | value): all left keys are then one ascending array, so one
-    binary search per right key finds the common values of every row at once (4–5× Polars'
+    binary search per right key finds the common values of every row at once (2.6× Polars'
     per-row `list.set_intersection`, whose hash sets dominated exact verification)."""
     rows = len(left)
     if not rows:

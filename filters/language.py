@@ -88,20 +88,17 @@ class Language(Filter):
         text = pl.col(TEXT) if self.max_chars is None else pl.col(TEXT).str.slice(0, self.max_chars)
         heads = df.select(text.alias("_head"), pl.col(TEXT).is_not_null().alias("_present"))
         present = heads["_present"].to_numpy()
-        if self.min_han_share > 0:
-            maybe = present & (heads.select(pl.col("_head").str.count_matches(r"\p{Han}").fill_null(0)).to_series().to_numpy() > 0)
-        else:
-            maybe = present
+        hans = heads.select(pl.col("_head").str.count_matches(r"\p{Han}").fill_null(0)).to_series().to_numpy()
+        maybe = present & (hans > 0) if self.min_han_share > 0 else present
         share = np.zeros(df.height)
         kana = np.zeros(df.height, dtype=bool)
         if maybe.any():
             script = heads.filter(pl.Series(maybe)).select(
-                pl.col("_head").str.count_matches(r"\p{Han}").alias("han"),
                 pl.col("_head").str.count_matches(r"\p{L}").alias("letters"),
                 pl.col("_head").str.contains(r"[\p{Hiragana}\p{Katakana}]").alias("kana"),
             )
             letters = script["letters"].to_numpy()
-            share[maybe] = np.where(letters > 0, script["han"].to_numpy() / np.maximum(letters, 1), 0.0)
+            share[maybe] = np.where(letters > 0, hans[maybe] / np.maximum(letters, 1), 0.0)
             kana[maybe] = script["kana"].to_numpy()
         han = present & (share >= self.min_han_share) & ~kana
         settled = han & (share >= max(self.script_only, self.min_score))
