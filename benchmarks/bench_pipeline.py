@@ -14,8 +14,10 @@ rejected documents written), start-up included. datatrove 0.10.1: LanguageFilter
 lid.176.ftz), GopherRepetitionFilter, GopherQualityFilter, C4QualityFilter, FineWebQualityFilter,
 PIIFormatter, ParquetWriter, then its four MinHash steps (signatures, buckets, cluster, filter →
 ParquetWriter) with its defaults, one task each, in its own interpreter. Both are pinned to one CPU
-(`taskset -c 0`, POLARS_MAX_THREADS=1) and run interleaved, so machine load hits both. Wall
-seconds of the whole process, best of `--repeat`; writes benchmarks/pipeline.md.
+(`taskset -c 0`, POLARS_MAX_THREADS=1) and run interleaved, so machine load hits both. Wall and
+CPU seconds (user + system) of the whole process, each run and the best of `--repeat`; the ratio is
+taken on CPU seconds, which a shared machine's load does not inflate. Writes benchmarks/pipeline.md.
+CM_PARTITION_MB=16 in the environment sets minhash_dedup's `partition_mb` (for memory checks).
 """
 
 from __future__ import annotations
