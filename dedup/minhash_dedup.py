@@ -10,6 +10,7 @@ apply: a join on `_cm_order` drops every clustered document but the kept one.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import cache, cached_property
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -26,12 +27,12 @@ from cleanmix.dedup.clusters import (
     REMOVED,
     WEIGHT,
     DedupStage,
-    connected_components,
+    file_components,
     size_histogram,
 )
 from cleanmix.dedup.partitions import KEY, count_rows, partition_count, partition_files, partition_of, split_to_disk
 from cleanmix.dedup.shingles import band_keys, normalize_expr, shingle_hashes, shingle_sets, signatures
-from cleanmix.dedup.verify import SHINGLES, SIGNATURE, attach_left, score_right, split_pairs, split_payload
+from cleanmix.dedup.verify import SHINGLES, SIGNATURE, attach_left, distinct_pairs, score_right, split_pairs, split_payload
 from cleanmix.pipelines.shards import write_parquet
 from cleanmix.pipelines.stage import ORDER, TEXT, Context
 
@@ -41,7 +42,10 @@ _RECALL_WEIGHTS = {"none": (0.5, 0.5), "signature": (0.05, 0.95), "exact": (0.02
 candidates it can afford, so the more the banding favours recall."""
 _BYTES_PER_BAND_KEY = 40  # key + order in memory, with sort indices
 _BYTES_PER_PAIR = 64
-_PAYLOAD_EXPANSION = 3  # in-memory size of the payload (lists, joins) per byte of scan file
+_PAYLOAD_EXPANSION = 9
+"""Peak memory of verifying one partition per byte of its scan files (lists read from many files,
+joined to pairs, compared): measured 7–9× on web text (benchmarks/speed.md); 3 made partitions
+three times the `partition_mb` they were meant to be."""
 
 
 class MinhashDedup(DedupStage):
@@ -110,11 +114,8 @@ class MinhashDedup(DedupStage):
         partitions = partition_count(docs * bands * _BYTES_PER_BAND_KEY, self.partition_mb)
         ctx.map(_split, [(path, f"s{i:06d}", partitions, work) for i, path in enumerate(scans)])
         edge_files = [f for f in ctx.map(_bucket, [(p, work) for p in range(partitions)]) if f is not None]
-        edges = _read_edges(edge_files)
-        candidates = len(edges)
-        if self.verify != "none" and candidates:
-            edges = self._verified(edges, scans, ctx, work)
-        nodes, roots = connected_components(edges["a"].to_numpy(), edges["b"].to_numpy())
+        candidates, pair_files = self._pairs(edge_files, scans, ctx, work)
+        nodes, roots = file_components(pair_files)
         clustered = pl.DataFrame({ORDER: nodes, GROUP: roots}, schema={ORDER: pl.UInt64, GROUP: pl.UInt64})
         members = (
             pl.scan_parquet(scans)
@@ -134,38 +135,67 @@ class MinhashDedup(DedupStage):
             "verify": self.verify,
             "partitions": partitions,
             "candidate_pairs": candidates,
-            "verified_pairs": len(edges),
+            "verified_pairs": count_rows(pair_files),
             "clusters": len(sizes),
             "duplicates": int(decisions[REMOVED].sum()),
             "cluster_sizes": size_histogram(sizes),
         }
 
-    def _verified(self, edges: pl.DataFrame, scans: list[Path], ctx: Context, work: Path) -> pl.DataFrame:
-        """The candidate pairs whose similarity (as `verify` measures it) reaches the threshold."""
-        column = SHINGLES if self.verify == "exact" else SIGNATURE
-        scan_bytes = sum(path.stat().st_size for path in scans) * _PAYLOAD_EXPANSION
-        partitions = partition_count(scan_bytes + len(edges) * _BYTES_PER_PAIR, self.partition_mb)
-        ctx.map(split_payload, [(path, f"s{i:06d}", column, partitions, work) for i, path in enumerate(scans)])
-        split_pairs(edges, partitions, work)
-        ctx.map(attach_left, [(p, column, partitions, work) for p in range(partitions)])
-        verified = ctx.map(score_right, [(p, column, self.threshold, work) for p in range(partitions)])
-        return _read_edges([f for f in verified if f is not None])
+    def _pairs(self, edge_files: list[Path], scans: list[Path], ctx: Context, work: Path) -> tuple[int, list[Path]]:
+        """(distinct candidate pairs, files of the pairs that are duplicates as `verify` measures).
+
+        Two documents meet in every band they share, and the bands' keys fall in different
+        partitions, so one pair may be in several edge files: the pairs are split to disk by their
+        left document, which puts every copy of a pair in one partition, and each partition is made
+        distinct, verified and written on its own. Memory: one partition, never every pair."""
+        if not edge_files:
+            return 0, []
+        column = {"exact": SHINGLES, "signature": SIGNATURE}.get(self.verify)
+        payload = sum(path.stat().st_size for path in scans) * _PAYLOAD_EXPANSION if column else 0
+        partitions = partition_count(payload + count_rows(edge_files) * _BYTES_PER_PAIR, self.partition_mb)
+        ctx.map(split_pairs, [(path, partitions, work) for path in edge_files])
+        if column is None:
+            found = ctx.map(distinct_pairs, [(p, work) for p in range(partitions)])
+        else:
+            ctx.map(split_payload, [(path, f"s{i:06d}", column, partitions, work) for i, path in enumerate(scans)])
+            budget = self.partition_mb / 4  # for the pairs' copies of the payload, beside the partition's own
+            counts = ctx.map(attach_left, [(p, column, partitions, work, budget) for p in range(partitions)])
+            verified = ctx.map(score_right, [(p, column, self.threshold, work) for p in range(partitions)])
+            found = list(zip(counts, verified))
+        return sum(n for n, _ in found), [path for _, path in found if path is not None]
 
 
 @cache
 def _banding(threshold: float, num_perm: int, verify: str) -> tuple[int, int]:
-    """datasketch's optimal (bands, rows); cached, as its numerical integration takes ~0.1 s."""
-    from datasketch.lsh import _optimal_param  # scipy behind it costs ~1 s of import: only when needed
+    """The (bands, rows) with b·r ≤ num_perm minimising w_fp·P(false positive) + w_fn·P(false negative),
+    the probabilities integrated over the similarity s (candidate iff some band agrees: 1 − (1 − s^r)^b)
+    below and above the threshold: datasketch's criterion (its `_optimal_param`, the same first
+    minimum in the same b-then-r order; tests/test_dedup.py checks the choice matches on a grid).
+    Integrated here by Gauss–Legendre quadrature over all pairs at once in NumPy, in milliseconds,
+    where datasketch's per-pair `scipy.integrate.quad` cost a second of import and 0.3 s per process."""
+    w_fp, w_fn = _RECALL_WEIGHTS[verify]
+    pairs = np.array([(b, r) for b in range(1, num_perm + 1) for r in range(1, num_perm // b + 1)], dtype=np.float64)
+    b, r = pairs[:, :1], pairs[:, 1:]
+    fp = _integral(lambda s: 1 - (1 - s**r) ** b, 0.0, threshold)
+    fn = _integral(lambda s: (1 - s**r) ** b, threshold, 1.0)
+    best = int(np.argmin(fp * w_fp + fn * w_fn))
+    return int(pairs[best, 0]), int(pairs[best, 1])
 
-    return _optimal_param(threshold, num_perm, *_RECALL_WEIGHTS[verify])
+
+_NODES, _WEIGHTS = np.polynomial.legendre.leggauss(16)
+_PANELS = 32
 
 
-def _read_edges(files: list[Path]) -> pl.DataFrame:
-    """The distinct pairs of all partitions: two documents meet in every band they share, and the
-    bands' keys fall in different partitions, so one pair may be in several files."""
-    if not files:
-        return pl.DataFrame(schema={"a": pl.UInt64, "b": pl.UInt64})
-    return pl.read_parquet(files).unique().sort("a", "b")
+def _integral(f: Callable[[np.ndarray], np.ndarray], lo: float, hi: float) -> np.ndarray:
+    """∫ f over [lo, hi] per row of f's output: composite 16-point Gauss–Legendre on 32 panels
+    (the integrands are smooth, with one steep step near the threshold that the panels resolve)."""
+    if hi <= lo:
+        return np.zeros(1)
+    edges = np.linspace(lo, hi, _PANELS + 1)
+    half = (edges[1:] - edges[:-1]) / 2
+    points = ((edges[:-1] + edges[1:]) / 2)[:, None] + half[:, None] * _NODES[None, :]
+    weights = (half[:, None] * _WEIGHTS[None, :]).reshape(-1)
+    return f(points.reshape(1, -1)) @ weights
 
 
 def _split(job: tuple[Path, str, int, Path]) -> None:
@@ -191,7 +221,7 @@ def _bucket(job: tuple[int, Path]) -> Path | None:
     first = np.r_[True, keys[1:] != keys[:-1]]
     head = orders[np.maximum.accumulate(np.where(first, np.arange(keys.size), 0))]
     linked = ~first & (head != orders)
-    edges = pl.DataFrame({"a": head[linked], "b": orders[linked]}).unique()  # sorted once all are read
+    edges = pl.DataFrame({"a": head[linked], "b": orders[linked]}).unique()
     path = work / "edges" / f"p{partition:05d}.parquet"
     write_parquet(edges, path)
     return path

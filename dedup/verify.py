@@ -4,7 +4,8 @@ LSH banding only proposes pairs; a pair is a duplicate when its similarity reach
 The per-document payload (signature or shingle set) is partitioned to disk by document, and the
 pairs are joined to it in two passes, one partition at a time: first each pair picks up its left
 document's payload (grouped by the left partition), then its right one (grouped by the right
-partition) and is scored. Memory is bounded by a partition, never by the corpus, and scoring is
+partition) and is scored. Memory is bounded by a partition's payload and a slice of pairs with
+their copies of it, never by the corpus or the number of pairs, and scoring is
 vectorised over all pairs of a partition (numpy / Polars list ops), never a Python call per pair.
 """
 
@@ -35,37 +36,93 @@ def split_payload(job: tuple[Path, str, str, int, Path]) -> None:
     split_to_disk(df, document_partition(df[ORDER].to_numpy(), partitions), partitions, work / "payload", name)
 
 
-def split_pairs(edges: pl.DataFrame, partitions: int, work: Path) -> None:
-    """Candidate pairs into the partition of their left document."""
-    split_to_disk(edges, document_partition(edges["a"].to_numpy(), partitions), partitions, work / "pairs", "all")
+def split_pairs(job: tuple[Path, int, Path]) -> None:
+    """One file of candidate pairs into the partitions of their left document."""
+    path, partitions, work = job
+    edges = pl.read_parquet(path)
+    split_to_disk(edges, document_partition(edges["a"].to_numpy(), partitions), partitions, work / "pairs", path.stem)
 
 
-def attach_left(job: tuple[int, str, int, Path]) -> None:
-    """Pass 1, one left partition: pairs + the left payload, regrouped by the right document's partition."""
-    partition, column, partitions, work = job
-    pairs, payload = partition_files(work / "pairs", partition), partition_files(work / "payload", partition)
-    if not pairs or not payload:
-        return
-    left = pl.read_parquet(pairs).join(pl.read_parquet(payload).rename({column: "left"}), left_on="a", right_on=ORDER)
-    split_to_disk(left, document_partition(left["b"].to_numpy(), partitions), partitions, work / "half", f"p{partition:05d}")
+def _partition_pairs(work: Path, partition: int) -> pl.DataFrame | None:
+    """One partition's distinct candidate pairs (every copy of a pair is in its left document's partition)."""
+    files = partition_files(work / "pairs", partition)
+    return pl.read_parquet(files).unique() if files else None
+
+
+def distinct_pairs(job: tuple[int, Path]) -> tuple[int, Path | None]:
+    """Without verification: one partition's distinct pairs, all duplicates (count, file)."""
+    partition, work = job
+    pairs = _partition_pairs(work, partition)
+    if pairs is None:
+        return 0, None
+    path = work / "verified" / f"p{partition:05d}.parquet"
+    write_parquet(pairs, path)
+    return pairs.height, path
+
+
+def attach_left(job: tuple[int, str, int, Path, float]) -> int:
+    """Pass 1, one left partition: its distinct pairs + the left payload, regrouped by the right
+    document's partition, a slice of pairs at a time: each pair carries a copy of its document's
+    payload, so `budget_mb` of copies, not the partition's pairs, is what memory holds. Returns how
+    many distinct candidate pairs the partition holds."""
+    partition, column, partitions, work, budget_mb = job
+    pairs, files = _partition_pairs(work, partition), partition_files(work / "payload", partition)
+    if pairs is None:
+        return 0
+    if files:
+        payload = pl.read_parquet(files).rename({column: "left"})
+        per_doc = max(1.0, payload.estimated_size() / max(1, payload.height))
+        step = max(1024, int(budget_mb * 2**20 / per_doc))
+        for i, chunk in enumerate(pairs.iter_slices(step)):
+            left = chunk.join(payload, left_on="a", right_on=ORDER)
+            split_to_disk(left, document_partition(left["b"].to_numpy(), partitions), partitions, work / "half",
+                          f"p{partition:05d}-{i:05d}")
+    return pairs.height
 
 
 def score_right(job: tuple[int, str, float, Path]) -> Path | None:
-    """Pass 2, one right partition: attach the right payload, keep pairs with similarity ≥ threshold."""
+    """Pass 2, one right partition: attach the right payload to each file of half-joined pairs (a
+    slice of pairs from pass 1) in turn, keep pairs with similarity ≥ threshold."""
     partition, column, threshold, work = job
-    half, payload = partition_files(work / "half", partition), partition_files(work / "payload", partition)
-    if not half or not payload:
+    half, files = partition_files(work / "half", partition), partition_files(work / "payload", partition)
+    if not half or not files:
         return None
-    both = pl.read_parquet(half).join(pl.read_parquet(payload).rename({column: "right"}), left_on="b", right_on=ORDER)
-    similar = both.filter(pl.Series(_similarity(both, column) >= threshold)).select("a", "b")
+    payload = pl.read_parquet(files).rename({column: "right"})
+    similar = []
+    for path in half:
+        both = pl.read_parquet(path).join(payload, left_on="b", right_on=ORDER)
+        similar.append(both.filter(pl.Series(_similarity(both, column) >= threshold)).select("a", "b"))
     path = work / "verified" / f"p{partition:05d}.parquet"
-    write_parquet(similar, path)
+    write_parquet(pl.concat(similar), path)
     return path
 
 
 def _similarity(both: pl.DataFrame, column: str) -> np.ndarray:
     if column == SIGNATURE:  # fraction of equal positions: unbiased Jaccard estimate, σ ≈ √(J(1−J)/num_perm)
         return (both["left"].to_numpy() == both["right"].to_numpy()).mean(axis=1) if len(both) else np.zeros(0)
-    common = pl.col("left").list.set_intersection(pl.col("right")).list.len()
-    union = pl.col("left").list.len() + pl.col("right").list.len() - common
-    return both.select((common / union).fill_nan(1.0)).to_series().to_numpy()
+    return exact_jaccard(both["left"], both["right"])
+
+
+def exact_jaccard(left: pl.Series, right: pl.Series) -> np.ndarray:
+    """|A ∩ B| / |A ∪ B| of each row's two shingle sets (sorted distinct uint32 lists, as
+    `shingle_sets` makes them); 1.0 for two empty sets.
+
+    Each list is keyed (row << 32 | value): all left keys are then one ascending array, so one
+    binary search per right key finds the common values of every row at once (2.6× Polars'
+    per-row `list.set_intersection`, whose hash sets dominated exact verification)."""
+    rows = len(left)
+    if not rows:
+        return np.zeros(0)
+    (lkeys, lsize), (rkeys, rsize) = _keyed(left), _keyed(right)
+    at = np.minimum(np.searchsorted(lkeys, rkeys), max(lkeys.size - 1, 0))
+    hit = lkeys[at] == rkeys if lkeys.size else np.zeros(rkeys.size, bool)
+    common = np.bincount((rkeys[hit] >> np.uint64(32)).astype(np.int64), minlength=rows)
+    union = lsize + rsize - common
+    return np.divide(common, union, out=np.ones(rows), where=union > 0)
+
+
+def _keyed(lists: pl.Series) -> tuple[np.ndarray, np.ndarray]:
+    """(row << 32 | value for every value, in order; each row's length)."""
+    flat = lists.list.explode().drop_nulls().to_numpy().astype(np.uint64)
+    sizes = lists.list.len().fill_null(0).to_numpy().astype(np.int64)
+    return (np.repeat(np.arange(len(lists), dtype=np.uint64), sizes) << np.uint64(32)) | flat, sizes

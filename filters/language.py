@@ -19,6 +19,7 @@ from functools import cache
 from importlib import resources
 from typing import Any, ClassVar, Literal
 
+import numpy as np
 import polars as pl
 from pydantic import Field
 
@@ -80,26 +81,43 @@ class Language(Filter):
     keeps: ClassVar[tuple[str, ...]] = (LANGUAGE, SCORE)
 
     def metrics(self, df: pl.DataFrame) -> pl.DataFrame:
+        """Each step runs only on the rows it can change: letters and kana are looked at where
+        there is Han (without, the share is 0, too little for any `min_han_share` above 0), and
+        the model runs on the text the script does not settle."""
         path = self.model_path or bundled_model()
         text = pl.col(TEXT) if self.max_chars is None else pl.col(TEXT).str.slice(0, self.max_chars)
-        letters = pl.col("_head").str.count_matches(r"\p{L}")
-        han_share = pl.when(letters > 0).then(pl.col("_head").str.count_matches(r"\p{Han}") / letters).otherwise(0.0)
-        chinese = (pl.col("_han_share") >= self.min_han_share) & ~pl.col("_head").str.contains(r"[\p{Hiragana}\p{Katakana}]")
-        settled = pl.col("_han") & (pl.col("_han_share") >= max(self.script_only, self.min_score))
-        line = pl.when(~settled).then(pl.col("_head").str.replace_all(r"\s+", " ").str.strip_chars())
-        found = line.map_batches(lambda lines: _identify_batch(lines, path), return_dtype=STRUCT)
-        return (
-            df.with_columns(text.alias("_head"))
-            .with_columns(han_share.alias("_han_share"))
-            .with_columns(chinese.alias("_han"))
-            .with_columns(found.alias("_found"))
-            .unnest("_found")
-            .with_columns(
-                pl.when("_han").then(pl.lit("zh")).otherwise(LANGUAGE).alias(LANGUAGE),
-                pl.when("_han").then(pl.max_horizontal("_chinese", "_han_share")).otherwise(SCORE).alias(SCORE),
+        heads = df.select(text.alias("_head"), pl.col(TEXT).is_not_null().alias("_present"))
+        present = heads["_present"].to_numpy()
+        hans = heads.select(pl.col("_head").str.count_matches(r"\p{Han}").fill_null(0)).to_series().to_numpy()
+        maybe = present & (hans > 0) if self.min_han_share > 0 else present
+        share = np.zeros(df.height)
+        kana = np.zeros(df.height, dtype=bool)
+        if maybe.any():
+            script = heads.filter(pl.Series(maybe)).select(
+                pl.col("_head").str.count_matches(r"\p{L}").alias("letters"),
+                pl.col("_head").str.contains(r"[\p{Hiragana}\p{Katakana}]").alias("kana"),
             )
-            .with_columns(pl.when(pl.col(TEXT).is_not_null()).then(pl.col(SCORE).fill_null(0.0).clip(0.0, 1.0)).alias(SCORE))
-            .drop("_head", "_chinese", "_han", "_han_share")
+            letters = script["letters"].to_numpy()
+            share[maybe] = np.where(letters > 0, hans[maybe] / np.maximum(letters, 1), 0.0)
+            kana[maybe] = script["kana"].to_numpy()
+        han = present & (share >= self.min_han_share) & ~kana
+        settled = han & (share >= max(self.script_only, self.min_score))
+        run = np.flatnonzero(present & ~settled)
+        lines = heads[run].select(pl.col("_head").str.replace_all(r"\s+", " ").str.strip_chars()).to_series()
+        found = _identify_batch(lines, path).struct.unnest()
+        model = pl.DataFrame({"_row": run.astype(np.uint32)}).hstack(found)
+        measured = (
+            pl.DataFrame({"_han": han, "_han_share": share, "_present": present})
+            .with_row_index("_row")
+            .join(model, on="_row", how="left", maintain_order="left")
+        )
+        return df.hstack(
+            measured.select(
+                pl.when("_han").then(pl.lit("zh")).otherwise(LANGUAGE).alias(LANGUAGE),
+                pl.when("_present")
+                .then(pl.when("_han").then(pl.max_horizontal("_chinese", "_han_share")).otherwise(SCORE).fill_null(0.0).clip(0.0, 1.0))
+                .alias(SCORE),
+            )
         )
 
     def rules(self) -> list[Rule]:

@@ -8,8 +8,10 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from cleanmix.dedup.clusters import connected_components
+from cleanmix.dedup.clusters import connected_components, file_components
 from cleanmix.dedup.exact_dedup import ExactDedup
 from cleanmix.dedup.minhash_dedup import MinhashDedup
 from cleanmix.pipelines.order import order_of
@@ -271,3 +273,75 @@ def test_candidate_pairs_count_each_pair_once_however_many_partitions(tmp_path: 
     assert (partition_mb < 1) == (details["partitions"] > 1)
     assert details["candidate_pairs"] == details["verified_pairs"] == 4
     assert details["clusters"] == 1 and details["duplicates"] == 4
+
+
+@pytest.mark.parametrize("num_perm", [64, 128])
+def test_banding_is_datasketchs_choice(num_perm: int) -> None:
+    """The (bands, rows) integrated in NumPy are the ones datasketch's scipy quadrature picks, for
+    thresholds from 0.30 to 0.98 and every verify mode (their weights differ)."""
+    from datasketch.lsh import _optimal_param
+
+    from cleanmix.dedup.minhash_dedup import _RECALL_WEIGHTS, _banding
+
+    for threshold in np.round(np.arange(0.30, 0.99, 0.02), 2).tolist():
+        for verify, weights in _RECALL_WEIGHTS.items():
+            assert _banding(threshold, num_perm, verify) == _optimal_param(threshold, num_perm, *weights), (threshold, verify)
+
+
+HASHES = st.sets(st.one_of(st.integers(0, 60), st.integers(0, 2**32 - 1)), max_size=40)
+
+
+@given(st.lists(st.tuples(HASHES, HASHES), max_size=30))
+def test_exact_jaccard_is_set_jaccard(pairs: list[tuple[set[int], set[int]]]) -> None:
+    """The vectorised exact verification equals |A ∩ B| / |A ∪ B| of Python sets, row by row
+    (two empty sets: 1.0), on small and full-range 32-bit shingle hashes."""
+    from cleanmix.dedup.verify import exact_jaccard
+
+    left = pl.Series([sorted(a) for a, _ in pairs], dtype=pl.List(pl.UInt32))
+    right = pl.Series([sorted(b) for _, b in pairs], dtype=pl.List(pl.UInt32))
+    expected = [len(a & b) / len(a | b) if a | b else 1.0 for a, b in pairs]
+    assert exact_jaccard(left, right).tolist() == expected
+
+
+def test_components_over_files_are_the_components_of_all_edges(tmp_path: Path) -> None:
+    """Edges read one file at a time give the same (nodes, roots) as all edges at once, whatever
+    the split (the union-find holds nodes, never every pair)."""
+    rng = np.random.default_rng(1)
+    left, right = rng.integers(0, 5000, 4000).astype(np.uint64), rng.integers(0, 5000, 4000).astype(np.uint64)
+    cuts = [0, 7, 1000, 1001, 2500, 4000]
+    files = []
+    for i, (lo, hi) in enumerate(zip(cuts, cuts[1:])):
+        files.append(tmp_path / f"p{i}.parquet")
+        pl.DataFrame({"a": left[lo:hi], "b": right[lo:hi]}).write_parquet(files[-1])
+    nodes, roots = file_components(files[::-1])
+    expected_nodes, expected_roots = connected_components(left, right)
+    assert nodes.tolist() == expected_nodes.tolist() and roots.tolist() == expected_roots.tolist()
+    assert len(set(roots.tolist())) > 1  # more than one component: the split matters
+    empty_nodes, empty_roots = file_components([])
+    assert empty_nodes.size == empty_roots.size == 0
+
+
+def test_pair_counts_do_not_depend_on_partitions(tmp_path: Path) -> None:
+    """Candidate pairs meet in several band partitions and are made distinct per pair partition:
+    the counts in the stats (candidate, verified, clusters) are the same with one partition or
+    hundreds, for every verify mode, and exact verification drops some candidates."""
+    rng = random.Random(3)
+    texts = [document(rng, 60) for _ in range(40)]
+    texts += [" ".join(t.split()[: 60 - k]) + " tail" for k, t in zip(range(1, 30), texts)]  # near copies, less and less alike
+    df = pl.DataFrame({"id": [str(i) for i in range(len(texts))], "text": texts}).with_row_index(ORDER)
+    df = df.with_columns(pl.col(ORDER).cast(pl.UInt64))
+    for verify in ("exact", "signature", "none"):
+        details = []
+        for partition_mb in (256, 0.0005):
+            stage = MinhashDedup(verify=verify, partition_mb=partition_mb, threshold=0.7)
+            work = tmp_path / f"{verify}-{partition_mb}"
+            (work / "scans").mkdir(parents=True)
+            scans = []
+            for i, part in enumerate(df.iter_slices(25)):
+                scans.append(work / "scans" / f"u{i}.parquet")
+                stage.scan(part).write_parquet(scans[-1])
+            found = stage.find_clusters(scans, Context(work / "g"), work / "g")
+            details.append({k: v for k, v in found.items() if k != "partitions"})
+        assert details[0] == details[1], verify
+        if verify == "exact":
+            assert details[0]["candidate_pairs"] > details[0]["verified_pairs"] > 0

@@ -87,3 +87,18 @@ def test_accuracy_on_lingua_sentences(lingua: pl.DataFrame, lang: str, minimum: 
 def test_chinese_is_never_japanese_without_kana(lingua: pl.DataFrame) -> None:
     zh = lingua.filter(pl.col("lang") == "zh")
     assert (zh["language"] == "zh").all()
+
+
+def test_rows_without_text_or_han_take_the_right_path() -> None:
+    """The script measures and the model run only on the rows they can change: a null text has no
+    language and no score; an empty or blank one no language and score 0; kana-only text is never
+    settled as Chinese; Han-only text is settled by its script, its score the Han share (1.0). With
+    `min_han_share: 0` every present text without kana is Chinese, blank or English alike (the
+    rule as written: at least 0% Han)."""
+    texts = [None, "", "  \n ", "ひらがなとカタカナだけです", "中文文本", TEXTS["en"]]
+    out = Language().annotate(frame(texts))
+    assert out["language"].to_list() == [None, None, None, "ja", "zh", "en"]
+    assert out["language_score"].to_list()[:3] == [None, 0.0, 0.0] and out["language_score"][4] == 1.0
+    out = Language(min_han_share=0.0).annotate(frame(texts))
+    assert out["language"].to_list() == [None, "zh", "zh", "ja", "zh", "zh"]
+    assert out["language_score"].to_list()[:3] == [None, 0.0, 0.0] and out["language_score"][4] == 1.0
