@@ -298,12 +298,14 @@ BLIND: dict[tuple[str, str], list[str]] = {
 }
 
 
-def blind_pages(data: pl.DataFrame, language: str, kind: str, disguised: bool = False, seed: int = 0) -> pl.DataFrame:
-    """One page per blind paragraph: paragraph i planted once into page i of `data` (id, text: real
-    pages, at least as many as paragraphs), as written or, with `disguised`, each sentence passed
-    through spam_pages.disguise (which leaves a third of them as they are)."""
-    rng = random.Random(f"{seed}:{language}:{kind}:blind")
-    paragraphs = BLIND[language, kind]
+def blind_pages(data: pl.DataFrame, language: str, kind: str, disguised: bool = False, seed: int = 0,
+                paragraph_sets: dict[tuple[str, str], list[str]] = BLIND, name: str = "blind") -> pl.DataFrame:
+    """One page per blind paragraph (of `BLIND` or another set such as spam_blind2.BLIND2):
+    paragraph i planted once into page i of `data` (id, text: real pages, at least as many as
+    paragraphs), as written or, with `disguised`, each sentence passed through spam_pages.disguise
+    (which leaves a third of them as they are)."""
+    rng = random.Random(f"{seed}:{language}:{kind}:{name}")
+    paragraphs = paragraph_sets[language, kind]
     texts = data.get_column("text").head(len(paragraphs)).to_list()
     assert len(texts) == len(paragraphs), f"{len(paragraphs)} pages needed, {len(texts)} given"
     pages = []
@@ -312,4 +314,4 @@ def blind_pages(data: pl.DataFrame, language: str, kind: str, disguised: bool = 
             mark = "。" if language == "zh" else ". "
             paragraph = mark.join(disguise(sentence, rng) for sentence in paragraph.split(mark))
         pages.append(plant(text, paragraph, rng))
-    return pl.DataFrame({"id": [f"blind-{language}-{kind}-{i}" for i in range(len(pages))], "text": pages})
+    return pl.DataFrame({"id": [f"{name}-{language}-{kind}-{i}" for i in range(len(pages))], "text": pages})
