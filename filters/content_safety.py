@@ -19,10 +19,14 @@ How text is matched, so that spam cannot hide and innocent words do not fire:
   counted, and `free porn` counts once, not also as `porn`.
 
 The rule: a document goes when a hit is of the severest level (`severe`), or when it has at least
-`min_hits` hits and more than `max_per_1k` hits per 1,000 characters (`rate`), counting hits of
-`min_severity` (2) or more: severity 1 marks words news and medicine use too (sex, 毒品, cocaine),
-listed but never decisive. The counted hits, the rate, the highest severity, the categories and
-the terms found are columns (`mode: annotate` keeps every document).
+`min_hits` hits and more than `max_per_1k` hits per 1,000 characters (`rate`), or when one line of
+a page of several holds at least `paragraph_min_terms` distinct terms and more than
+`paragraph_per_1k` of them per 1,000 of its characters (`paragraph`: spam is injected as a block,
+which a long page's rate dilutes, while news that names such words spreads them out), counting
+hits of `min_severity` (2) or more: severity 1 marks words news and medicine use too (sex, 毒品,
+cocaine), listed but never decisive. The counted hits, the rate, the densest line's rate, the
+highest severity, the categories and the terms found are columns (`mode: annotate` keeps every
+document).
 """
 
 from __future__ import annotations
@@ -226,9 +230,11 @@ class ContentSafety(Filter):
     max_per_1k: float = Field(1.0, ge=0, description="rate rule: more hits than this per 1,000 characters…")
     min_hits: int = Field(3, ge=1, description="…and at least this many hits")
     paragraph_per_1k: float | None = Field(
-        2.0, ge=0, description="paragraph rule: a line with at least min_hits hits and more than this per 1,000 of its characters "
-        "(a spam block injected into a long page, which the page's rate dilutes); none: off"
+        2.0, ge=0, description="paragraph rule, for pages of several lines: a line with at least paragraph_min_terms distinct counted "
+        "terms and more than this many per 1,000 of its characters (a spam block injected into a long page, which the page's rate "
+        "dilutes); none: off"
     )
+    paragraph_min_terms: int = Field(2, ge=1, description="…and at least this many distinct terms in that line")
     min_severity: int = Field(
         2, ge=1, le=3, description="hits of lower severity (words news and medicine use too: sex, 毒品) are listed in terms but not counted"
     )
@@ -252,9 +258,9 @@ class ContentSafety(Filter):
             hits = hits.filter(pl.col("category").is_in(self.categories))
         texts = df.get_column(TEXT)
         dense = (hits.filter((pl.col("severity") >= self.min_severity) & (pl.col("paragraphs") > 1))  # one paragraph: rate's alone
-                 .group_by("row", "paragraph").agg(pl.len().alias("hits"), pl.col("chars").first())
-                 .filter(pl.col("hits") >= self.min_hits)
-                 .group_by("row").agg((pl.col("hits").cast(pl.Float64) * 1000 / pl.col("chars").clip(lower_bound=1)).max()
+                 .group_by("row", "paragraph").agg(pl.col("match").n_unique().alias("terms"), pl.col("chars").first())
+                 .filter(pl.col("terms") >= self.paragraph_min_terms)
+                 .group_by("row").agg((pl.col("terms").cast(pl.Float64) * 1000 / pl.col("chars").clip(lower_bound=1)).max()
                                       .alias(P + "paragraph_per_1k")))
         per_row = hits.group_by("row", maintain_order=True).agg(
             (pl.col("severity") >= self.min_severity).sum().cast(pl.UInt32).alias(P + "hits"),

@@ -96,15 +96,18 @@ def test_the_rate_rule_counts_severity_two_and_up_per_1000_characters():
 
 def test_the_paragraph_rule_finds_a_dense_line_that_the_page_rate_dilutes():
     page = ["An ordinary line of a long article about the city council and its budget for the next year."] * 60  # 5,600 characters
-    spam = "Blowjob, gangbang, creampie and milf clips."  # 4 hits of severity 2 in 48 characters
+    spam = "Blowjob, gangbang, creampie and milf clips."  # 4 distinct terms of severity 2 in 43 characters
     texts = ["\n".join([*page[:30], spam, *page[30:]]),
-             "\n".join([*page[:20], "blowjob", *page[20:40], "gangbang and creampie", *page[40:], "milf"]),  # spread out
+             "\n".join([*page[:15], "blowjob", *page[15:30], "gangbang", *page[30:45], "creampie", *page[45:], "milf"]),  # spread out
+             "\n".join([*page[:30], "milf, milf, milf and milf.", *page[30:]]),  # one term four times: one distinct term
              " ".join([*page[:30], spam, *page[30:]])]  # one paragraph: the rate rule alone judges it
     rows = measured(texts).select(P + "hits", P + "per_1k", P + "paragraph_per_1k", "reason").rows()
-    assert [(hits, reason) for hits, _, _, reason in rows] == [(4, "content_safety:paragraph"), (4, None), (4, None)]
-    assert rows[0][1] < 1.0 and rows[0][2] == pytest.approx(4 * 1000 / len(spam)) and rows[1][2] == rows[2][2] == 0
+    assert [(hits, reason) for hits, _, _, reason in rows] == [(4, "content_safety:paragraph"), (4, None), (4, None), (4, None)]
+    assert all(per_1k < 1.0 for _, per_1k, _, _ in rows)
+    assert [paragraph for _, _, paragraph, _ in rows] == [pytest.approx(4 * 1000 / len(spam)), 0, 0, 0]
     assert measured(texts[:1], paragraph_per_1k=None)["reason"].to_list() == [None]
     assert measured(texts[:1], paragraph_per_1k=4 * 1000 / len(spam))["reason"].to_list() == [None]  # not more than the threshold
+    assert measured(texts[:1], paragraph_min_terms=5)["reason"].to_list() == [None]
 
 
 def test_overlapping_hits_count_once_as_the_longest():
