@@ -10,8 +10,9 @@ How text is matched, so that spam cannot hide and innocent words do not fire:
   dropped, letters spaced or dotted one by one joined (`s.e.x`, `p o r n`), digits and signs inside
   words read as letters (`p0rn`, `$ex`), and spaces or dots between Han characters removed (`博 彩`);
 - one regular expression holds every term and every allowed word, longest first, and Polars runs it
-  over the whole column (Rust's regex crate compiles a literal alternation to an Aho-Corasick
-  automaton: 3× pyahocorasick's scan from Python, `benchmarks/content_safety.md`). CJK terms need
+  over every line of the column (a term never spans a line break; Rust's regex crate compiles a
+  literal alternation to an Aho-Corasick automaton: 3× pyahocorasick's scan from Python,
+  `benchmarks/content_safety.md`). CJK terms need
   no word boundaries; a Latin term must stand as a word (an `s` plural allowed), so `Scunthorpe`,
   `Essex` and `cocktail` do not hit;
 - matches do not overlap and the longest wins where several start at one place, so an allowed
