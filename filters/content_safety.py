@@ -10,8 +10,9 @@ How text is matched, so that spam cannot hide and innocent words do not fire:
   dropped, letters spaced or dotted one by one joined (`s.e.x`, `p o r n`), digits and signs inside
   words read as letters (`p0rn`, `$ex`), and spaces or dots between Han characters removed (`博 彩`);
 - one regular expression holds every term and every allowed word, longest first, and Polars runs it
-  over the whole column (Rust's regex crate compiles a literal alternation to an Aho-Corasick
-  automaton: 3× pyahocorasick's scan from Python, `benchmarks/content_safety.md`). CJK terms need
+  over every line of the column (a term never spans a line break; Rust's regex crate compiles a
+  literal alternation to an Aho-Corasick automaton: 3× pyahocorasick's scan from Python,
+  `benchmarks/content_safety.md`). CJK terms need
   no word boundaries; a Latin term must stand as a word (an `s` plural allowed), so `Scunthorpe`,
   `Essex` and `cocktail` do not hit;
 - matches do not overlap and the longest wins where several start at one place, so an allowed
@@ -19,10 +20,14 @@ How text is matched, so that spam cannot hide and innocent words do not fire:
   counted, and `free porn` counts once, not also as `porn`.
 
 The rule: a document goes when a hit is of the severest level (`severe`), or when it has at least
-`min_hits` hits and more than `max_per_1k` hits per 1,000 characters (`rate`), counting hits of
-`min_severity` (2) or more: severity 1 marks words news and medicine use too (sex, 毒品, cocaine),
-listed but never decisive. The counted hits, the rate, the highest severity, the categories and
-the terms found are columns (`mode: annotate` keeps every document).
+`min_hits` hits and more than `max_per_1k` hits per 1,000 characters (`rate`), or when one line of
+a page of several holds at least `paragraph_min_terms` distinct terms and more than
+`paragraph_per_1k` of them per 1,000 of its characters (`paragraph`: spam is injected as a block,
+which a long page's rate dilutes, while news that names such words spreads them out), counting
+hits of `min_severity` (2) or more: severity 1 marks words news and medicine use too (sex, 毒品,
+cocaine), listed but never decisive. The counted hits, the rate, the densest line's rate, the
+highest severity, the categories and the terms found are columns (`mode: annotate` keeps every
+document).
 """
 
 from __future__ import annotations
@@ -169,11 +174,18 @@ class Matcher:
         self.lookup = pl.DataFrame(rows, schema={"match": pl.String, "category": pl.String, "severity": pl.UInt8}, orient="row")
 
     def find(self, texts: pl.Series) -> pl.DataFrame:
-        """Every counted hit: `row` (position in `texts`), `match`, `category`, `severity`, in text order."""
-        empty = pl.DataFrame(schema={"row": pl.UInt32, "match": pl.String, "category": pl.String, "severity": pl.UInt8})
+        """Every counted hit: `row` (position in `texts`), `paragraph` (its line), `chars` (the line's
+        length), `paragraphs` (the text's line count), `match`, `category`, `severity`, in text order.
+        Lines are matched one by one: a term never spans a line break."""
+        empty = pl.DataFrame(schema={"row": pl.UInt32, "paragraph": pl.UInt32, "chars": pl.UInt32, "paragraphs": pl.UInt32,
+                                     "match": pl.String, "category": pl.String, "severity": pl.UInt8})
         if self.pattern is None or texts.is_empty():
             return empty
-        matches = pl.DataFrame({"match": fold(texts.fill_null("")).str.extract_all(self.pattern)}).with_row_index("row")
+        lines = pl.DataFrame({"line": texts.fill_null("").str.split("\n")}).with_row_index("row").explode("line")
+        matches = lines.select(
+            "row", paragraph=pl.int_range(pl.len(), dtype=pl.UInt32).over("row"), chars=pl.col("line").str.len_chars(),
+            paragraphs=pl.len().over("row").cast(pl.UInt32), match=fold(lines.get_column("line")).str.extract_all(self.pattern),
+        )
         return matches.explode("match").join(self.lookup, on="match", how="inner", maintain_order="left")
 
 
@@ -218,6 +230,12 @@ class ContentSafety(Filter):
     )
     max_per_1k: float = Field(1.0, ge=0, description="rate rule: more hits than this per 1,000 characters…")
     min_hits: int = Field(3, ge=1, description="…and at least this many hits")
+    paragraph_per_1k: float | None = Field(
+        2.0, ge=0, description="paragraph rule, for pages of several lines: a line with at least paragraph_min_terms distinct counted "
+        "terms and more than this many per 1,000 of its characters (a spam block injected into a long page, which the page's rate "
+        "dilutes); none: off"
+    )
+    paragraph_min_terms: int = Field(2, ge=1, description="…and at least this many distinct terms in that line")
     min_severity: int = Field(
         2, ge=1, le=3, description="hits of lower severity (words news and medicine use too: sex, 毒品) are listed in terms but not counted"
     )
@@ -239,17 +257,25 @@ class ContentSafety(Filter):
         hits = self.matcher().find(df.get_column(TEXT))
         if self.categories is not None:
             hits = hits.filter(pl.col("category").is_in(self.categories))
+        texts = df.get_column(TEXT)
+        dense = (hits.filter((pl.col("severity") >= self.min_severity) & (pl.col("paragraphs") > 1))  # one paragraph: rate's alone
+                 .group_by("row", "paragraph").agg(pl.col("match").n_unique().alias("terms"), pl.col("chars").first())
+                 .filter(pl.col("terms") >= self.paragraph_min_terms)
+                 .group_by("row").agg((pl.col("terms").cast(pl.Float64) * 1000 / pl.col("chars").clip(lower_bound=1)).max()
+                                      .alias(P + "paragraph_per_1k")))
         per_row = hits.group_by("row", maintain_order=True).agg(
             (pl.col("severity") >= self.min_severity).sum().cast(pl.UInt32).alias(P + "hits"),
             pl.col("severity").max().alias(P + "severity"),
             pl.col("category").unique().sort().str.join(",").alias(P + "categories"),
             pl.col("match").unique(maintain_order=True).head(MAX_TERMS_SHOWN).str.join("|").alias(P + "terms"),
         )
-        rows = pl.DataFrame({"row": pl.arange(0, df.height, dtype=pl.UInt32, eager=True)}).join(per_row, on="row", how="left")
-        chars = df.get_column(TEXT).str.len_chars().fill_null(0).clip(lower_bound=1)
+        rows = (pl.DataFrame({"row": pl.arange(0, df.height, dtype=pl.UInt32, eager=True)})
+                .join(per_row, on="row", how="left").join(dense, on="row", how="left"))
+        chars = texts.str.len_chars().fill_null(0).clip(lower_bound=1)
         return df.with_columns(
             rows.get_column(P + "hits").fill_null(0),
             (rows.get_column(P + "hits").fill_null(0).cast(pl.Float64) * 1000 / chars).alias(P + "per_1k"),
+            rows.get_column(P + "paragraph_per_1k").fill_null(0.0),
             rows.get_column(P + "severity").fill_null(0),
             rows.get_column(P + "categories"),
             rows.get_column(P + "terms"),
@@ -260,4 +286,8 @@ class ContentSafety(Filter):
         if self.severe is not None:
             rules.append(Rule("severe", pl.col(P + "severity") >= self.severe, P + "severity", self.severe))
         rate = (pl.col(P + "hits") >= self.min_hits) & (pl.col(P + "per_1k") > self.max_per_1k)
-        return [*rules, Rule("rate", rate, P + "per_1k", self.max_per_1k)]
+        rules.append(Rule("rate", rate, P + "per_1k", self.max_per_1k))
+        if self.paragraph_per_1k is not None:
+            rules.append(Rule("paragraph", pl.col(P + "paragraph_per_1k") > self.paragraph_per_1k, P + "paragraph_per_1k",
+                              self.paragraph_per_1k))
+        return rules
