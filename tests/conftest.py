@@ -64,6 +64,19 @@ def clean(*args: str, cwd: Path | None = None, check: bool = False):
     return result
 
 
+def run_with_workers(tmp_path: Path, source: Path, stages: list[dict], **top) -> Path:
+    """`clean run` of the same stages with 1 and then 2 workers; asserts every output shard is byte-identical
+    and returns the 1-worker output folder."""
+    shards = {}
+    for workers in (1, 2):
+        out = tmp_path / f"out{workers}"
+        pipeline = write_pipeline(tmp_path / f"p{workers}.yaml", source, out, stages, workers=workers, **top)
+        clean("run", str(pipeline), "-q", check=True)
+        shards[workers] = {p.name: p.read_bytes() for p in sorted((out / "data").glob("*.parquet"))}
+    assert shards[1] and shards[1] == shards[2]
+    return tmp_path / "out1"
+
+
 def crash_on_call(function, call: int):
     """`function`, except that its `call`-th call raises KeyboardInterrupt: a crash mid-step."""
     calls = []

@@ -17,7 +17,7 @@ from cleanmix.filters import ranking
 from cleanmix.filters.classifier import Classifier, prepare
 from cleanmix.pipelines.order import ORDER
 from cleanmix.pipelines.stage import Context
-from conftest import assert_user_error, clean, write_pipeline
+from conftest import assert_user_error, clean, run_with_workers, write_pipeline
 
 TRAIN_ZH, TRAIN_EN = 300, 90
 SMALL = ["--dim", "16", "--epoch", "20", "--lr", "0.2"]
@@ -148,24 +148,19 @@ def test_a_run_keeps_the_top_fraction_byte_identical_whatever_the_workers(model:
         pl.DataFrame({"id": [f"{shard}-{i}" for i in range(len(part))], "text": part}).write_parquet(data / f"s{shard}.parquet")
     stages = [{"type": "length", "min_chars": 50}, {"type": "classifier", "model_path": str(model), "keep_top": 0.1},
               {"type": "exact_dedup"}]
-    outs = []
-    for workers in (1, 2):
-        pipeline = write_pipeline(tmp_path / f"p{workers}.yaml", data, tmp_path / f"out{workers}", stages, workers=workers)
-        clean("run", str(pipeline), "-q", check=True)
-        outs.append(tmp_path / f"out{workers}")
-    assert (outs[0] / "data" / "part-00000.parquet").read_bytes() == (outs[1] / "data" / "part-00000.parquet").read_bytes()
-    summary = json.loads((outs[0] / "stats" / "summary.json").read_text())
+    out = run_with_workers(tmp_path, data, stages)
+    summary = json.loads((out / "stats" / "summary.json").read_text())
     stage = summary["stages"][1]
     scored = stage["docs_in"]
     assert stage["docs_out"] == int(0.1 * scored + 0.5)
     assert stage["removed"] == {"classifier:not_top[0.1]": scored - stage["docs_out"]}
-    details = json.loads((outs[0] / "stats" / "classifier.json").read_text())["details"]["groups"]["all"]
+    details = json.loads((out / "stats" / "classifier.json").read_text())["details"]["groups"]["all"]
     assert details["scored"] == scored and details["keep"] == stage["docs_out"]
-    kept = pl.read_parquet(outs[0] / "data")
+    kept = pl.read_parquet(out / "data")
     assert kept["classifier_score"].min() == details["cut_score"]
-    rejected = pl.read_parquet(outs[0] / "rejected" / "classifier")
+    rejected = pl.read_parquet(out / "rejected" / "classifier")
     assert rejected["classifier_score"].max() <= details["cut_score"]
-    report = (outs[0] / "report.html").read_text()
+    report = (out / "report.html").read_text()
     assert "classifier_score" in report and "top 0.1" in report
 
 

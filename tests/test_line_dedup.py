@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from cleanmix.dedup.line_dedup import LineDedup
 from cleanmix.pipelines.registry import stage_types
-from conftest import clean, write_pipeline, write_shards
+from conftest import run_with_workers, write_shards
 
 
 def texts(df: pl.DataFrame) -> list[str | None]:
@@ -67,15 +67,7 @@ def test_boilerplate_across_shards_through_clean_run_same_bytes_with_1_or_2_work
                 expected.append(f"{first}\n{second}")
         pages.append(shard_pages)
     source = write_shards(tmp_path / "in", pages)
-    outputs = {}
-    for workers in (1, 2):
-        out = tmp_path / f"out{workers}"
-        pipeline = write_pipeline(tmp_path / f"p{workers}.yaml", source, out, [{"type": "line_dedup"}],
-                                  workers=workers, input={"batch_rows": 100})
-        clean("run", str(pipeline), check=True)
-        outputs[workers] = {p.name: p.read_bytes() for p in sorted((out / "data").glob("*.parquet"))}
-    assert outputs[1] == outputs[2]
-    out = tmp_path / "out1"
+    out = run_with_workers(tmp_path, source, [{"type": "line_dedup"}], input={"batch_rows": 100})
     assert texts(pl.read_parquet(out / "data")) == expected
     stage = json.loads((out / "stats" / "summary.json").read_text())["stages"][0]
     assert stage["removed"] == {"line_dedup:too_little_text": 3}

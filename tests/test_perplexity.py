@@ -21,7 +21,7 @@ from test_quality_real_data import english_articles, junk, peoples_daily
 
 from cleanmix.filters.perplexity import Perplexity, normalize
 from cleanmix.pipelines.stage import TEXT
-from conftest import assert_user_error, clean, write_pipeline
+from conftest import assert_user_error, clean, run_with_workers, write_pipeline
 
 DISCOUNT = 0.5
 
@@ -138,18 +138,13 @@ def test_a_run_after_the_language_stage_is_byte_identical_whatever_the_workers(t
         part = docs[shard::3]
         pl.DataFrame({"id": [f"{shard}-{i}" for i in range(len(part))], TEXT: part}).write_parquet(data / f"s{shard}.parquet")
     stages = [{"type": "language", "languages": ["zh", "en"]}, {"type": "perplexity", "models": models, "keep_top": 0.5}]
-    outs = []
-    for workers in (1, 2):
-        pipeline = write_pipeline(tmp_path / f"p{workers}.yaml", data, tmp_path / f"out{workers}", stages, workers=workers)
-        clean("run", str(pipeline), "-q", check=True)
-        outs.append(tmp_path / f"out{workers}")
-    assert (outs[0] / "data" / "part-00000.parquet").read_bytes() == (outs[1] / "data" / "part-00000.parquet").read_bytes()
-    groups = json.loads((outs[0] / "stats" / "perplexity.json").read_text())["details"]["groups"]
-    stage = json.loads((outs[0] / "stats" / "summary.json").read_text())["stages"][1]
+    out = run_with_workers(tmp_path, data, stages)
+    groups = json.loads((out / "stats" / "perplexity.json").read_text())["details"]["groups"]
+    stage = json.loads((out / "stats" / "summary.json").read_text())["stages"][1]
     assert set(groups) == {"zh", "en"}
     assert stage["docs_out"] == sum(g["keep"] for g in groups.values())
     assert all(g["keep"] == int(0.5 * g["scored"] + 0.5) for g in groups.values())
-    kept = pl.read_parquet(outs[0] / "data")
+    kept = pl.read_parquet(out / "data")
     salad = set(texts["zh_word_salad"]) | set(texts["en_navigation"])
     assert kept.filter(pl.col(TEXT).is_in(list(salad))).height <= 0.05 * kept.height
 
