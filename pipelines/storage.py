@@ -139,11 +139,13 @@ def store_errors(url: str, role: str) -> Iterator[None]:
         yield
     except UserError:
         raise
-    except PermissionError as error:
+    except OSError as error:
+        if not refused(error):
+            raise
         raise UserError(
             f"{role} '{url}': the object store refused access ({one_line(error)}). Check the credentials "
-            "(AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY or AWS_PROFILE, or storage_options in the pipeline file) and that "
-            "they may list, read and write there."
+            "(for s3:// AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY or AWS_PROFILE; for gs:// GOOGLE_APPLICATION_CREDENTIALS; "
+            "or storage_options in the pipeline file) and that they may list, read and write there."
         ) from None
     except Exception as error:
         if not is_store_error(error):
@@ -151,8 +153,13 @@ def store_errors(url: str, role: str) -> Iterator[None]:
         raise UserError(f"{role} '{url}': the object store could not be reached ({one_line(error)}). {ENDPOINT_HINT}") from None
 
 
-ENDPOINT_HINT = ("Check the endpoint (AWS_ENDPOINT_URL, or storage_options: {endpoint_url: …} in the pipeline file), the network "
-                 "and the credentials.")
+ENDPOINT_HINT = ("Check the endpoint (AWS_ENDPOINT_URL for s3://, STORAGE_EMULATOR_HOST for a gs:// emulator, or storage_options: "
+                 "{endpoint_url: …} in the pipeline file), the network and the credentials.")
+
+
+def refused(error: OSError) -> bool:
+    """A store's refusal: s3fs raises PermissionError; gcsfs a plain OSError("Forbidden: …") for its HTTP 403."""
+    return isinstance(error, PermissionError) or str(error).startswith("Forbidden")
 
 
 def is_store_error(error: BaseException) -> bool:

@@ -10,13 +10,9 @@ from __future__ import annotations
 
 import json
 import os
-import socket
-import subprocess
-import sys
-import time
 
 import pytest
-from test_object_store import DEMO, SMALL_STAGES, _free_port, local_files, pipeline, reference, shards, stage_counts  # noqa: F401 - a fixture
+from test_object_store import DEMO, SMALL_STAGES, local_files, pipeline, reference, shards, stage_counts, start_server  # noqa: F401 - a fixture
 
 from conftest import assert_user_error, clean
 
@@ -36,18 +32,10 @@ except ImportError:  # the `test` extra installs them; CI must not skip
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     """The emulator on 127.0.0.1, objects in memory; its address as gcsfs reads it from the environment."""
-    port = _free_port()
     log = open(tmp_path_factory.mktemp("gcs") / "server.log", "wb")  # noqa: SIM115 - closed at teardown
-    process = subprocess.Popen([sys.executable, "-m", "gcp_storage_emulator", "start", "-H", "127.0.0.1", "--port", str(port),
-                                "--in-memory"], stdout=log, stderr=subprocess.STDOUT)
+    process, endpoint = start_server(["gcp_storage_emulator", "start", "-H", "127.0.0.1", "--port", "{port}", "--in-memory"], log)
     try:
-        for _ in range(200):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
-                break
-            except OSError:
-                time.sleep(0.05)
-        yield f"http://127.0.0.1:{port}"
+        yield endpoint
     finally:
         process.terminate()
         process.wait(timeout=10)
@@ -134,3 +122,17 @@ def test_a_live_runs_lock_is_respected(gs, tmp_path):
     refused = clean("run", str(pipeline(tmp_path / "p.yaml", str(DEMO), gs.url("runs/locked"), SMALL_STAGES)))
     assert_user_error(refused, "another `clean run` (pid 1 on elsewhere", "runs/locked/.cleanmix.lock")
     assert gs.objects("runs/locked") == {".cleanmix.lock": lock}
+
+
+def test_gcsfs_refusal_is_one_paragraph_naming_the_credentials():
+    """gcsfs reports Google's 403 as a plain OSError("Forbidden: …") (gcsfs/retry.py), not PermissionError;
+    the emulator has no auth, so the error is raised here as gcsfs raises it."""
+    from cleanmix.pipelines.errors import UserError
+    from cleanmix.pipelines.storage import store_errors
+
+    with pytest.raises(UserError) as refused, store_errors("gs://corpus/raw", "input.path"):
+        raise OSError("Forbidden: https://storage.googleapis.com/storage/v1/b/corpus/o\nno access")
+    assert "input.path 'gs://corpus/raw': the object store refused access" in str(refused.value)
+    assert "GOOGLE_APPLICATION_CREDENTIALS" in str(refused.value)
+    with pytest.raises(FileNotFoundError), store_errors("gs://corpus/raw", "input.path"):
+        raise FileNotFoundError("corpus/raw/missing.parquet")  # not a refusal: left to its own handler

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import signal
 import socket
 import subprocess
 import sys
@@ -23,6 +22,7 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_formats import write_jsonl
+from test_resume import kill_when
 
 import cleanmix.pipelines.jsonl
 from cleanmix.pipelines.config import validate_pipeline
@@ -51,22 +51,26 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+def start_server(args: list[str], log, env: dict[str, str] | None = None) -> tuple[subprocess.Popen, str]:
+    """`python -m <args>` (each `{port}` filled with a free port of 127.0.0.1), once it accepts connections; and its URL."""
+    port = _free_port()
+    process = subprocess.Popen([sys.executable, "-m", *(a.format(port=port) for a in args)], env=env, stdout=log, stderr=subprocess.STDOUT)
+    for _ in range(200):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
+            break
+        except OSError:
+            time.sleep(0.05)
+    return process, f"http://127.0.0.1:{port}"
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     """moto's S3 server on 127.0.0.1 with authentication on: one user whose keys may do anything in S3."""
-    port = _free_port()
-    endpoint = f"http://127.0.0.1:{port}"
     env = {**os.environ, "INITIAL_NO_AUTH_ACTION_COUNT": "3"}  # the user, its policy and its key are made unsigned
     log = open(tmp_path_factory.mktemp("moto") / "server.log", "wb")  # noqa: SIM115 - closed at teardown
-    process = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)], env=env,
-                               stdout=log, stderr=subprocess.STDOUT)
+    process, endpoint = start_server(["moto.server", "-H", "127.0.0.1", "-p", "{port}"], log, env)
     try:
-        for _ in range(200):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
-                break
-            except OSError:
-                time.sleep(0.05)
         iam = boto3.client("iam", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
         iam.create_user(UserName="cleanmix")
         policy = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}
@@ -172,31 +176,13 @@ def test_demo_on_s3_gives_the_local_output_byte_for_byte(s3, reference, tmp_path
     assert_user_error(clean("stats", s3.url("demo")), f"'{s3.url('demo')}' is not a finished cleanmix output folder")
 
 
-def kill_when_staged(cmd: list[str], staging: Path, markers: int) -> bool:
-    """Start the run; SIGKILL it once `markers` unit markers are staged. False if it finished first."""
-    process = subprocess.Popen(cmd, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, start_new_session=True,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        while process.poll() is None:
-            if len(list(staging.glob("*/_work/seg-*/u*.json"))) >= markers:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
-                return True
-            time.sleep(0.005)
-        return False
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-
-
 def test_sigkill_mid_run_then_rerun_resumes_to_the_same_output(s3, reference, tmp_path):
     """Killed in the first pass and again in a later one; the lock a killed run leaves is taken over."""
     config = pipeline(tmp_path / "p.yaml", s3.url("demo"), s3.url("runs/killed"), workers=2)
     cmd = [sys.executable, "-m", "cleanmix.pipelines.cli", "run", str(config), "-q"]
-    assert kill_when_staged(cmd, tmp_path / "staging", 1)
+    assert kill_when(cmd, tmp_path / "staging", 1, "*/_work/seg-*/u*.json")
     assert ".cleanmix.lock" in s3.objects("runs/killed")  # left by the killed run
-    assert kill_when_staged(cmd, tmp_path / "staging", 5)  # 3 units per pass: inside the second
+    assert kill_when(cmd, tmp_path / "staging", 5, "*/_work/seg-*/u*.json")  # 3 units per pass: inside the second
     assert "stats/summary.json" not in s3.objects("runs/killed")
     resumed = clean("run", str(config), "--workers", "1", check=True)
     assert "already done, resuming" in resumed.stderr

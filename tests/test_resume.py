@@ -43,13 +43,13 @@ def output_files(out: Path) -> dict[str, bytes]:
     return {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*.parquet"))}
 
 
-def kill_when(cmd: list[str], out: Path, markers: int) -> bool:
-    """Start the run; SIGKILL it once `markers` units are done. False if it finished first."""
+def kill_when(cmd: list[str], out: Path, markers: int, unit_markers: str = "_work/seg-*/u*.json") -> bool:
+    """Start the run; SIGKILL it once `markers` units are done (`unit_markers` below `out`). False if it finished first."""
     process = subprocess.Popen(cmd, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, start_new_session=True,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         while process.poll() is None:
-            if len(list((out / "_work").glob("seg-*/u*.json"))) >= markers:
+            if len(list(out.glob(unit_markers))) >= markers:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
                 return True
