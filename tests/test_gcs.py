@@ -12,7 +12,7 @@ import json
 import os
 
 import pytest
-from test_object_store import DEMO, SMALL_STAGES, local_files, pipeline, reference, shards, stage_counts, start_server  # noqa: F401 - a fixture
+from test_object_store import DEMO, SMALL_STAGES, assert_published_as_local, local_files, pipeline, reference, shards, start_server  # noqa: F401 - a fixture
 
 from conftest import assert_user_error, clean
 
@@ -69,22 +69,7 @@ def gs(server, monkeypatch, tmp_path, request):
 
 
 def test_demo_on_gcs_gives_the_local_output_byte_for_byte(gs, reference, tmp_path):  # noqa: F811 - the fixture
-    config = pipeline(tmp_path / "p.yaml", gs.url("demo"), gs.url("runs/demo"), workers=2)
-    result = clean("run", str(config), check=True)
-    assert f"under {gs.url('runs/demo')}/data" in result.stdout
-    published = gs.objects("runs/demo")
-    expected = local_files(reference)
-    assert set(published) == set(expected) | {".cleanmix-output.json"}  # no lock, no _work, no temporary object
-    assert shards(published) == shards(expected) and len(shards(expected)) == 15
-    summary, local = json.loads(published["stats/summary.json"]), json.loads(expected["stats/summary.json"])
-    assert stage_counts(summary) == stage_counts(local) and summary["output"] == local["output"]
-    assert summary["input"]["docs"] == 812 and summary["output"]["docs"] == 517
-    marker = json.loads(published[".cleanmix-output.json"])
-    assert marker["complete"] and list(marker["input"]["files"]) == [gs.url(f"demo/part-0{i}.parquet") for i in range(3)]
-    again = clean("run", str(config), check=True)
-    assert "already holds this run, complete: nothing to do" in again.stderr
-    assert gs.objects("runs/demo") == published
-    assert "812 docs in → 517 kept" in clean("stats", gs.url("runs/demo"), check=True).stdout
+    assert_published_as_local(gs, reference, pipeline(tmp_path / "p.yaml", gs.url("demo"), gs.url("runs/demo"), workers=2))
 
 
 def test_the_output_read_back_as_input_and_storage_options_in_the_file(gs, server, tmp_path, monkeypatch):
