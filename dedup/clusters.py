@@ -27,17 +27,10 @@ DUPLICATE_OF = "duplicate_of"
 REMOVED = "_cm_removed"
 
 
-def connected_components(left: np.ndarray, right: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Union-find over edges, vectorised: (nodes, root) where root[i] is the smallest node of nodes[i]'s component."""
-    nodes = np.unique(np.concatenate([left, right]))
-    parent = np.arange(nodes.size)
-    _link(parent, np.searchsorted(nodes, left), np.searchsorted(nodes, right))
-    return nodes, nodes[parent]
-
-
 def file_components(files: list[Path]) -> tuple[np.ndarray, np.ndarray]:
-    """`connected_components` over the edges of Parquet files (columns `a`, `b`), one file in
-    memory at a time: memory is 16 bytes per node in some edge plus one file, never every pair."""
+    """Union-find over the edges of Parquet files (columns `a`, `b`), vectorised: (nodes, root) where
+    root[i] is the smallest node of nodes[i]'s component. One file in memory at a time: memory is 16
+    bytes per node in some edge plus one file, never every pair."""
     nodes = np.unique(np.concatenate([np.unique(_ends(path)) for path in files] or [np.zeros(0, np.uint64)]))
     parent = np.arange(nodes.size)
     for path in files:

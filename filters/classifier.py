@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import json
 import struct
-from functools import cache
 from pathlib import Path
 from typing import Any, Literal
 
 import polars as pl
 from pydantic import Field, field_validator, model_validator
 
+from cleanmix.filters.language import load_model
 from cleanmix.filters.ranking import RankedFilter
 from cleanmix.pipelines.stage import TEXT, Rule
 
@@ -73,14 +73,6 @@ def model_labels(path: str | Path) -> list[str]:
                 labels.append(buffer[pos:end].decode("utf-8", "replace").removeprefix(LABEL_PREFIX))
             pos = end + 10
         return labels
-
-
-@cache
-def load_model(path: str) -> Any:
-    """One model per file and process: loaded on a worker's first batch, then reused."""
-    import fasttext
-
-    return fasttext.load_model(path)
 
 
 def score_texts(lines: pl.Series, path: str, label: str) -> pl.Series:

@@ -42,7 +42,7 @@ from typing import Literal
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from cleanmix.pipelines.stage import TEXT, Filter, Rule
+from cleanmix.pipelines.stage import TEXT, Filter, Rule, file_stamp
 
 P = "content_safety_"
 RESOURCES = Path(__file__).parent / "resources" / "content_safety"
@@ -207,11 +207,6 @@ def load_matcher(languages: tuple[str, ...], lists: tuple[tuple[WordList, int, i
     return Matcher(terms, allowed)
 
 
-def _stamp(path: str) -> tuple[str, int, int]:
-    stat = Path(path).stat()
-    return path, stat.st_size, stat.st_mtime_ns
-
-
 class ContentSafety(Filter):
     """Adult, gambling, drug and weapon spam by word lists (English and Chinese shipped, users' own by path)."""
 
@@ -250,8 +245,8 @@ class ContentSafety(Filter):
         return absolute
 
     def matcher(self) -> Matcher:
-        lists = tuple((word_list, *_stamp(word_list.path)[1:]) for word_list in self.lists)
-        return load_matcher(tuple(self.languages), lists, tuple(_stamp(path) for path in self.allow))  # type: ignore[arg-type]
+        lists = tuple((word_list, *file_stamp(word_list.path)[1:]) for word_list in self.lists)
+        return load_matcher(tuple(self.languages), lists, tuple(file_stamp(path) for path in self.allow))  # type: ignore[arg-type]
 
     def metrics(self, df: pl.DataFrame) -> pl.DataFrame:
         hits = self.matcher().find(df.get_column(TEXT))

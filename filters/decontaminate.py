@@ -33,7 +33,7 @@ import polars as pl
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from cleanmix.filters.benchmark_index import Hits, Index, benchmark_files, build_index, check_benchmark, find, matched_spans, read_items
-from cleanmix.pipelines.stage import ID, REASON, TEXT, Mapper, StageResult, with_reason
+from cleanmix.pipelines.stage import ID, REASON, TEXT, Mapper, StageResult, file_stamp, with_reason
 
 MAX_EXAMPLES = 3
 """Examples per benchmark from one batch (the runner keeps the first few over the run)."""
@@ -109,7 +109,7 @@ class Decontaminate(Mapper):
         """This process's index for these parameters and files (built on first use)."""
         stamped = []
         for name, benchmark in self.benchmarks.items():
-            stats = [(str(f), (s := f.stat()).st_size, s.st_mtime_ns) for f in benchmark_files(Path(benchmark.path))]
+            stats = [file_stamp(str(f)) for f in benchmark_files(Path(benchmark.path))]
             stamped.append((name, benchmark, tuple(stats)))
         return load_index(tuple(stamped), self.ngram, self.cjk_ngram, self.common_ngrams)
 

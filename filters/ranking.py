@@ -133,16 +133,12 @@ class RankedFilter(Filter, GlobalStage):
         stored = ctx.decisions.load(df.get_column(ORDER))
         scores = stored.select(ORDER, self.score) if stored is not None else \
             pl.DataFrame(schema={ORDER: pl.UInt64, self.score: pl.Float64})
-        measured = self.with_extras(df).join(scores, on=ORDER, how="left", maintain_order="left")
+        measured = df.drop(self.score, strict=False).join(scores, on=ORDER, how="left", maintain_order="left")
         decided = self.model_copy()
         worst = math.inf if self.higher_is_better else -math.inf  # a group that keeps none
         decided._cuts = {name: (g["cut_score"], g["cut_order"]) if g["cut_score"] is not None else (worst, 0)
                          for name, g in json.loads((ctx.workdir / CUTS_FILE).read_text()).items()}
         return decided.select(df, measured)
-
-    def with_extras(self, df: pl.DataFrame) -> pl.DataFrame:
-        """`df` with the columns besides the score that the rules read (the group's), for apply."""
-        return df.drop(self.score, strict=False)
 
 
 def _store_scores(job: tuple[Path, str, UnitDecisions, str]) -> None:

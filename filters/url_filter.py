@@ -26,7 +26,7 @@ from typing import Literal
 import polars as pl
 from pydantic import Field, field_validator
 
-from cleanmix.pipelines.stage import Filter, Rule
+from cleanmix.pipelines.stage import Filter, Rule, file_stamp
 
 P = "url_filter_"
 RESOURCES = Path(__file__).parent / "resources" / "url_filter"
@@ -156,8 +156,7 @@ class UrlFilter(Filter):
         return (self.url_column,)
 
     def blocklist(self) -> Blocklist:
-        stamped = tuple((category, path, (s := Path(path).stat()).st_size, s.st_mtime_ns)
-                        for category, paths in self.lists.items() for path in paths)
+        stamped = tuple((category, *file_stamp(path)) for category, paths in self.lists.items() for path in paths)
         return load_blocklist(tuple(self.categories), self.words, stamped)
 
     def metrics(self, df: pl.DataFrame) -> pl.DataFrame:

@@ -37,6 +37,12 @@ DAMAGED = (OSError, EOFError, zlib.error, zstandard.ZstdError, pa.ArrowException
 """What reading a damaged file raises: the file is then an unreadable shard, named or skipped."""
 
 Tally = dict[str, dict[str, int]]
+
+
+def count(tally: Tally, path: str, why: str, n: int = 1) -> None:
+    """`n` more records of `path` left out for `why`."""
+    counts = tally.setdefault(path, {})
+    counts[why] = counts.get(why, 0) + n
 """Records a reader left out, by file and by why (`summary.input.skipped_records`)."""
 
 

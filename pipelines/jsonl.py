@@ -29,7 +29,7 @@ import pyarrow as pa
 import pyarrow.json as pj
 
 from cleanmix.pipelines.errors import UserError, one_line
-from cleanmix.pipelines.formats import POSITION, SMALL_FILE_BYTES, Piece, Survey, Tally, compressed, open_stream
+from cleanmix.pipelines.formats import POSITION, SMALL_FILE_BYTES, Piece, Survey, Tally, compressed, count, open_stream
 from cleanmix.pipelines.storage import is_url
 from cleanmix.pipelines.storage import size as file_size
 
@@ -200,8 +200,7 @@ def parse_block(block: bytes, first_line: int, schema: pa.Schema | None, path: s
                     f"{where}: {why}. Fix the line, or set input.on_error: skip to leave out such lines and count them "
                     "(summary.input.skipped_records)."
                 ) from None
-            tally.setdefault(path, {}).setdefault(MALFORMED, 0)
-            tally[path][MALFORMED] += 1
+            count(tally, path, MALFORMED)
             keep[index] = False
         block = b"".join(block[starts[i]:ends[i]] + b"\n" for i in np.flatnonzero(keep))
         table = _parse(block, schema)

@@ -33,7 +33,7 @@ from cleanmix.pipelines.config import PipelineConfig
 from cleanmix.pipelines.errors import UserError
 from cleanmix.pipelines.output_folder import LOCK, MARKER, RESULTS, WRITTEN, Claim, check_layout, claim, read_marker, run_marker, verdict
 from cleanmix.pipelines.progress import Reporter
-from cleanmix.pipelines.shards import InputPlan
+from cleanmix.pipelines.shards import InputPlan, json_text
 from cleanmix.pipelines.storage import check_bucket, staging_folder, store_errors
 
 if TYPE_CHECKING:
@@ -68,7 +68,7 @@ class StoreFolder:
         self.fs.pipe_file(f"{self.key}/{name}", data)
 
     def write_json(self, name: str, data: Any) -> None:
-        self.write(name, (json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n").encode())
+        self.write(name, json_text(data).encode())
 
     def remove(self, names: tuple[str, ...]) -> None:
         """Only the named entries (what cleanmix writes): objects of the user's stay."""

@@ -34,6 +34,7 @@ import pyarrow.parquet as pq
 from cleanmix.pipelines.compact import Compaction, compact, sort_by_order
 from cleanmix.pipelines.config import InputConfig, PipelineConfig
 from cleanmix.pipelines.errors import UserError
+from cleanmix.pipelines.formats import count
 from cleanmix.pipelines.output_folder import WORK, claim_output
 from cleanmix.pipelines.progress import Reporter
 from cleanmix.pipelines.shards import (
@@ -426,9 +427,8 @@ def skipped_records(plan: InputPlan, units: dict[int, dict[str, Any]]) -> dict[s
     merged: dict[str, dict[str, int]] = {}
     for unit in plan.units:
         for path, counts in units.get(unit.index, {}).get("skipped_records", {}).items():
-            for why, count in counts.items():
-                merged.setdefault(path, {}).setdefault(why, 0)
-                merged[path][why] += count
+            for why, n in counts.items():
+                count(merged, path, why, n)
     return merged
 
 

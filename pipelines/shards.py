@@ -171,8 +171,7 @@ def _store_files(location: str, configured: str | None, options: dict[str, Any] 
     root = f"{root}/data" if root in outputs else root
 
     def wanted(path: str) -> bool:
-        name = path.rsplit("/", 1)[-1]
-        if name.startswith(".") or format_of(name) is None or (configured is not None and format_of(name) != configured):
+        if not _is_input_name(path.rsplit("/", 1)[-1], configured):
             return False
         return not any(path.startswith(f"{out}/") and not path.startswith(f"{out}/data/") for out in outputs)
 
@@ -194,10 +193,13 @@ def _data_files(folder: Path, configured: str | None) -> list[str]:
         if is_cleanmix_output(Path(parent)):
             folders[:] = ["data"] if "data" in folders else []
             continue
-        found = [name for name in names if not name.startswith(".") and format_of(name) is not None]
-        found = [name for name in found if configured is None or format_of(name) == configured]
-        files += [p for name in found if os.path.isfile(p := os.path.join(parent, name))]
+        files += [p for name in names if _is_input_name(name, configured) and os.path.isfile(p := os.path.join(parent, name))]
     return sorted(files)
+
+
+def _is_input_name(name: str, configured: str | None) -> bool:
+    """A file cleanmix reads as input: not hidden, of a known format (of `input.format`, when set)."""
+    return not name.startswith(".") and (kind := format_of(name)) is not None and configured in (None, kind)
 
 
 def plan_input(config: InputConfig, limit: int | None = None, columns: Collection[str] = frozenset(),
@@ -456,8 +458,13 @@ def write_text(path: Path, text: str) -> None:
         tmp.write_text(text, encoding="utf-8")
 
 
+def json_text(data: Any) -> str:
+    """How cleanmix writes JSON files (markers, stats, manifests): the same bytes on disk and in a store."""
+    return json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n"
+
+
 def write_json(path: Path, data: Any) -> None:
-    write_text(path, json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
+    write_text(path, json_text(data))
 
 
 @contextmanager

@@ -172,6 +172,13 @@ class Stage(BaseModel):
         return like(data, rows.sort("_cm_row").drop("_cm_row"))
 
 
+def file_stamp(path: str) -> tuple[str, int, int]:
+    """A file's path, size and modification time: the key of a per-process cache built from it, so a
+    changed file is read again."""
+    stat = Path(path).stat()
+    return path, stat.st_size, stat.st_mtime_ns
+
+
 def _checked(df: pl.DataFrame) -> pl.DataFrame:
     """A frame a stage can read: a `text` column of strings. An all-null column without a type
     (`pl.Null`, what an empty or all-None frame gets) is taken as strings."""

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
-from cleanmix.pipelines.formats import POSITION, SMALL_FILE_BYTES, Piece, Survey, Tally, open_stream
+from cleanmix.pipelines.formats import POSITION, SMALL_FILE_BYTES, Piece, Survey, Tally, count, open_stream
 from cleanmix.pipelines.storage import size as file_size
 
 if TYPE_CHECKING:
@@ -77,14 +77,14 @@ class Warc:
                 if kind == WarcRecordType.response:
                     mime = (record.http_content_type or "").lower()
                     if mime not in HTML_TYPES:
-                        _count(tally, piece.path, "non_html_response")
+                        count(tally, piece.path, "non_html_response")
                         continue
                     page = _decode(record.reader.read(), record.http_charset)
                     html, text = page, page
                 elif kind == WarcRecordType.conversion:
                     html, text, mime = None, record.reader.read().decode("utf-8", "replace"), record.headers.get("Content-Type")
                 else:
-                    _count(tally, piece.path, f"{kind}_record")
+                    count(tally, piece.path, f"{kind}_record")
                     continue
                 headers = record.headers
                 for name, value in zip(SCHEMA.names, (text, html, headers.get("WARC-Target-URI"), headers.get("WARC-Date"),
@@ -102,11 +102,6 @@ class Warc:
 
 
 WARC = Warc()
-
-
-def _count(tally: Tally, path: str, why: str) -> None:
-    counts = tally.setdefault(path, {})
-    counts[why] = counts.get(why, 0) + 1
 
 
 def _decode(body: bytes, charset: str | None) -> str:

@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from spam_pages import disguise, spam_pages, zh_pages
 
 from cleanmix.filters.content_safety import ContentSafety, fold
-from conftest import clean, write_pipeline
+from conftest import assert_user_error, clean, write_pipeline
 
 P = "content_safety_"
 
@@ -268,6 +268,5 @@ def test_a_missing_list_stops_the_run_before_it_starts(tmp_path):
     pipeline = write_pipeline(tmp_path / "p.yaml", folder, tmp_path / "out",
                               [{"type": "content_safety", "lists": [{"path": str(tmp_path / "nope.tsv")}]}])
     result = clean("run", str(pipeline))
-    assert result.returncode == 2
-    assert "stages.0" in result.stderr and "nope.tsv does not exist" in result.stderr
+    assert_user_error(result, "stages.0", "nope.tsv does not exist")
     assert not (tmp_path / "out").exists()
