@@ -267,4 +267,4 @@ def shingle_sets(hashes: np.ndarray, starts: np.ndarray) -> pl.Series:
     values = (keyed & _U64(0xFFFFFFFF)).astype(np.uint32)
     counts = np.bincount((keyed >> _U64(32)).astype(np.int64), minlength=n_docs)
     offsets = np.r_[0, np.cumsum(counts)].astype(np.int32)
-    return pl.Series(pa.ListArray.from_arrays(pa.array(offsets), pa.array(values)))
+    return pl.Series(pa.ListArray.from_arrays(pl.Series(offsets).to_arrow(), pl.Series(values).to_arrow()))  # (pa.array imports pandas)

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 
 import numpy as np
+import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 import zstandard
@@ -212,7 +213,8 @@ class Parquet:
         row = piece.first_row
         for batch in file.iter_batches(batch_size=config.batch_rows, row_groups=list(piece.part)):
             table = pa.Table.from_batches([batch])
-            yield table.append_column(POSITION, pa.array(np.arange(row, row + table.num_rows, dtype=np.int64)))
+            positions = pl.Series(np.arange(row, row + table.num_rows, dtype=np.int64)).to_arrow()  # (pa.array imports pandas)
+            yield table.append_column(POSITION, positions)
             row += table.num_rows
 
     def unify(self, schemas: list[pa.Schema]) -> pa.Schema | None:
