@@ -163,8 +163,8 @@ def _run_unit_once(job: Job, unit: Unit, skip: dict[str, str]) -> dict[str, Any]
     scanning = StageStats(seg.scan_for.label, seg.scan_for.type) if seg.scan_for else None
     ctx = Context(global_workdir(job.work, seg.head), job.workers, job.seed) if seg.head else None
     kept = ShardWriter(unit_file(job.work / f"seg-{seg.index}", unit.index))
-    scans = ShardWriter(unit_file(job.work / f"scan-{seg.index + 1}", unit.index))
-    ids = ShardWriter(unit_file(job.work / "ids", unit.index))
+    scans = ShardWriter(unit_file(job.work / f"scan-{seg.index + 1}", unit.index), dictionary=False)
+    ids = ShardWriter(unit_file(job.work / "ids", unit.index), dictionary=False)
     rejected: dict[str, ShardWriter] = {}
     docs_in = bytes_in_total = batches = 0
     tally: dict[str, dict[str, int]] = {}

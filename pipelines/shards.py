@@ -476,10 +476,14 @@ def _atomic(path: Path) -> Iterator[Path]:
 
 
 class ShardWriter:
-    """Collects batches into one Parquet file under a temporary name; `close` renames it into place."""
+    """Collects batches into one Parquet file under a temporary name; `close` renames it into place.
 
-    def __init__(self, path: Path) -> None:
+    `dictionary=False` for files of distinct numbers (hashes, MinHash bands and shingles): Parquet's
+    dictionary encoding would hash every value to find no repeats, ten times the cost of the write."""
+
+    def __init__(self, path: Path, dictionary: bool = True) -> None:
         self.path = path
+        self.dictionary = dictionary
         self.tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
         self.writer: pq.ParquetWriter | None = None
         self.schema: pa.Schema | None = None
@@ -489,7 +493,7 @@ class ShardWriter:
         if self.writer is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.schema = table.schema
-            self.writer = pq.ParquetWriter(self.tmp, table.schema, compression="zstd")
+            self.writer = pq.ParquetWriter(self.tmp, table.schema, compression="zstd", use_dictionary=self.dictionary)
         elif table.schema != self.schema:
             table = conform(table, self.schema)
         self.writer.write_table(table)
