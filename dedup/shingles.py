@@ -167,23 +167,37 @@ def shingle_hashes(texts: pl.Series, ngram: int) -> tuple[np.ndarray, np.ndarray
         lo, hi = int(offsets[first]), int(offsets[last])
         doc_offsets = offsets[first : last + 1] - lo
         starts, ends = token_spans(data[lo:hi], doc_offsets)
-        token_hash = range_hashes(data[lo:hi], starts, ends)
         token_doc = np.searchsorted(doc_offsets, starts, side="right") - 1
         n_tokens = np.bincount(token_doc, minlength=last - first)
-        first_token = np.r_[0, np.cumsum(n_tokens)[:-1]]
-        n_shingles = np.where(n_tokens > 0, np.maximum(n_tokens - ngram + 1, 1), 0)
-        shingle_doc = np.repeat(np.arange(last - first), n_shingles)
-        begin = first_token[shingle_doc] + np.arange(shingle_doc.size) - np.repeat(np.r_[0, np.cumsum(n_shingles)[:-1]], n_shingles)
-        stop = first_token[shingle_doc] + n_tokens[shingle_doc]
-        acc = np.zeros(begin.size, _U64)
-        with np.errstate(over="ignore"):
-            for j in range(ngram):
-                inside = begin + j < stop
-                acc = np.where(inside, splitmix(acc * _BASE + token_hash[np.minimum(begin + j, stop - 1)]), acc)
-        pieces.append(acc)
-        counts[first:last] = n_shingles
+        pieces.append(_chain(range_hashes(data[lo:hi], starts, ends), token_doc, n_tokens, ngram))
+        counts[first:last] = np.where(n_tokens > 0, np.maximum(n_tokens - ngram + 1, 1), 0)
     hashes = np.concatenate(pieces) if pieces else np.zeros(0, _U64)
     return hashes, np.r_[0, np.cumsum(counts)]
+
+
+def _chain(token_hash: np.ndarray, token_doc: np.ndarray, n_tokens: np.ndarray, ngram: int) -> np.ndarray:
+    """The shingles' hashes, in order: h ← splitmix(h·B + token) over each shingle's tokens.
+
+    Chained at every token position at once (shifted views, no gathers); a position whose shingle
+    would run past its text is dropped, and a text shorter than `ngram` keeps its one shingle as it
+    stands after its last token."""
+    size = token_hash.size
+    first_token = np.cumsum(n_tokens) - n_tokens
+    rank = np.arange(size) - first_token[token_doc]
+    short = np.flatnonzero((n_tokens > 0) & (n_tokens < ngram))
+    padded = np.r_[token_hash, np.zeros(ngram - 1, _U64)]
+    acc = splitmix(padded[:size].copy())
+    ended = np.empty(short.size, _U64)
+    with np.errstate(over="ignore"):
+        for j in range(ngram):
+            if j:
+                acc *= _BASE
+                acc += padded[j : j + size]
+                acc = splitmix(acc)
+            done = short[n_tokens[short] == j + 1]
+            ended[np.searchsorted(short, done)] = acc[first_token[done]]
+    acc[first_token[short]] = ended
+    return acc[(rank <= n_tokens[token_doc] - ngram) | (rank == 0)]
 
 
 def byte_chunks(offsets: np.ndarray) -> list[tuple[int, int]]:
@@ -262,7 +276,7 @@ def shingle_sets(hashes: np.ndarray, starts: np.ndarray) -> pl.Series:
     """Each text's set of shingles as a sorted list of distinct 32-bit hashes (for exact verification)."""
     n_docs = len(starts) - 1
     doc = np.repeat(np.arange(n_docs, dtype=_U64), np.diff(starts))
-    keyed = np.sort((doc << _U64(32)) | (hashes >> _U64(32)))  # one sort orders by text, then hash
+    keyed = pl.Series((doc << _U64(32)) | (hashes >> _U64(32))).sort().to_numpy()  # by text, then hash (3x NumPy's sort)
     keyed = keyed[np.r_[True, keyed[1:] != keyed[:-1]][: keyed.size]]
     values = (keyed & _U64(0xFFFFFFFF)).astype(np.uint32)
     counts = np.bincount((keyed >> _U64(32)).astype(np.int64), minlength=n_docs)

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cleanmix.dedup.clusters import file_components
@@ -351,3 +351,22 @@ def test_pair_counts_do_not_depend_on_partitions(tmp_path: Path) -> None:
         assert details[0] == details[1], verify
         if verify == "exact":
             assert details[0]["candidate_pairs"] > details[0]["verified_pairs"] > 0
+
+
+TEXTS = st.lists(st.text(st.sampled_from("abc中文 \n"), max_size=40), min_size=1, max_size=12)
+
+
+@settings(deadline=None)  # (the first example builds the hash power tables)
+@given(TEXTS)
+def test_columnar_shingles_are_the_python_reference_shingles(texts: list[str]) -> None:
+    """Per text, the columnar shingle hashes are one per distinct shingle of the per-document Python
+    reference (texts shorter than the shingle size: one; empty: none), and two texts share a hash
+    exactly where they share a shingle."""
+    from cleanmix.dedup.shingles import shingle_hashes, shingle_set, shingle_sets
+
+    hashes, starts = shingle_hashes(pl.Series(texts), 3)
+    sets = shingle_sets(hashes, starts).to_list()
+    reference = [shingle_set(text, 3) for text in texts]
+    assert [len(s) for s in sets] == [len(r) for r in reference]
+    shared = [[len(set(a) & set(b)) for b in sets] for a in sets]
+    assert shared == [[len(a & b) for b in reference] for a in reference]
