@@ -111,11 +111,15 @@ def _chunk_fractions(toks: pl.Series, top_ns: list[int], dup_ns: list[int]) -> d
     cum = np.concatenate([[0], np.cumsum(flat.str.len_chars().to_numpy().astype(np.int64))])
     size = len(hashes)
     out: dict[str, np.ndarray] = {}
-    gram, candidates = hashes.copy(), np.arange(size)
+    candidates = np.flatnonzero(doc[1:] == doc[:-1])  # the 2-grams within one document, extended at every position by slices
+    gram = hashes.copy()
+    gram[:-1] = hashes[:-1] * MIX + hashes[1:]
     for n in range(2, max([*top_ns, *dup_ns], default=1) + 1):
-        at = candidates[candidates < size - n + 1]
-        at = at[doc[at] == doc[at + n - 1]]  # n-grams within one document
-        gram[at] = gram[at] * MIX + hashes[at + n - 1]  # only candidates are extended: the others are done
+        at = candidates
+        if n > 2:
+            at = candidates[candidates < size - n + 1]
+            at = at[doc[at] == doc[at + n - 1]]  # n-grams within one document
+            gram[at] = gram[at] * MIX + hashes[at + n - 1]  # only candidates are extended: the others are done
         key = gram[at] + doc[at].astype(np.uint64) * MIX_DOC
         twice = pl.Series(key).is_duplicated().to_numpy()
         candidates, key = at[twice], key[twice]
