@@ -13,12 +13,12 @@ People's Daily), and what else they catch, other stages catch too.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 import polars as pl
 from pydantic import Field
 
-from cleanmix.filters.text_units import CJK, CJK_CHAR, cjk_limit, cjk_share, lines
+from cleanmix.filters.text_units import CJK, CJK_CHAR, CJK_CHARS, cjk_limit, cjk_share, lines
 from cleanmix.pipelines.stage import TEXT, Filter, Rule
 
 P = "c4_quality_"
@@ -45,6 +45,7 @@ def sentences(line: pl.Expr) -> pl.Expr:
 
 class C4Quality(Filter):
     type: Literal["c4_quality"] = "c4_quality"
+    shared: ClassVar = (CJK_CHARS,)
     min_sentences: int = Field(5, ge=0, description="fewest sentences in the lines C4 keeps")
     min_words_per_line: int = Field(3, ge=0, description="a line with fewer words (CJK characters count) is not kept")
     max_word_length: int = Field(1000, ge=1, description="a line with a longer word is not kept")
@@ -87,7 +88,7 @@ class C4Quality(Filter):
         )
         return (
             pl.concat([df, per_doc.drop("_doc")], how="horizontal")
-            .with_columns(cjk_share(pl.col("_words")).alias(P + "cjk_share"))
+            .with_columns(cjk_share(df, pl.col("_words")).alias(P + "cjk_share"))
             .drop("_words")
         )
 

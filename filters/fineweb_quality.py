@@ -18,7 +18,7 @@ from typing import ClassVar, Literal
 import polars as pl
 from pydantic import Field
 
-from cleanmix.filters.text_units import CJK_CHAR, TOKEN_LISTS, cjk_limit, cjk_share, ends_sentence, token_counts, visible
+from cleanmix.filters.text_units import CJK_CHAR, CJK_CHARS, TOKEN_LISTS, cjk_limit, cjk_share, ends_sentence, token_counts, visible
 from cleanmix.pipelines.stage import TEXT, Filter, Rule
 
 P = "fineweb_quality_"
@@ -28,7 +28,7 @@ WIDE = rf"{CJK_CHAR}|[\x{{3000}}-\x{{303F}}\x{{FF01}}-\x{{FF60}}]"
 
 class FinewebQuality(Filter):
     type: Literal["fineweb_quality"] = "fineweb_quality"
-    shared: ClassVar = (TOKEN_LISTS,)
+    shared: ClassVar = (TOKEN_LISTS, CJK_CHARS)
     min_line_punct: float = Field(0.12, ge=0, le=1, description="smallest share of non-blank lines ending a sentence")
     max_short_lines: float = Field(0.67, ge=0, le=1, description="largest share of non-blank lines that are short")
     short_line_chars: int = Field(30, ge=0, description="a line of at most this many columns is short (CJK characters are 2)")
@@ -61,7 +61,7 @@ class FinewebQuality(Filter):
             (pl.col("_short") / pl.col("_lines")).alias(P + "short_lines"),
             (pl.col("_dup_chars") / text.str.replace_all("\n", "", literal=True).str.len_chars()).alias(P + "dup_line_chars"),
             (text.str.count_matches("\n", literal=True) / pl.lit(n_tokens)).alias(P + "newlines_per_word"),
-            cjk_share(n_tokens).alias(P + "cjk_share"),
+            cjk_share(df, n_tokens).alias(P + "cjk_share"),
             (pl.col("_lines") == 0).alias(P + "empty"),
         ).drop("_lines", "_punct", "_short", "_dup_chars")
 

@@ -17,7 +17,7 @@ import numpy as np
 import polars as pl
 from pydantic import Field
 
-from cleanmix.filters.text_units import INVISIBLE, TOKEN_LISTS, cjk_limit, cjk_share
+from cleanmix.filters.text_units import CJK_CHARS, INVISIBLE, TOKEN_LISTS, cjk_limit, cjk_share
 from cleanmix.pipelines.stage import TEXT, Filter, Rule
 
 P = "gopher_repetition_"
@@ -139,7 +139,7 @@ DupN = Annotated[int, Field(ge=5, le=10)]
 
 class GopherRepetition(Filter):
     type: Literal["gopher_repetition"] = "gopher_repetition"
-    shared: ClassVar = (TOKEN_LISTS,)
+    shared: ClassVar = (TOKEN_LISTS, CJK_CHARS)
     max_dup_para_frac: float = Field(0.3, ge=0, le=1, description="largest share of paragraphs that repeat an earlier one")
     max_dup_para_char_frac: float = Field(0.2, ge=0, le=1, description="largest share of characters in repeated paragraphs")
     max_dup_line_frac: float = Field(0.3, ge=0, le=1, description="largest share of lines that repeat an earlier one")
@@ -181,7 +181,7 @@ class GopherRepetition(Filter):
             (pl.col("_dup_line_chars") / size).alias(P + "dup_line_char_frac"),
             *((pl.col(f"top_{n}") / size).alias(f"{P}top_{n}_gram") for n in top_ns),
             *((pl.col(f"dup_{n}") / size).alias(f"{P}dup_{n}_gram") for n in dup_ns),
-            cjk_share(toks.list.len()).alias(P + "cjk_share"),
+            cjk_share(df, toks.list.len()).alias(P + "cjk_share"),
         ).drop("_dup_para_chars", "_dup_line_chars", *grams)
 
     def rules(self) -> list[Rule]:

@@ -110,11 +110,20 @@ def token_counts(df: pl.DataFrame) -> pl.Series:
     return df.select(token_count(pl.col(TEXT))).to_series()
 
 
-def cjk_share(n_tokens: pl.Series | pl.Expr) -> pl.Expr:
+def cjk_chars(text: pl.Expr) -> pl.Expr:
+    """The number of CJK characters of each document."""
+    return text.str.count_matches(CJK_CHAR)
+
+
+CJK_CHARS = SharedColumn("_cm_cjk_chars", cjk_chars)
+"""The CJK character counts, computed once per batch for the filters that measure CJK shares."""
+
+
+def cjk_share(df: pl.DataFrame, n_tokens: pl.Series | pl.Expr) -> pl.Expr:
     """The share of a document's tokens (or words) that are CJK characters: documents at 0.5 or
     more are measured by the rules' CJK thresholds; null without any."""
     n = pl.lit(n_tokens) if isinstance(n_tokens, pl.Series) else n_tokens
-    return pl.col(TEXT).str.count_matches(CJK_CHAR) / pl.when(n > 0).then(n)
+    return pl.lit(CJK_CHARS.of(df)) / pl.when(n > 0).then(n)
 
 
 def code_points(texts: pl.Series, gap: int = 1) -> tuple[np.ndarray, np.ndarray]:
