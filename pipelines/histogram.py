@@ -18,15 +18,25 @@ def bin_lower(values: pl.Expr) -> pl.Expr:
     return pl.when(v == 0).then(0.0).otherwise(lower)
 
 
-def histogram(values: pl.Series) -> dict[str, int]:
-    """Counts per bin, keyed by the bin's lower edge as text; nulls and NaN are left out."""
-    clean = values.drop_nulls()
-    if clean.dtype.is_float():
-        clean = clean.filter(clean.is_finite())
-    if clean.is_empty():
-        return {}
-    counts = pl.select(bin_lower(pl.lit(clean)).alias("bin")).group_by("bin").len().sort("bin")
-    return {f"{edge:g}": n for edge, n in counts.iter_rows()}
+def histograms(df: pl.DataFrame, metrics: list[str]) -> dict[str, dict[str, int]]:
+    """Per metric, counts per bin keyed by the bin's lower edge as text (nulls and NaN left out),
+    every metric in one group-by: one query per batch, not one per metric."""
+    tallies: dict[str, dict[str, int]] = {metric: {} for metric in metrics}
+    if not metrics or df.is_empty():
+        return tallies
+    counts = (
+        df.lazy()
+        .select(*(pl.col(m).cast(pl.Float64) for m in metrics))
+        .unpivot(variable_name="metric")
+        .filter(pl.col("value").is_finite())
+        .group_by("metric", bin_lower(pl.col("value")).alias("bin"))
+        .len()
+        .sort("metric", "bin")
+        .collect()
+    )
+    for metric, edge, n in counts.iter_rows():
+        tallies[metric][f"{edge:g}"] = n
+    return tallies
 
 
 def merge(into: dict[str, dict[str, int]], other: dict[str, dict[str, int]]) -> None:
