@@ -61,6 +61,8 @@ class C4Quality(Filter):
     )
 
     def metrics(self, df: pl.DataFrame) -> pl.DataFrame:
+        """Per line: words and whether C4 could keep it (a candidate); the checks that read the
+        lowercased line and the sentence counts run on the candidates only (most lines are not)."""
         line = pl.col("_line").str.strip_chars()
         cited, lower = pl.col("_cited"), pl.col("_lower")  # computed once per line, read by several rules
         candidate = ~pl.col("_long_word") & (pl.col("_words") >= self.min_words_per_line)
@@ -68,26 +70,35 @@ class C4Quality(Filter):
             candidate = candidate & cited.str.contains(ENDS_LINE) & ~cited.str.ends_with("...")
         javascript = lower.str.contains("javascript", literal=True) if self.javascript else pl.lit(False)
         policy = lower.str.contains(POLICY) if self.policy else pl.lit(False)
-        kept = pl.col("_candidate") & ~javascript & ~policy
+        kept = pl.col("_candidate") & ~javascript & ~policy  # (a column: a literal would sum to 1 per document)
         per_line = df.select(lines(pl.col(TEXT)).alias("_line")).with_row_index("_doc").explode("_line")
-        per_doc = (
-            per_line.with_columns(
-                self._long_word(per_line["_line"]).alias("_long_word"),
-                (line.str.replace_all(CITATION, "") if self.remove_citations else line).alias("_cited"),
-                line.str.count_matches(rf"{CJK_CHAR}|[^\s{CJK}]+").alias("_words"),
-            )
-            .with_columns(cited.str.to_lowercase().alias("_lower"), candidate.alias("_candidate"))
-            .group_by("_doc", maintain_order=True)
+        per_line = per_line.with_columns(
+            self._long_word(per_line["_line"]).alias("_long_word"),
+            (line.str.replace_all(CITATION, "") if self.remove_citations else line).alias("_cited"),
+            line.str.count_matches(rf"{CJK_CHAR}|[^\s{CJK}]+").alias("_words"),
+        ).with_columns(candidate.fill_null(False).alias("_candidate"))
+        candidates = (
+            per_line.filter("_candidate")
+            .with_columns(cited.str.to_lowercase().alias("_lower"))
+            .group_by("_doc")
             .agg(
-                (pl.col("_candidate") & lower.str.contains("lorem ipsum", literal=True)).any().alias(P + "lorem_ipsum"),
-                (pl.col("_candidate") & ~javascript & cited.str.contains("{", literal=True)).any().alias(P + "curly_bracket"),
+                lower.str.contains("lorem ipsum", literal=True).any().alias(P + "lorem_ipsum"),
+                (~javascript & cited.str.contains("{", literal=True)).any().alias(P + "curly_bracket"),
                 kept.sum().alias(P + "kept_lines"),
                 pl.when(kept).then(sentences(cited)).otherwise(0).sum().alias(P + "sentences"),
-                pl.col("_words").sum(),
             )
         )
+        per_doc = (
+            per_line.group_by("_doc", maintain_order=True)
+            .agg(pl.col("_words").sum())
+            .join(candidates, on="_doc", how="left", maintain_order="left")
+            .with_columns(
+                pl.col(P + "lorem_ipsum", P + "curly_bracket").fill_null(False), pl.col(P + "kept_lines", P + "sentences").fill_null(0)
+            )
+            .select(P + "lorem_ipsum", P + "curly_bracket", P + "kept_lines", P + "sentences", "_words")
+        )
         return (
-            pl.concat([df, per_doc.drop("_doc")], how="horizontal")
+            pl.concat([df, per_doc], how="horizontal")
             .with_columns(cjk_share(df, pl.col("_words")).alias(P + "cjk_share"))
             .drop("_words")
         )
