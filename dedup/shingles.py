@@ -93,15 +93,18 @@ def hash_powers(n: int) -> tuple[np.ndarray, np.ndarray]:
     global _POWER_TABLES
     if _POWER_TABLES[0].size <= n:
         size = max(n + 1, _CHUNK_BYTES + 1)
-        with np.errstate(over="ignore"):
-            tables = []
-            for base in (_BASE, _BASE_INV):
-                table = np.empty(size, _U64)
-                table[0] = 1
-                np.cumprod(np.full(size - 1, base), out=table[1:])
-                tables.append(table)
-        _POWER_TABLES = (tables[0], tables[1])
+        _POWER_TABLES = (_powers(_BASE, size), _powers(_BASE_INV, size))
     return _POWER_TABLES
+
+
+def _powers(base: np.uint64, size: int) -> np.ndarray:
+    """base^0 … base^(size-1) mod 2^64 as an outer product of two short running products,
+    base^(k·block) × base^j (NumPy's cumprod over millions of uint64 takes a quarter second)."""
+    block = 2048
+    with np.errstate(over="ignore"):
+        low = np.cumprod(np.r_[_U64(1), np.full(block - 1, base)])
+        high = np.cumprod(np.r_[_U64(1), np.full(-(-size // block) - 1, low[-1] * base)])
+        return (high[:, None] * low[None, :]).ravel()[:size]
 
 
 def range_hashes(data: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
