@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/bench_pipeline.py [--repeat 3] [--replicas 1] [--datatrove-python PY]
     .venv/bin/python benchmarks/bench_pipeline.py --record FILE    # kept ids + reasons, to compare decisions
+    taskset -c 0 env POLARS_MAX_THREADS=1 .venv/bin/python benchmarks/bench_pipeline.py --stages   # CPU s per stage
 
 Corpus (real held-out web text, none of it in the tests' fixtures): every page of web_en_cc_wet,
 web_multi_trafilatura_pages and web_en_article_pages (whole-page text), People's Daily paragraphs
@@ -13,7 +14,10 @@ Pipeline: language [en, zh] → gopher_repetition → gopher_quality → c4_qual
 rejected documents written), start-up included. datatrove 0.10.1: LanguageFilter (the same
 lid.176.ftz), GopherRepetitionFilter, GopherQualityFilter, C4QualityFilter, FineWebQualityFilter,
 PIIFormatter, ParquetWriter, then its four MinHash steps (signatures, buckets, cluster, filter →
-ParquetWriter) with its defaults, one task each, in its own interpreter. Both are pinned to one CPU
+ParquetWriter) with its defaults, one task each, in its own interpreter. Both run from compiled
+bytecode, as installed packages do (cleanmix's sources are compiled first; PYTHONDONTWRITEBYTECODE
+is dropped, which otherwise made an editable cleanmix compile its sources in every run, ~0.13 s,
+while datatrove's were compiled at install). Both are pinned to one CPU
 (`taskset -c 0`, POLARS_MAX_THREADS=1) and run interleaved, so machine load hits both. Wall and
 CPU seconds (user + system) of the whole process, each run and the best of `--repeat`; the ratio is
 taken on CPU seconds, which a shared machine's load does not inflate. Writes benchmarks/pipeline.md.
@@ -50,6 +54,20 @@ STAGES = [
     {"type": "minhash_dedup", **({"partition_mb": float(os.environ["CM_PARTITION_MB"])} if "CM_PARTITION_MB" in os.environ else {})},
 ]
 ONE_CORE = {"POLARS_MAX_THREADS": "1", "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "RAYON_NUM_THREADS": "1"}
+PACKAGES = ("pipelines", "filters", "dedup", "mix")
+
+
+def child_env(extra: dict[str, str]) -> dict[str, str]:
+    """The environment of a timed run: bytecode cached (see the docstring), `extra` added."""
+    return {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"} | extra
+
+
+def compile_sources() -> None:
+    """cleanmix's bytecode, as `pip install` writes it: an editable install otherwise compiles every run."""
+    import compileall
+
+    for package in PACKAGES:
+        compileall.compile_dir(REPO / package, quiet=1)
 
 
 def grouped(name: str, size: int) -> pl.DataFrame:
@@ -106,7 +124,7 @@ def cleanmix(src: Path, out: Path, workers: int = 1, cpus: str = "0") -> tuple[f
     yaml_path = out.parent / f"{out.name}.yaml"
     yaml_path.write_text(pipeline_yaml(src, out, workers))
     clean = str(Path(sys.executable).with_name("clean"))
-    env = {**os.environ, **(ONE_CORE if workers == 1 else {})}
+    env = child_env(ONE_CORE if workers == 1 else {})
     return run_timed(["taskset", "-c", cpus, clean, "run", str(yaml_path), "--quiet"], env)
 
 
@@ -144,7 +162,7 @@ def datatrove(python: str, src: Path, out: Path) -> tuple[float, float, float]:
     from cleanmix.filters.language import bundled_model
 
     shutil.rmtree(out, ignore_errors=True)
-    env = {**os.environ, **ONE_CORE, "PYTHONWARNINGS": "ignore"}
+    env = child_env({**ONE_CORE, "PYTHONWARNINGS": "ignore"})
     return run_timed(["taskset", "-c", "0", python, "-c", DATATROVE_SCRIPT, str(src), str(out), bundled_model()], env)
 
 
@@ -176,6 +194,42 @@ def memory() -> None:
             print(lines[-1], f"load {os.getloadavg()[0]:.2f}", flush=True)
 
 
+def stage_seconds(repeat: int = 3) -> None:
+    """CPU seconds of each stage's own work on the corpus's batches, as a 1-worker run feeds them
+    (the shared token lists apart, the MinHash scan without its decide step), best of `repeat`;
+    run in this process (pin it: `taskset -c 0`, POLARS_MAX_THREADS=1)."""
+    from cleanmix.pipelines.config import validate_pipeline
+    from cleanmix.pipelines.order import ORDER
+    from cleanmix.pipelines.stage import share_columns, without_shared
+
+    stages = list(validate_pipeline({"input": {"path": "."}, "output": {"path": "."}, "stages": STAGES}).stages)
+    filters, minhash = stages[:-1], stages[-1]
+    with tempfile.TemporaryDirectory(prefix="cleanmix-bench-") as tmp:
+        write_corpus(Path(tmp))
+        batches = [pl.read_parquet(path).with_row_index(ORDER).with_columns(pl.col(ORDER).cast(pl.UInt64))
+                   for path in sorted(Path(tmp).glob("*.parquet"))]
+    minhash.scan(batches[0].head(2))  # per-process tables, outside the timings
+    best: dict[str, float] = {}
+    for _ in range(repeat):
+        seconds: dict[str, float] = {}
+        for df in batches:
+            for i, stage in enumerate(filters):
+                started = time.process_time()
+                shared = share_columns(df, filters[i:])
+                between = time.process_time()
+                df = stage.process(shared).kept
+                seconds["shared columns"] = seconds.get("shared columns", 0.0) + between - started
+                seconds[stage.label] = seconds.get(stage.label, 0.0) + time.process_time() - between
+            started = time.process_time()
+            minhash.scan(without_shared(df, filters))
+            seconds["minhash_dedup scan"] = seconds.get("minhash_dedup scan", 0.0) + time.process_time() - started
+        best = {k: min(v, best.get(k, v)) for k, v in seconds.items()}
+    print("| stage | CPU s |\n|---|---|")
+    for name, value in best.items():
+        print(f"| {name} | {value:.2f} |")
+    print(f"| all | {sum(best.values()):.2f} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeat", type=int, default=3)
@@ -183,7 +237,11 @@ def main() -> None:
     parser.add_argument("--datatrove-python", default=DATATROVE_PYTHON)
     parser.add_argument("--record", type=Path, help="write every document's decision (JSON) and stop")
     parser.add_argument("--memory", action="store_true", help="peak memory of 1× and 4× the corpus (same shard size), and stop")
+    parser.add_argument("--stages", action="store_true", help="CPU seconds of each stage's work in one process, and stop")
     args = parser.parse_args()
+    compile_sources()
+    if args.stages:
+        return stage_seconds()
     if args.record:
         return record(args.record, args.replicas)
     if args.memory:
