@@ -29,9 +29,11 @@ def _token_counts(tokens: pl.Series, stop_words: list[str], any_case: bool = Tru
     counts = tokens.list.len().fill_null(0).to_numpy()
     doc = np.repeat(np.arange(len(tokens)), counts)
     flat = tokens.explode().drop_nulls()
-    word = flat.str.contains(HAS_WORD_CHAR).to_numpy()
-    cjk = flat.str.contains(f"^{CJK_CHAR}$").to_numpy()
-    alpha_chars = np.where(word & ~cjk, flat.str.len_chars().to_numpy(), 0)
+    letter = flat.str.contains(HAS_LETTER).to_numpy()
+    length = flat.str.len_chars().to_numpy()
+    word = _where(letter.copy(), ~letter, flat, HAS_WORD_CHAR)  # a letter is a word character: only the rest are looked at
+    cjk = _where(np.zeros_like(letter), length == 1, flat, CJK_CHAR)  # a CJK token is one character
+    alpha_chars = np.where(word & ~cjk, length, 0)
     folded = flat.str.to_lowercase() if any_case else flat
     stop = folded.is_in([word.lower() for word in stop_words] if any_case else stop_words).to_numpy()
     distinct_stops = pl.DataFrame({"doc": doc[stop], "token": folded.filter(stop)}).unique()["doc"].to_numpy()
@@ -44,12 +46,19 @@ def _token_counts(tokens: pl.Series, stop_words: list[str], any_case: bool = Tru
             "tokens": counts.astype(np.uint32),
             "words": per_doc(word),
             "cjk": per_doc(cjk),
-            "letters": per_doc(flat.str.contains(HAS_LETTER).to_numpy()),
+            "letters": per_doc(letter),
             "alpha_chars": per_doc(alpha_chars),
             "stop_words": per_doc(at=distinct_stops),
         }
     )
     return measured.select(pl.when(pl.lit(tokens.is_not_null())).then(pl.all()).name.keep()).to_dict()  # no text: nothing measured
+
+
+def _where(found: np.ndarray, rows: np.ndarray, tokens: pl.Series, pattern: str) -> np.ndarray:
+    """`found`, set at the `rows` whose token contains `pattern` (one regex call per row looked at)."""
+    at = np.flatnonzero(rows)
+    found[at] = tokens.gather(at).str.contains(pattern).to_numpy()
+    return found
 
 
 class GopherQuality(Filter):
