@@ -42,7 +42,7 @@ def split_to_disk(df: pl.DataFrame, part: np.ndarray, partitions: int, folder: P
     for p in range(partitions):
         rows = order[bounds[p] : bounds[p + 1]]
         if rows.size:
-            write_parquet(df[rows], folder / f"p{p:05d}" / f"{name}.parquet")
+            write_parquet(df[rows], folder / f"p{p:05d}" / f"{name}.parquet", dictionary=False)  # hashes: distinct numbers
 
 
 def partition_files(folder: Path, partition: int) -> list[Path]:

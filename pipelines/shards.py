@@ -444,12 +444,13 @@ def _canonical(df: pl.DataFrame, renames: dict[str, str], unit: Unit, piece: Sli
     return df.drop(POSITION).with_columns(order_of(unit.index, local, df.height).alias(ORDER))
 
 
-def write_parquet(table: pa.Table | pl.DataFrame, path: Path) -> None:
-    """Write to a temporary name, then rename: readers see a whole shard or none."""
+def write_parquet(table: pa.Table | pl.DataFrame, path: Path, dictionary: bool = True) -> None:
+    """Write to a temporary name, then rename: readers see a whole shard or none. `dictionary`: as
+    for `ShardWriter`."""
     if isinstance(table, pl.DataFrame):
         table = table.to_arrow()
     with _atomic(path) as tmp:
-        pq.write_table(table, tmp, compression="zstd")
+        pq.write_table(table, tmp, compression="zstd", use_dictionary=dictionary)
 
 
 def write_text(path: Path, text: str) -> None:
