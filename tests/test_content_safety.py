@@ -180,25 +180,61 @@ def test_planted_spam_is_removed_and_the_same_pages_without_it_are_kept(shared_d
 
 
 BLIND_FLOORS = {
-    # pages removed of those measured, at what was measured (benchmarks/content_safety.md): a floor, not a goal.
-    # `blind` was measured once at 33/70, 42/66, 41/69, 46/64 and then tuned on; `blind2` is the untouched set.
-    "blind": {("en", "adult"): 56, ("en", "gambling"): 59, ("zh", "adult"): 63, ("zh", "gambling"): 58},
-    "blind2": {("en", "adult"): 12, ("en", "gambling"): 26, ("zh", "adult"): 5, ("zh", "gambling"): 9},
+    # pages removed of those measured, at what was measured (benchmarks/content_safety.md): a floor, not a goal; by the
+    # lists alone and with the spam model. `blind` was measured once at 33/70, 42/66, 41/69, 46/64 (lists) and then tuned
+    # on, and is in the model's training data; `blind2` and `blind3` are untouched, measured once with the model frozen.
+    ("blind", "lists"): {("en", "adult"): 56, ("en", "gambling"): 59, ("zh", "adult"): 63, ("zh", "gambling"): 58},
+    ("blind2", "lists"): {("en", "adult"): 12, ("en", "gambling"): 26, ("zh", "adult"): 5, ("zh", "gambling"): 9},
+    ("blind3", "lists"): {("en", "adult"): 18, ("en", "gambling"): 30, ("zh", "adult"): 19, ("zh", "gambling"): 32},
+    ("blind", "model"): {("en", "adult"): 69, ("en", "gambling"): 65, ("zh", "adult"): 66, ("zh", "gambling"): 63},
+    ("blind2", "model"): {("en", "adult"): 38, ("en", "gambling"): 49, ("zh", "adult"): 21, ("zh", "gambling"): 29},
+    ("blind3", "model"): {("en", "adult"): 30, ("en", "gambling"): 45, ("zh", "adult"): 32, ("zh", "gambling"): 42},
+}
+TEMPLATE_FLOORS = {
+    # whole spam pages from real templates (tests/spam_templates.py; 180 English, 200 Chinese), with the spam model
+    "blind2": {("en", "adult"): 176, ("en", "gambling"): 179, ("zh", "adult"): 173, ("zh", "gambling"): 185},
+    "blind3": {("en", "adult"): 171, ("en", "gambling"): 180, ("zh", "adult"): 190, ("zh", "gambling"): 200},
 }
 
 
-def test_blind_spam_paragraphs_are_removed_at_least_as_often_as_measured(shared_data):
-    from spam_blind import BLIND, blind_pages
+def blind_sets() -> dict[str, dict[tuple[str, str], list[str]]]:
+    from spam_blind import BLIND
     from spam_blind2 import BLIND2
+    from spam_blind3 import BLIND3
+
+    return {"blind": BLIND, "blind2": BLIND2, "blind3": BLIND3}
+
+
+def test_blind_spam_paragraphs_are_removed_at_least_as_often_as_measured(shared_data):
+    from spam_blind import blind_pages
 
     bases = {"en": pl.read_parquet(shared_data / "web_en_article_pages.parquet").select("id", "text"),
              "zh": pl.DataFrame({"text": zh_pages(pl.read_parquet(shared_data / "web_zh_peoples_daily_1998.parquet"), 500,
                                                   random.Random(1))}).with_row_index("id").with_columns(pl.col("id").cast(pl.String))}
-    stage = ContentSafety()
-    for name, paragraphs in (("blind", BLIND), ("blind2", BLIND2)):
-        for (language, kind), floor in BLIND_FLOORS[name].items():
-            pages = blind_pages(bases[language], language, kind, paragraph_sets=paragraphs, name=name)
+    stages = {"lists": ContentSafety(model=None), "model": ContentSafety()}
+    for (name, stage_name), floors in BLIND_FLOORS.items():
+        stage = stages[stage_name]
+        for (language, kind), floor in floors.items():
+            pages = blind_pages(bases[language], language, kind, paragraph_sets=blind_sets()[name], name=name)
             assert stage.filter(bases[language].head(pages.height)).height == pages.height  # the pages without the spam: all kept
+            removed = stage.annotate(pages).get_column("reason").is_not_null().sum()
+            assert removed >= floor, (name, stage_name, language, kind, removed, pages.height)
+
+
+def test_whole_spam_pages_from_templates_are_removed_at_least_as_often_as_measured(shared_data):
+    from spam_templates import en_template_pages, zh_template_pages
+
+    from cleanmix.filters.spam_model import in_training_half
+
+    articles = pl.read_parquet(shared_data / "web_en_article_pages.parquet")
+    news = pl.read_parquet(shared_data / "web_zh_peoples_daily_1998.parquet")
+    news = news.filter(~in_training_half(news.get_column("id"))).get_column("text").to_list()
+    stage = ContentSafety()
+    for name, floors in TEMPLATE_FLOORS.items():
+        for (language, kind), floor in floors.items():
+            pool = blind_sets()[name][language, kind]
+            pages = (en_template_pages(articles, pool, f"{name}-{kind}") if language == "en"
+                     else zh_template_pages(news, pool, f"{name}-{kind}", 200))
             removed = stage.annotate(pages).get_column("reason").is_not_null().sum()
             assert removed >= floor, (name, language, kind, removed, pages.height)
 
