@@ -3,9 +3,9 @@
     .venv/bin/python filters/resources/content_safety/train_spam_model.py [--out spam_model.ftz]
 
 Run by hand from the repository root, with the `train` extra installed and ../shared/data laid out;
-deterministic (one thread, a fixed seed, inputs in a fixed order): the same inputs give the same
-bytes (tests/test_spam_model.py checks the shipped file). The data, all in the repository or in
-../shared/data:
+deterministic as a command (one thread, a fixed seed, inputs in a fixed order; in a fresh interpreter,
+see the README here): the same inputs give the same bytes (tests/test_spam_model.py checks the shipped
+file). The data, all in the repository or in ../shared/data:
 
 - spam lines written for cleanmix: the generator's patterns, `HELD_OUT` and `FRESH` of
   tests/spam_pages.py, `BLIND` of tests/spam_blind.py (the sets the lists were tuned on), and the
