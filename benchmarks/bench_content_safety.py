@@ -222,7 +222,7 @@ def _time(run) -> tuple[float, float]:  # noqa: ANN001
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--blind", action="store_true", help="also the untouched blind sets (blind2, blind3): measure once, at the end")
+    parser.add_argument("--blind", action="store_true", help="also the blind sets (blind2, blind3, blind4): measure once, at the end")
     parser.add_argument("--only", choices=["clean", "spam", "urls", "speed"], help="one part")
     args = parser.parse_args()
     sets = clean_sets()
@@ -230,11 +230,12 @@ if __name__ == "__main__":
     if args.blind:
         from spam_blind2 import BLIND2
         from spam_blind3 import BLIND3, TOPICAL_CLEAN
+        from spam_blind4 import BLIND4, TOPICAL_CLEAN4
 
-        blind |= {"blind2": BLIND2, "blind3": BLIND3}
-        extra = {f"blind3 topical clean lines ({language})": pl.DataFrame({"id": [f"topical-{language}-{i}" for i in range(len(lines))],
+        blind |= {"blind2": BLIND2, "blind3": BLIND3, "blind4": BLIND4}
+        extra = {f"{name} topical clean lines ({language})": pl.DataFrame({"id": [f"topical-{language}-{i}" for i in range(len(lines))],
                                                                              "text": lines})
-                 for language, lines in TOPICAL_CLEAN.items()}
+                 for name, topical in (("blind3", TOPICAL_CLEAN), ("blind4", TOPICAL_CLEAN4)) for language, lines in topical.items()}
     if args.only in (None, "clean"):
         clean_table(sets, extra)
     if args.only in (None, "spam"):

@@ -35,7 +35,10 @@ score, `content_safety_spam_term_score` the highest of a line that holds a liste
 severity, and the `model` rule removes a page whose term score reaches `model_threshold` (or, with
 `model_needs_term: false`, whose score does). The lists are precise on the wording they hold and
 miss the rest; the model finds spam worded otherwise, and the term keeps it off lines whose only
-fault is marketing wording (free workshops, share on WeChat).
+fault is marketing wording (free workshops, share on WeChat). A page that is spam throughout has
+several such lines, with or without terms: `content_safety_spam_second_score`, the second highest
+score among its distinct lines of 20 words or more, removes it as `model_page` at the same threshold
+(one marketing line, or a repeated award title, does not).
 """
 
 from __future__ import annotations
@@ -51,7 +54,7 @@ import polars as pl
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from cleanmix.filters.classifier import model_labels
-from cleanmix.filters.spam_model import CLEAN, MODEL, scored_lines
+from cleanmix.filters.spam_model import CLEAN, LONG_WORDS, MODEL, scored_lines
 from cleanmix.pipelines.stage import TEXT, Filter, Rule, file_stamp
 
 P = "content_safety_"
@@ -321,17 +324,23 @@ class ContentSafety(Filter):
             rows.get_column(P + "severity").fill_null(0),
             rows.get_column(P + "categories"),
             rows.get_column(P + "terms"),
-            *[rows.get_column(P + name).fill_null(0.0) for name in ("spam_score", "spam_term_score") if P + name in rows.columns],
+            *[rows.get_column(P + name).fill_null(0.0) for name in ("spam_score", "spam_term_score", "spam_second_score") if P + name in rows.columns],
         )
 
     @staticmethod
     def spam_scores(lines: pl.DataFrame, hits: pl.DataFrame, path: str) -> pl.DataFrame:
-        """Per page: the highest line score (`spam_score`), and the highest of a line holding a listed
-        term of any severity (`spam_term_score`)."""
+        """Per page: the highest line score (`spam_score`), the highest of a line holding a listed term
+        of any severity (`spam_term_score`), and the second highest of its distinct long lines
+        (`spam_second_score`)."""
         marked = hits.select("row", "paragraph").unique().with_columns(term=pl.lit(True))
-        return (scored_lines(lines, path).join(marked, on=["row", "paragraph"], how="left").group_by("row")
+        scored = scored_lines(lines, path).join(marked, on=["row", "paragraph"], how="left")
+        long_lines = scored.filter(pl.col("words") >= LONG_WORDS).unique(["row", "text"])
+        second = long_lines.group_by("row").agg(pl.col("score").sort(descending=True).get(1, null_on_oob=True)
+                                                .alias(P + "spam_second_score"))
+        return (scored.group_by("row")
                 .agg(pl.col("score").max().alias(P + "spam_score"),
-                     pl.col("score").filter(pl.col("term").fill_null(False)).max().alias(P + "spam_term_score")))
+                     pl.col("score").filter(pl.col("term").fill_null(False)).max().alias(P + "spam_term_score"))
+                .join(second, on="row", how="left"))
 
     def rules(self) -> list[Rule]:
         rules = []
@@ -345,4 +354,6 @@ class ContentSafety(Filter):
         if self.model is not None:
             score = P + ("spam_term_score" if self.model_needs_term else "spam_score")
             rules.append(Rule("model", pl.col(score) >= self.model_threshold, score, self.model_threshold))
+            second = P + "spam_second_score"
+            rules.append(Rule("model_page", pl.col(second) >= self.model_threshold, second, self.model_threshold))
         return rules

@@ -28,6 +28,9 @@ CLEAN = "clean"
 MIN_WORDS = 10
 """Lines of fewer words (Han characters and kana counting one each) are not scored: menu items, titles."""
 MAX_CHARS = 1000
+LONG_WORDS = 20
+"""Lines of at least this many words count towards `content_safety`'s page rule (two distinct such
+lines scoring high): award titles and menu lines that score high stay out of it."""
 
 
 def in_training_half(ids: pl.Series) -> pl.Series:
@@ -58,7 +61,8 @@ def line_scores(lines: pl.Series, path: str) -> pl.Series:
 
 
 def scored_lines(lines: pl.DataFrame, path: str) -> pl.DataFrame:
-    """`row`, `paragraph` and `score` of every line long enough to score; `lines` has `row`,
-    `paragraph` and `folded` (content_safety.split_lines)."""
-    scored = lines.select("row", "paragraph", text=model_text(pl.col("folded"))).filter(words(pl.col("text")) >= MIN_WORDS)
-    return scored.select("row", "paragraph", score=line_scores(scored.get_column("text"), path))
+    """`row`, `paragraph`, `text` (prepared), `words` and `score` of every line long enough to score;
+    `lines` has `row`, `paragraph` and `folded` (content_safety.split_lines)."""
+    prepared = lines.select("row", "paragraph", text=model_text(pl.col("folded")))
+    scored = prepared.with_columns(words=words(pl.col("text"))).filter(pl.col("words") >= MIN_WORDS)
+    return scored.with_columns(score=line_scores(scored.get_column("text"), path))

@@ -104,3 +104,25 @@ def test_without_the_model_there_is_no_score_column_and_no_model_rule():
     stage = ContentSafety(model=None, mode="annotate")
     assert P + "spam_score" not in stage.annotate(pl.DataFrame({"text": ["hello"]})).columns
     assert "model" not in [rule.name for rule in stage.rules()]
+
+
+SPAM_WITHOUT_TERMS = [
+    # lines of the model's training spam that hold no listed term (scored 0.99 or more)
+    "Hi dear, I saw your profile and liked it, I am lonely girl looking for serious man, write me on my email for photos",
+    "Hi sweetie, I am Natasha, 28, from Kyiv, I dream about strong man, please write me and I send you more private foto",
+    "Hello dear member, your withdrawal of 2,500 USDT is pending, deposit 200 more to unlock it and receive a 50% VIP upgrade",
+]
+
+
+def test_a_page_of_two_distinct_spam_lines_goes_without_any_term():
+    """Two distinct long lines scoring high remove a page (`model_page`) though neither holds a term
+    (so the `model` rule, which needs one, does not fire); one such line, or one repeated, does not:
+    a page's single marketing line or a repeated award title stays."""
+    frame = "Home | About | Contact\n{}\nCopyright 2024. All rights reserved."
+    pages = [frame.format("\n".join(SPAM_WITHOUT_TERMS[:2])), frame.format(SPAM_WITHOUT_TERMS[2]),
+             frame.format("\n".join([SPAM_WITHOUT_TERMS[0]] * 3))]
+    annotated = ContentSafety(mode="annotate").annotate(pl.DataFrame({"text": pages}))
+    assert annotated.get_column("reason").to_list() == ["content_safety:model_page", None, None]
+    assert annotated.get_column(P + "spam_term_score").to_list() == [0.0, 0.0, 0.0]
+    second = annotated.get_column(P + "spam_second_score").to_list()
+    assert second[0] >= 0.9 and second[1:] == [0.0, 0.0]
