@@ -61,6 +61,7 @@ P = "content_safety_"
 RESOURCES = Path(__file__).parent / "resources" / "content_safety"
 LANGUAGES = ("en", "zh")
 SEVERITIES = (1, 2, 3)
+SPAM_SCORES = ("spam_score", "spam_term_score", "spam_second_score")
 MAX_TERMS_SHOWN = 5
 """Distinct terms listed per document in `content_safety_terms`."""
 
@@ -324,7 +325,7 @@ class ContentSafety(Filter):
             rows.get_column(P + "severity").fill_null(0),
             rows.get_column(P + "categories"),
             rows.get_column(P + "terms"),
-            *[rows.get_column(P + name).fill_null(0.0) for name in ("spam_score", "spam_term_score", "spam_second_score") if P + name in rows.columns],
+            *[rows.get_column(P + name).fill_null(0.0) for name in SPAM_SCORES if P + name in rows.columns],
         )
 
     @staticmethod
