@@ -182,18 +182,23 @@ def test_planted_spam_is_removed_and_the_same_pages_without_it_are_kept(shared_d
 BLIND_FLOORS = {
     # pages removed of those measured, at what was measured (benchmarks/content_safety.md): a floor, not a goal; by the
     # lists alone and with the spam model. `blind` was measured once at 33/70, 42/66, 41/69, 46/64 (lists) and then tuned
-    # on, and is in the model's training data; `blind2` and `blind3` are untouched, measured once with the model frozen.
+    # on, and is in the model's training data; `blind2` and `blind3` were measured once with the model frozen (round 4),
+    # `blind4` once after the `model_page` rule was added (round 5).
     ("blind", "lists"): {("en", "adult"): 56, ("en", "gambling"): 59, ("zh", "adult"): 63, ("zh", "gambling"): 58},
     ("blind2", "lists"): {("en", "adult"): 12, ("en", "gambling"): 26, ("zh", "adult"): 5, ("zh", "gambling"): 9},
     ("blind3", "lists"): {("en", "adult"): 18, ("en", "gambling"): 30, ("zh", "adult"): 19, ("zh", "gambling"): 32},
     ("blind", "model"): {("en", "adult"): 69, ("en", "gambling"): 65, ("zh", "adult"): 66, ("zh", "gambling"): 63},
     ("blind2", "model"): {("en", "adult"): 38, ("en", "gambling"): 49, ("zh", "adult"): 21, ("zh", "gambling"): 29},
     ("blind3", "model"): {("en", "adult"): 30, ("en", "gambling"): 45, ("zh", "adult"): 32, ("zh", "gambling"): 42},
+    ("blind4", "lists"): {("en", "adult"): 11, ("en", "gambling"): 23, ("zh", "adult"): 15, ("zh", "gambling"): 27},
+    ("blind4", "model"): {("en", "adult"): 26, ("en", "gambling"): 39, ("zh", "adult"): 27, ("zh", "gambling"): 40},
 }
 TEMPLATE_FLOORS = {
     # whole spam pages from real templates (tests/spam_templates.py; 180 English, 200 Chinese), with the spam model
-    "blind2": {("en", "adult"): 176, ("en", "gambling"): 179, ("zh", "adult"): 173, ("zh", "gambling"): 185},
-    "blind3": {("en", "adult"): 171, ("en", "gambling"): 180, ("zh", "adult"): 190, ("zh", "gambling"): 200},
+    # (round 5: the `model` and `model_page` rules)
+    "blind2": {("en", "adult"): 176, ("en", "gambling"): 179, ("zh", "adult"): 196, ("zh", "gambling"): 199},
+    "blind3": {("en", "adult"): 176, ("en", "gambling"): 180, ("zh", "adult"): 198, ("zh", "gambling"): 200},
+    "blind4": {("en", "adult"): 178, ("en", "gambling"): 179, ("zh", "adult"): 200, ("zh", "gambling"): 200},
 }
 
 
@@ -201,8 +206,9 @@ def blind_sets() -> dict[str, dict[tuple[str, str], list[str]]]:
     from spam_blind import BLIND
     from spam_blind2 import BLIND2
     from spam_blind3 import BLIND3
+    from spam_blind4 import BLIND4
 
-    return {"blind": BLIND, "blind2": BLIND2, "blind3": BLIND3}
+    return {"blind": BLIND, "blind2": BLIND2, "blind3": BLIND3, "blind4": BLIND4}
 
 
 def test_blind_spam_paragraphs_are_removed_at_least_as_often_as_measured(shared_data):
