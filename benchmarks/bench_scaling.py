@@ -10,9 +10,12 @@ left out). Each run is a fresh process, timed whole; inside it the
 phases are stamped: start-up (interpreter and imports), plan (input survey, checks, the output
 folder), each pass over the units, each global stage's decide, and finish (the output shards,
 stats, report), then the interpreter's exit. Inside every phase, the seconds spent in the engine's
-`map` and `each` (pass units, a global stage's partition steps, the output shards: the parallel
-units) are parallel; everything else the driver does alone (start-up, planning, merging markers,
-reading edges, the union-find, decisions, the report) is serial, whatever the phase.
+`map` and `each` over two or more items (pass units, a global stage's partition steps, the output
+shards: the parallel units) are parallel; everything else is serial, whatever the phase: what the
+driver does alone (start-up, planning, merging markers, reading edges, the union-find, decisions,
+the report) and a step of one item (one worker alone). From the 1-worker run's items, the script
+also predicts the wall seconds at N workers (each step: its items' seconds / N, never less than
+its longest item), for a machine with more cores than this one.
 Prints the table and writes benchmarks/scaling.json.
 """
 
@@ -38,8 +41,8 @@ def child(src: str, out: str, workers: int, launched: float) -> None:
 
     A phase runs from the start of `run_pass`, `decide` or `finish` (or the start of the run:
     plan) to the start of the next. Inside a phase, time spent in the engine's `map` and `each`
-    (the parallel units: pass units, a global stage's partition steps, the output shards) is
-    parallel; everything else the driver does is serial."""
+    over two or more items (the parallel units: pass units, a global stage's partition steps, the
+    output shards) is parallel; everything else (the driver alone, a step of one item) is serial."""
     sys.path.insert(0, str(REPO / "benchmarks"))
     import threading
 
@@ -55,9 +58,9 @@ def child(src: str, out: str, workers: int, launched: float) -> None:
     sampling = True
 
     def add(key: str, wall: float, cpu: float) -> None:
-        phase = phases.setdefault(current[0], {"wall": 0.0, "cpu": 0.0, "parallel": 0.0, "parallel_cpu": 0.0, "peak_mb": 0.0})
+        phase = phases.setdefault(current[0], blank())
         phase[key] += wall
-        phase[f"{key}_cpu" if key == "parallel" else "cpu"] += cpu
+        phase[f"{key}_cpu" if key != "wall" else "cpu"] += cpu
 
     clock = [time.time(), time.process_time()]
 
@@ -80,22 +83,41 @@ def child(src: str, out: str, workers: int, launched: float) -> None:
 
     def timed_map(self: Pool, fn: Callable[[Any], Any], items: Any) -> list[Any]:
         wall, cpu = time.time(), time.process_time()
+        took: list[float] = []
+
+        def timed(item: Any) -> Any:  # in this process (1 worker): each item's seconds
+            started = time.time()
+            try:
+                return fn(item)
+            finally:
+                took.append(time.time() - started)
+
+        items = list(items)
         try:
-            return pool_map(self, fn, items)
+            return pool_map(self, timed if self.executor is None else fn, items)
         finally:
-            add("parallel", time.time() - wall, time.process_time() - cpu)
+            add("parallel" if len(items) > 1 else "single", time.time() - wall, time.process_time() - cpu)
+            record(took)
 
     def timed_each(self: Pool, fn: Callable[..., Any], job: Any, units: Any) -> Any:
         results = pool_each(self, fn, job, units)
+        took: list[float] = []
         while True:
             wall, cpu = time.time(), time.process_time()
             try:
                 result = next(results)
             except StopIteration:
+                record(took)
                 return
             finally:
-                add("parallel", time.time() - wall, time.process_time() - cpu)
+                add("parallel" if len(units) > 1 else "single", time.time() - wall, time.process_time() - cpu)
+            took.append(time.time() - wall)
             yield result
+
+    def record(took: list[float]) -> None:
+        """One map's items (1 worker): their sum and the longest, which no number of workers shortens."""
+        if took:
+            phases[current[0]].setdefault("calls", []).append([sum(took), max(took), len(took)])
 
     Pool.map, Pool.each = timed_map, timed_each  # type: ignore[method-assign]
 
@@ -103,7 +125,7 @@ def child(src: str, out: str, workers: int, launched: float) -> None:
         while sampling:
             status = Path("/proc/self/status").read_text().splitlines()
             rss = int(next(line for line in status if line.startswith("VmRSS")).split()[1]) / 1024
-            peak = phases.setdefault(current[0], {"wall": 0.0, "cpu": 0.0, "parallel": 0.0, "parallel_cpu": 0.0, "peak_mb": 0.0})
+            peak = phases.setdefault(current[0], blank())
             peak["peak_mb"] = max(peak["peak_mb"], rss)
             time.sleep(0.02)
 
@@ -116,8 +138,7 @@ def child(src: str, out: str, workers: int, launched: float) -> None:
     enter("end")
     sampling = False
     phases.pop("end", None)
-    result = {"start-up": {"wall": started - launched, "cpu": startup_cpu, "parallel": 0.0, "parallel_cpu": 0.0, "peak_mb": 0.0},
-              **phases}
+    result = {"start-up": {**blank(), "wall": started - launched, "cpu": startup_cpu}, **phases}
     print(json.dumps(result))
 
 
@@ -132,12 +153,17 @@ def run(src: Path, out: Path, workers: int) -> tuple[float, dict[str, dict[str, 
     if done.returncode != 0:
         raise SystemExit(done.stderr[-3000:])
     phases = json.loads(done.stdout.strip().splitlines()[-1])
-    phases["exit"] = {"wall": wall - sum(p["wall"] for p in phases.values()), "cpu": 0.0, "parallel": 0.0, "parallel_cpu": 0.0}
+    phases["exit"] = {**blank(), "wall": wall - sum(p["wall"] for p in phases.values())}
     return wall, phases
 
 
+def blank() -> dict[str, float]:
+    return dict.fromkeys(("wall", "cpu", "parallel", "parallel_cpu", "single", "single_cpu", "peak_mb"), 0.0)
+
+
 def serial(phase: dict[str, float], kind: str = "wall") -> float:
-    """The phase's seconds outside the parallel units: what the driver did alone."""
+    """The phase's seconds outside the parallel units: what the driver did alone, and steps of one
+    job (a worker alone; no number of workers shortens them)."""
     return phase[kind] - phase["parallel" if kind == "wall" else "parallel_cpu"]
 
 
@@ -193,6 +219,16 @@ def report(rows: list[dict[str, Any]]) -> None:
     print(f"\nCPU seconds of the {rows[0]['workers']}-worker run (load-independent), serial of each phase's: "
           + ", ".join(f"{name} {serial(p, 'cpu'):.2f} of {p['cpu']:.2f}" for name, p in first.items() if name != "exit")
           + f"; serial {alone:.2f} of {total:.2f} ({alone / total:.1%})")
+    if any("calls" in p for p in first.values()):
+        print(f"\nAt N workers, from the {rows[0]['workers']}-worker run's items (each map: its items' seconds / N, "
+              "but never less than its longest item; serial seconds as measured):\n\n| workers | predicted wall s | speed-up "
+              "| longest items s |\n|---|---|---|---|")
+        calls = [call for p in first.values() for call in p.get("calls", ())]
+        alone = sum(serial(p) for p in first.values())
+        for n in (1, 2, 4, 8, 16, 32):
+            poles = sum(longest for items, longest, _ in calls if longest > items / n)
+            wall = alone + sum(max(items / n, longest) for items, longest, _ in calls)
+            print(f"| {n} | {wall:.1f} | {rows[0]['wall'] / wall:.2f} | {poles:.1f} |")
     print("peak RSS MB per phase: " + ", ".join(f"{name} {p['peak_mb']:.0f}" for name, p in first.items() if p.get("peak_mb")))
 
 

@@ -177,9 +177,11 @@ def compact(cut: Cut) -> tuple[int, int, int]:
         if shard is None:
             path = cut.folder / f"part-{cut.first + shards:05d}.{job.format}"
             shard = ShardWriter(path) if job.format == "parquet" else JsonlShardWriter(path, job.format.removeprefix("jsonl."))
-        if pending:
-            shard.write(pa.concat_tables(pending).combine_chunks())
-        pending, pending_bytes = [], 0
+        group, pending, pending_bytes = pending, [], 0
+        if group:
+            rows = pa.concat_tables(group).combine_chunks()
+            del group  # the pieces go before the row group is encoded: one copy of it in memory, not two
+            shard.write(rows)
 
     def close_shard() -> None:
         nonlocal shard, shards, shard_rows, shard_bytes_
