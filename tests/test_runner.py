@@ -135,6 +135,24 @@ def test_big_file_is_split_into_units_at_row_groups(tmp_path, monkeypatch):
     assert kept == list(range(10, 1000))
 
 
+def test_a_big_row_group_is_cut_into_row_ranges(tmp_path, monkeypatch):
+    """One row group of 1,000 rows: four units of 250 rows, read from their first row; generated
+    ids keep the row's place in the file, and the output is the rows in input order."""
+    import cleanmix.pipelines.formats
+    import cleanmix.pipelines.shards
+
+    monkeypatch.setattr(cleanmix.pipelines.formats, "UNIT_ROWS", 300)
+    folder = tmp_path / "in"
+    folder.mkdir()
+    pq.write_table(pa.table({"text": [f"document number {i}" for i in range(1000)]}), folder / "big.parquet")
+    plan = cleanmix.pipelines.shards.plan_input(validate_pipeline({"input": {"path": str(folder)}, "output": {"path": "x"}}).input)
+    assert [(u.slices[0].part, u.slices[0].first_row, u.rows) for u in plan.units] == [((0,), r, 250) for r in (0, 250, 500, 750)]
+    out, summary = run(tmp_path, folder, [{"type": "length", "min_chars": 18}], workers=2)
+    kept = pl.read_parquet(out / "data")
+    assert kept.get_column("id").to_list() == [f"big.parquet:{i}" for i in range(10, 1000)]
+    assert kept.get_column("text").to_list() == [f"document number {i}" for i in range(10, 1000)]
+
+
 def test_arrow_and_polars_api_without_runner():
     from cleanmix.filters.length import Length
     from cleanmix.filters.normalize import Normalize
