@@ -117,11 +117,11 @@ class MinhashDedup(DedupStage):
         candidates, pair_files = self._pairs(edge_files, scans, ctx, work)
         nodes, roots = file_components(pair_files)
         clustered = pl.DataFrame({ORDER: nodes, GROUP: roots}, schema={ORDER: pl.UInt64, GROUP: pl.UInt64})
-        members = (
+        members = (  # streamed: the scans pass by, only the clustered documents stay (decisions sort them)
             pl.scan_parquet(scans)
             .select(ORDER, DOC_ID, WEIGHT, KEY)
             .join(clustered.lazy(), on=ORDER, how="inner")
-            .collect()
+            .collect(engine="streaming")
         )
         decisions = self.write_decisions(members, ctx.decisions, "clusters")
         sizes = decisions.unique(CLUSTER_ID)[CLUSTER_SIZE]

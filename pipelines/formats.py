@@ -55,6 +55,8 @@ class Piece:
     """The file's row (Parquet) or line (JSON Lines, counting from 0) at which the piece starts."""
     rows: int | None
     """Rows in the piece, where the file says so without being read; None: known once read."""
+    within: int = 0
+    """Its first row in the part of the file whose rows are numbered together (`Unit.order`); 0: it starts one."""
 
 
 @dataclass(frozen=True)
@@ -171,11 +173,12 @@ def compressed(path: str) -> bool:
 
 
 UNIT_ROWS = 100_000
+"""Rows numbered together (`ORDER`): runs of a Parquet file's row groups of at least this many rows."""
 UNIT_TEXT_BYTES = 4 * 2**20
-"""A unit of work holds at most UNIT_ROWS rows and about UNIT_TEXT_BYTES of text: a big Parquet
-file is cut into runs of row groups, and a row group bigger than that into equal row ranges, so
-that the workers share it and finish together (a unit costs ~20 ms of its own: 4 MB of text are
-~1 s of the filters)."""
+"""A unit of work holds about this much text at most: a run of row groups is cut into equal row
+ranges (inside row groups where need be), so that the workers share a big file and finish together
+(a unit costs ~20 ms of its own; 4 MB of text are ~1 s of the filters). The ranges keep their
+run's row numbers, so ORDER, and with it every output, is what whole runs give."""
 SMALL_FILE_ROWS = 256
 SMALL_FILE_BYTES = 64 * 2**10
 """Consecutive small files (Parquet: fewer rows; JSON Lines, WARC: fewer bytes on disk) are grouped,
@@ -196,22 +199,17 @@ class Parquet:
         groups = [(meta.row_group(rg).num_rows, meta.row_group(rg).column(text).total_uncompressed_size if text >= 0 else 0)
                   for rg in range(meta.num_row_groups)]
         pieces: list[Piece] = []
-        joined: list[int] = []
-        joined_rows = joined_bytes = row = 0
-        for rg, (rows, nbytes) in enumerate(groups):
-            if joined and (joined_rows + rows > UNIT_ROWS or joined_bytes + nbytes > UNIT_TEXT_BYTES):
-                pieces.append(Piece(tuple(joined), row - joined_rows, joined_rows))
-                joined, joined_rows, joined_bytes = [], 0, 0
-            cuts = min(rows, max(-(-rows // UNIT_ROWS), -(-nbytes // UNIT_TEXT_BYTES)))
-            if cuts > 1:  # a row group bigger than a unit: its row ranges are units
-                pieces += [Piece((rg,), row + rows * k // cuts, rows * (k + 1) // cuts - rows * k // cuts) for k in range(cuts)]
-            else:
-                joined.append(rg)
-                joined_rows += rows
-                joined_bytes += nbytes
+        run: list[int] = []
+        run_rows = first = row = 0
+        for rg, (rows, _) in enumerate(groups):
+            run.append(rg)
+            run_rows += rows
             row += rows
-        if joined or not pieces:
-            pieces.append(Piece(tuple(joined), row - joined_rows, joined_rows))
+            if run_rows >= UNIT_ROWS or rg == len(groups) - 1:
+                pieces += _cut(run, first, groups)
+                run, run_rows, first = [], 0, row
+        if not pieces:
+            pieces.append(Piece((), 0, 0))
         return Survey(schema, tuple(pieces), meta.num_rows, sum(n for _, n in groups), meta.num_rows / SMALL_FILE_ROWS)
 
     def read(self, piece: Slice, config: InputConfig, tally: Tally) -> Iterator[pa.Table]:
@@ -234,6 +232,19 @@ class Parquet:
 
     def unify(self, schemas: list[pa.Schema]) -> pa.Schema | None:
         return None
+
+
+def _cut(run: list[int], first: int, groups: list[tuple[int, int]]) -> list[Piece]:
+    """A run of row groups (from file row `first`) in equal row ranges of about UNIT_TEXT_BYTES of text."""
+    rows = sum(groups[rg][0] for rg in run)
+    cuts = max(1, min(rows, -(-sum(groups[rg][1] for rg in run) // UNIT_TEXT_BYTES)))
+    starts = first + np.cumsum([0] + [groups[rg][0] for rg in run])
+    pieces = []
+    for k in range(cuts):
+        start, stop = first + rows * k // cuts, first + rows * (k + 1) // cuts
+        part = tuple(rg for rg, a, b in zip(run, starts, starts[1:]) if a < stop and b > start) if cuts > 1 else tuple(run)
+        pieces.append(Piece(part, start, stop - start, start - first))
+    return pieces
 
 
 PARQUET = Parquet()
