@@ -220,6 +220,7 @@ def compact(cut: Cut) -> tuple[int, int, int]:
         close_shard()
     done = (shards, docs, total_bytes)
     write_json(cut.marker, list(done))
+    pa.default_memory_pool().release_unused()  # the next job in this process starts from what it needs
     return done
 
 
