@@ -136,7 +136,7 @@ def test_big_file_is_split_into_units_at_row_groups(tmp_path, monkeypatch):
 
 
 def test_a_big_row_group_is_cut_into_row_ranges_numbered_as_one(tmp_path, monkeypatch):
-    """One row group of 1,000 rows with ~4 units' worth of text: four units of 250 rows, read from
+    """One row group of 1,000 rows with ~4 units' worth of text, batches of 250 rows: four units of 250 rows, read from
     their first row, whose rows keep the numbers of one whole unit, so the output (cluster ids are
     row numbers) is byte for byte the output of one unit; generated ids keep the row's place."""
     import cleanmix.pipelines.formats
@@ -147,13 +147,14 @@ def test_a_big_row_group_is_cut_into_row_ranges_numbered_as_one(tmp_path, monkey
     texts = [f"document number {i % 300} of a few words" for i in range(1000)]  # copies: dedup's cluster ids
     pq.write_table(pa.table({"text": texts}), folder / "big.parquet")
     stages = [{"type": "length", "min_chars": 30}, {"type": "exact_dedup"}]
-    whole, _ = run(tmp_path / "whole", folder, stages, workers=1)
+    whole, _ = run(tmp_path / "whole", folder, stages, workers=1, input={"batch_rows": 250})
     text_bytes = pq.read_metadata(folder / "big.parquet").row_group(0).column(0).total_uncompressed_size
     monkeypatch.setattr(cleanmix.pipelines.formats, "UNIT_TEXT_BYTES", text_bytes // 4 + 1)
-    plan = cleanmix.pipelines.shards.plan_input(validate_pipeline({"input": {"path": str(folder)}, "output": {"path": "x"}}).input)
+    config = validate_pipeline({"input": {"path": str(folder), "batch_rows": 250}, "output": {"path": "x"}})
+    plan = cleanmix.pipelines.shards.plan_input(config.input)
     assert [(u.slices[0].part, u.slices[0].first_row, u.rows, u.order_key, u.within) for u in plan.units] == [
         ((0,), r, 250, 0, r) for r in (0, 250, 500, 750)]
-    cut, _ = run(tmp_path / "cut", folder, stages, workers=2)
+    cut, _ = run(tmp_path / "cut", folder, stages, workers=2, input={"batch_rows": 250})
     kept = pl.read_parquet(cut / "data")
     assert kept.get_column("id").to_list() == [f"big.parquet:{i}" for i in range(300)]
     assert kept.get_column("dup_cluster_size").max() == 4
