@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/bench_scaling.py [--mb 200] [--workers 1 2 4 8 16]
 
 Builds bench_core's corpus (real English, multilingual and Chinese web text repeated with distinct
-ids, 20,000 documents per shard: 395k documents, 20 shards, 59 units at 200 MB) and runs `clean run` with
+ids, 20,000 documents per shard: 395k documents, 20 shards and units at 200 MB) and runs `clean run` with
 the issue's pipeline (language [en, zh] → gopher_repetition → gopher_quality → c4_quality →
 fineweb_quality → pii → minhash_dedup) once per worker count (counts above the machine's cores are
 left out). Each run is a fresh process, timed whole; inside it the
