@@ -3,14 +3,19 @@
     .venv/bin/python benchmarks/bench_scaling.py [--mb 200] [--workers 1 2 4 8 16]
 
 Builds bench_core's corpus (real English, multilingual and Chinese web text repeated with distinct
-ids, 20,000 documents per shard: ~450k documents, 23 shards at 200 MB) and runs `clean run` with
+ids, 20,000 documents per shard: 395k documents, 20 shards and units at 200 MB) and runs `clean run` with
 the issue's pipeline (language [en, zh] → gopher_repetition → gopher_quality → c4_quality →
 fineweb_quality → pii → minhash_dedup) once per worker count (counts above the machine's cores are
-left out). Each run is a fresh process, timed whole; inside it a recording reporter stamps the
-phases: start-up (interpreter and imports), plan (input survey, checks), each pass over the units
-(parallel), each global stage's decide, and finish (compaction into data/ and rejected/, stats,
-report). Start-up, plan, decide and finish are the serial work outside the parallel passes (decide
-and the compaction of rejected/ map over the pool, so at N workers they may shrink too).
+left out). Each run is a fresh process, timed whole; inside it the
+phases are stamped: start-up (interpreter and imports), plan (input survey, checks, the output
+folder), each pass over the units, each global stage's decide, and finish (the output shards,
+stats, report), then the interpreter's exit. Inside every phase, the seconds spent in the engine's
+`map` and `each` over two or more items (pass units, a global stage's partition steps, the output
+shards: the parallel units) are parallel; everything else is serial, whatever the phase: what the
+driver does alone (start-up, planning, merging markers, reading edges, the union-find, decisions,
+the report) and a step of one item (one worker alone). From the 1-worker run's items, the script
+also predicts the wall seconds at N workers (each step: its items' seconds / N, never less than
+its longest item), for a machine with more cores than this one.
 Prints the table and writes benchmarks/scaling.json.
 """
 
@@ -23,79 +28,121 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "benchmarks" / "scaling.json"
 
 
 def child(src: str, out: str, workers: int, launched: float) -> None:
-    """One run in this fresh process; prints its phases as JSON."""
+    """One run in this fresh process; prints its phases as JSON.
+
+    A phase runs from the start of `run_pass`, `decide` or `finish` (or the start of the run:
+    plan) to the start of the next. Inside a phase, time spent in the engine's `map` and `each`
+    over two or more items (the parallel units: pass units, a global stage's partition steps, the
+    output shards) is parallel; everything else (the driver alone, a step of one item) is serial."""
     sys.path.insert(0, str(REPO / "benchmarks"))
-    from contextlib import contextmanager
+    import threading
 
     from bench_pipeline import STAGES
 
+    import cleanmix.pipelines.run as run
     from cleanmix.pipelines.config import validate_pipeline
-    from cleanmix.pipelines.local import run_local
+    from cleanmix.pipelines.local import Pool, run_local
     from cleanmix.pipelines.progress import Reporter
 
-    marks: list[tuple[str, float]] = [("start-up", launched)]
-    cpu: list[float] = [0.0]  # this process's CPU seconds at each mark (at 1 worker: the whole run's)
-    peaks: dict[str, float] = {}
+    phases: dict[str, dict[str, float]] = {}
+    current = ["plan"]
     sampling = True
+
+    def add(key: str, wall: float, cpu: float) -> None:
+        phase = phases.setdefault(current[0], blank())
+        phase[key] += wall
+        phase[f"{key}_cpu" if key != "wall" else "cpu"] += cpu
+
+    clock = [time.time(), time.process_time()]
+
+    def enter(name: str) -> None:
+        now = time.time(), time.process_time()
+        add("wall", now[0] - clock[0], now[1] - clock[1])
+        clock[:] = now
+        current[0] = name
+
+    def phase(name: Callable[..., str], fn: Callable[..., Any]) -> Callable[..., Any]:
+        def wrapped(*args: Any) -> Any:
+            enter(name(*args))
+            return fn(*args)
+        return wrapped
+
+    run.run_pass = phase(lambda state, seg: f"pass {seg.index + 1} ({len(state.live_units())} units)", run.run_pass)
+    run.decide = phase(lambda state, seg: f"decide {seg.head.label}", run.decide)
+    run.finish = phase(lambda state: "finish", run.finish)
+    pool_map, pool_each = Pool.map, Pool.each
+
+    def timed_map(self: Pool, fn: Callable[[Any], Any], items: Any) -> list[Any]:
+        wall, cpu = time.time(), time.process_time()
+        took: list[float] = []
+
+        def timed(item: Any) -> Any:  # in this process (1 worker): each item's seconds
+            started = time.time()
+            try:
+                return fn(item)
+            finally:
+                took.append(time.time() - started)
+
+        items = list(items)
+        try:
+            return pool_map(self, timed if self.executor is None else fn, items)
+        finally:
+            add("parallel" if len(items) > 1 else "single", time.time() - wall, time.process_time() - cpu)
+            record(took)
+
+    def timed_each(self: Pool, fn: Callable[..., Any], job: Any, units: Any) -> Any:
+        results = pool_each(self, fn, job, units)
+        took: list[float] = []
+        while True:
+            wall, cpu = time.time(), time.process_time()
+            try:
+                result = next(results)
+            except StopIteration:
+                record(took)
+                return
+            finally:
+                add("parallel" if len(units) > 1 else "single", time.time() - wall, time.process_time() - cpu)
+            took.append(time.time() - wall)
+            yield result
+
+    def record(took: list[float]) -> None:
+        """One map's items (1 worker): their sum and the longest, which no number of workers shortens."""
+        if took:
+            phases[current[0]].setdefault("calls", []).append([sum(took), max(took), len(took)])
+
+    Pool.map, Pool.each = timed_map, timed_each  # type: ignore[method-assign]
 
     def sample() -> None:  # resident memory of this process (1 worker: the whole run), per phase
         while sampling:
             status = Path("/proc/self/status").read_text().splitlines()
             rss = int(next(line for line in status if line.startswith("VmRSS")).split()[1]) / 1024
-            peaks[marks[-1][0]] = max(peaks.get(marks[-1][0], 0.0), rss)
+            peak = phases.setdefault(current[0], blank())
+            peak["peak_mb"] = max(peak["peak_mb"], rss)
             time.sleep(0.02)
 
-    import threading
-
     threading.Thread(target=sample, daemon=True).start()
-
-    class Stamps(Reporter):
-        def log(self, message: str) -> None:
-            if "deciding" in message:
-                marks.append((f"decide {message.split(':')[0]}", time.time()))
-                cpu.append(time.process_time())
-            elif message.startswith("writing output"):
-                marks.append(("finish", time.time()))
-                cpu.append(time.process_time())
-
-        @contextmanager
-        def task(self, label: str, total_units: int, done_units: int = 0):  # noqa: ANN202
-            passes = sum(name.startswith("pass") for name, _ in marks)
-            marks.append((f"pass {passes + 1} ({total_units} units)", time.time()))
-            cpu.append(time.process_time())
-            with super().task(label, total_units, done_units) as task:
-                yield task
-            marks.append(("gap", time.time()))
-            cpu.append(time.process_time())
-
     started = time.time()
-    marks.append(("plan", started))
-    cpu.append(time.process_time())
+    startup_cpu = time.process_time()
+    clock[:] = [started, startup_cpu]
     config = validate_pipeline({"input": {"path": src}, "output": {"path": out}, "workers": workers, "stages": STAGES})
-    run_local(config, "bench", Stamps(quiet=True))
-    marks.append(("end", time.time()))
-    cpu.append(time.process_time())
-    phases: dict[str, float] = {}
-    cpu_phases: dict[str, float] = {}
-    for (name, at), (_, until), used, used_until in zip(marks, marks[1:], cpu, cpu[1:]):
-        if name != "gap":
-            phases[name] = phases.get(name, 0.0) + until - at
-            cpu_phases[name] = cpu_phases.get(name, 0.0) + used_until - used
-    phases["start-up"] = started - launched  # the interpreter, the imports
+    run_local(config, "bench", Reporter(quiet=True))
+    enter("end")
     sampling = False
-    print(json.dumps(cpu_phases))
-    print(json.dumps(phases))
-    print(json.dumps({name: round(mb) for name, mb in peaks.items() if name != "gap"}))
+    phases.pop("end", None)
+    result = {"start-up": {**blank(), "wall": started - launched, "cpu": startup_cpu}, **phases}
+    print(json.dumps(result))
 
 
-def run(src: Path, out: Path, workers: int) -> tuple[float, dict[str, float]]:
+def run(src: Path, out: Path, workers: int) -> tuple[float, dict[str, dict[str, float]]]:
     import shutil
 
     shutil.rmtree(out, ignore_errors=True)
@@ -105,14 +152,19 @@ def run(src: Path, out: Path, workers: int) -> tuple[float, dict[str, float]]:
     wall = time.time() - launched
     if done.returncode != 0:
         raise SystemExit(done.stderr[-3000:])
-    *_, cpu, timed, peaks = done.stdout.strip().splitlines()
-    phases = json.loads(timed)
-    phases["exit"] = wall - sum(phases.values())  # the interpreter's shutdown
-    return wall, phases, json.loads(cpu), json.loads(peaks)
+    phases = json.loads(done.stdout.strip().splitlines()[-1])
+    phases["exit"] = {**blank(), "wall": wall - sum(p["wall"] for p in phases.values())}
+    return wall, phases
 
 
-def serial(phases: dict[str, float]) -> float:
-    return sum(s for name, s in phases.items() if not name.startswith("pass"))
+def blank() -> dict[str, float]:
+    return dict.fromkeys(("wall", "cpu", "parallel", "parallel_cpu", "single", "single_cpu", "peak_mb"), 0.0)
+
+
+def serial(phase: dict[str, float], kind: str = "wall") -> float:
+    """The phase's seconds outside the parallel units: what the driver did alone, and steps of one
+    job (a worker alone; no number of workers shortens them)."""
+    return phase[kind] - phase["parallel" if kind == "wall" else "parallel_cpu"]
 
 
 def main() -> None:
@@ -139,25 +191,45 @@ def main() -> None:
               f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}", flush=True)
         rows = []
         for workers in counts:
-            wall, phases, cpu, peaks = run(src, Path(tmp) / "out", workers)
-            rows.append({"workers": workers, "wall": wall, "phases": phases, "cpu_seconds": cpu, "peak_rss_mb": peaks,
-                         "load": os.getloadavg()[0]})
+            wall, phases = run(src, Path(tmp) / "out", workers)
+            rows.append({"workers": workers, "wall": wall, "phases": phases, "load": os.getloadavg()[0]})
             print(json.dumps(rows[-1]), flush=True)
+    report(rows)
+    OUT.write_text(json.dumps({"docs": docs, "bytes": nbytes, "shards": shards, "cores": os.cpu_count(), "runs": rows}, indent=1) + "\n")
+
+
+def report(rows: list[dict[str, Any]]) -> None:
+    """The tables: speed-up and serial share per worker count; serial seconds per phase; the first run's CPU seconds."""
     one = rows[0]["wall"]
-    print()
-    print("| workers | wall s | speed-up | serial s | serial share | " + " | ".join(rows[0]["phases"]) + " |")
-    print("|---" * (5 + len(rows[0]["phases"])) + "|")
+    print("\n| workers | wall s | speed-up | serial s | serial share | load |\n|---|---|---|---|---|---|")
+    for row in rows:
+        alone = sum(serial(p) for p in row["phases"].values())
+        share = alone / row["wall"]
+        print(f"| {row['workers']} | {row['wall']:.1f} | {one / row['wall']:.2f} | {alone:.2f} | {share:.1%} | {row['load']:.1f} |")
+    names = list(rows[0]["phases"])
+    print("\nserial seconds per phase (of the phase's wall seconds):\n\n| workers | " + " | ".join(names) + " |")
+    print("|---" * (1 + len(names)) + "|")
     for row in rows:
         phases = row["phases"]
-        print(f"| {row['workers']} | {row['wall']:.1f} | {one / row['wall']:.2f} | {serial(phases):.2f} | "
-              f"{serial(phases) / row['wall']:.1%} | " + " | ".join(f"{s:.2f}" for s in phases.values()) + " |")
-    cpu = rows[0]["cpu_seconds"]  # the 1-worker run (or the fewest workers): every phase in this process
-    passes = sum(s for name, s in cpu.items() if name.startswith("pass"))
-    print(f"\nCPU seconds of the {rows[0]['workers']}-worker run (load-independent): "
-          + ", ".join(f"{name} {s:.2f}" for name, s in cpu.items())
-          + f"; outside the passes {sum(cpu.values()) - passes:.2f} of {sum(cpu.values()):.2f} "
-          f"({(sum(cpu.values()) - passes) / sum(cpu.values()):.1%})")
-    OUT.write_text(json.dumps({"docs": docs, "bytes": nbytes, "shards": shards, "cores": os.cpu_count(), "runs": rows}, indent=1) + "\n")
+        print(f"| {row['workers']} | " + " | ".join(
+            f"{serial(phases[n]):.2f} of {phases[n]['wall']:.2f}" if n in phases else "" for n in names) + " |")
+    first = rows[0]["phases"]  # at 1 worker every phase runs in the driver process: its CPU seconds are the run's
+    total = sum(p["cpu"] for p in first.values())
+    alone = sum(serial(p, "cpu") for p in first.values())
+    print(f"\nCPU seconds of the {rows[0]['workers']}-worker run (load-independent), serial of each phase's: "
+          + ", ".join(f"{name} {serial(p, 'cpu'):.2f} of {p['cpu']:.2f}" for name, p in first.items() if name != "exit")
+          + f"; serial {alone:.2f} of {total:.2f} ({alone / total:.1%})")
+    if any("calls" in p for p in first.values()):
+        print(f"\nAt N workers, from the {rows[0]['workers']}-worker run's items (each map: its items' seconds / N, "
+              "but never less than its longest item; serial seconds as measured):\n\n| workers | predicted wall s | speed-up "
+              "| longest items s |\n|---|---|---|---|")
+        calls = [call for p in first.values() for call in p.get("calls", ())]
+        alone = sum(serial(p) for p in first.values())
+        for n in (1, 2, 4, 8, 16, 32):
+            poles = sum(longest for items, longest, _ in calls if longest > items / n)
+            wall = alone + sum(max(items / n, longest) for items, longest, _ in calls)
+            print(f"| {n} | {wall:.1f} | {rows[0]['wall'] / wall:.2f} | {poles:.1f} |")
+    print("peak RSS MB per phase: " + ", ".join(f"{name} {p['peak_mb']:.0f}" for name, p in first.items() if p.get("peak_mb")))
 
 
 if __name__ == "__main__":

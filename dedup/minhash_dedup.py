@@ -112,16 +112,16 @@ class MinhashDedup(DedupStage):
         bands, rows = self.banding
         docs = count_rows(scans)
         partitions = partition_count(docs * bands * _BYTES_PER_BAND_KEY, self.partition_mb)
-        ctx.map(_split, [(path, f"s{i:06d}", partitions, work) for i, path in enumerate(scans)])
+        ctx.map(_split, [(group, f"s{i:06d}", partitions, work) for i, group in enumerate(_groups(scans, partitions))])
         edge_files = [f for f in ctx.map(_bucket, [(p, work) for p in range(partitions)]) if f is not None]
         candidates, pair_files = self._pairs(edge_files, scans, ctx, work)
         nodes, roots = file_components(pair_files)
         clustered = pl.DataFrame({ORDER: nodes, GROUP: roots}, schema={ORDER: pl.UInt64, GROUP: pl.UInt64})
-        members = (
+        members = (  # streamed: the scans pass by, only the clustered documents stay (decisions sort them)
             pl.scan_parquet(scans)
             .select(ORDER, DOC_ID, WEIGHT, KEY)
             .join(clustered.lazy(), on=ORDER, how="inner")
-            .collect()
+            .collect(engine="streaming")
         )
         decisions = self.write_decisions(members, ctx.decisions, "clusters")
         sizes = decisions.unique(CLUSTER_ID)[CLUSTER_SIZE]
@@ -157,7 +157,7 @@ class MinhashDedup(DedupStage):
         if column is None:
             found = ctx.map(distinct_pairs, [(p, work) for p in range(partitions)])
         else:
-            ctx.map(split_payload, [(path, f"s{i:06d}", column, partitions, work) for i, path in enumerate(scans)])
+            ctx.map(split_payload, [(group, f"s{i:06d}", column, partitions, work) for i, group in enumerate(_groups(scans, partitions))])
             budget = self.partition_mb / 4  # for the pairs' copies of the payload, beside the partition's own
             counts = ctx.map(attach_left, [(p, column, partitions, work, budget) for p in range(partitions)])
             verified = ctx.map(score_right, [(p, column, self.threshold, work) for p in range(partitions)])
@@ -198,10 +198,18 @@ def _integral(f: Callable[[np.ndarray], np.ndarray], lo: float, hi: float) -> np
     return f(points.reshape(1, -1)) @ weights
 
 
-def _split(job: tuple[Path, str, int, Path]) -> None:
-    """One scan file's band keys → (key, order) rows in their partition folders."""
-    path, name, partitions, work = job
-    df = pl.read_parquet(path, columns=[ORDER, BANDS])
+def _groups(scans: list[Path], partitions: int) -> list[list[Path]]:
+    """Consecutive scan files in as many groups as partitions (or fewer): one split job each, so a
+    step writes groups × partitions files, not units × partitions, and a group holds about what a
+    partition does."""
+    count = min(len(scans), partitions)
+    return [scans[len(scans) * g // count : len(scans) * (g + 1) // count] for g in range(count)]
+
+
+def _split(job: tuple[list[Path], str, int, Path]) -> None:
+    """Scan files' band keys → (key, order) rows in their partition folders."""
+    paths, name, partitions, work = job
+    df = pl.read_parquet(paths, columns=[ORDER, BANDS])
     bands = df[BANDS].dtype.size  # type: ignore[union-attr]
     keys = df[BANDS].to_numpy().reshape(-1)
     frame = pl.DataFrame({"key": keys, ORDER: np.repeat(df[ORDER].to_numpy(), bands)})

@@ -25,9 +25,18 @@ def count_rows(paths: list[Path]) -> int:
     return int(pl.scan_parquet(paths).select(pl.len()).collect().item()) if paths else 0
 
 
+SPREAD = 16
+"""Partitions a big enough step is cut into at least, so that up to this many workers share it."""
+SPREAD_MB = 16
+"""The least a partition holds before a step is spread: a small corpus stays in one partition."""
+
+
 def partition_count(total_bytes: float, partition_mb: float) -> int:
-    """How many partitions keep each one near `partition_mb` in memory."""
-    return max(1, math.ceil(total_bytes / (partition_mb * 2**20)))
+    """How many partitions keep each one near `partition_mb` in memory, and spread a big step over
+    SPREAD workers. Never the number of workers: the details a stage records are the same on any
+    (results never depend on the count, only memory and time do)."""
+    needed = math.ceil(total_bytes / (partition_mb * 2**20))
+    return max(1, needed, min(SPREAD, math.ceil(total_bytes / (SPREAD_MB * 2**20))))
 
 
 def partition_of(keys: np.ndarray, partitions: int) -> np.ndarray:

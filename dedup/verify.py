@@ -29,10 +29,10 @@ def document_partition(orders: np.ndarray, partitions: int) -> np.ndarray:
     return partition_of(splitmix(orders.astype(np.uint64)), partitions)
 
 
-def split_payload(job: tuple[Path, str, str, int, Path]) -> None:
-    """One scan file's (order, payload) rows into their document partitions."""
-    path, name, column, partitions, work = job
-    df = pl.read_parquet(path, columns=[ORDER, column])
+def split_payload(job: tuple[list[Path], str, str, int, Path]) -> None:
+    """Scan files' (order, payload) rows into their document partitions."""
+    paths, name, column, partitions, work = job
+    df = pl.read_parquet(paths, columns=[ORDER, column])
     split_to_disk(df, document_partition(df[ORDER].to_numpy(), partitions), partitions, work / "payload", name)
 
 

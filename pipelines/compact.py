@@ -2,14 +2,17 @@
 
 Units finish in any order on any number of workers, so the output is cut from the unit files in
 unit order (or, after a stage that reorders rows, in `ORDER` order by an external sort): the same
-input, pipeline and seed give the same bytes whatever the worker count. Memory is bounded by one
-row group being written and one sort bucket, never by the corpus or the shard size.
+input, pipeline and seed give the same bytes whatever the worker count. Which rows go into which
+shard is known from the unit files' row counts, so each shard is a job of its own (`Cut`), mapped
+over the workers like any unit and marked done like one. Memory is bounded by one row group being
+written and one sort bucket, never by the corpus or the shard size.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,19 +20,21 @@ from typing import Any
 import numpy as np
 import polars as pl
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from cleanmix.pipelines.jsonl import JsonlShardWriter
 from cleanmix.pipelines.order import ORDER
-from cleanmix.pipelines.shards import ShardWriter, conform, write_parquet
+from cleanmix.pipelines.shards import ShardWriter, conform, write_json, write_parquet
 from cleanmix.pipelines.stage import TEXT
-from cleanmix.pipelines.stats import text_bytes
 
 SORT_BUCKET_ROWS = 200_000
 SORT_BUCKET_BYTES = 256 * 2**20
 SAMPLE_EVERY = 64
 ROW_GROUP_BYTES = 64 * 2**20
 """Text bytes per row group of an output shard: what compaction holds in memory at once."""
+BATCH_ROWS = 8192
+"""Rows read at a time; a row group may end only where a batch or a shard does."""
 
 Map = Callable[[Callable[[Any], Any], Iterable[Any]], list[Any]]
 
@@ -87,30 +92,96 @@ def _sort_bucket(folder: Path) -> None:
         write_parquet(rows, folder.with_suffix(".parquet"))
 
 
-def compact(job: Compaction) -> tuple[int, int, int]:
-    """Cut the files' rows, in order, into shards of `shard_rows` rows (or `shard_bytes` of text).
+@dataclass(frozen=True)
+class Cut:
+    """One job of a compaction: rows of the unit files, in order, written as shards numbered from `first`.
 
-    Returns (shards, docs, text bytes). A shard is written in row groups of at most
-    ROW_GROUP_BYTES of text under a temporary name, and renamed when whole."""
+    With `shard_rows`, a cut is one shard, so every shard is its own job on any worker; with
+    `shard_bytes`, where a shard ends is known only by reading the text, so one cut writes them all."""
+
+    pieces: tuple[tuple[Path, int, int], ...]
+    """(file, first row, end row) of each file the cut reads."""
+    first: int
+    folder: Path
+    """Where the cut writes its shards and its marker (the run's scratch; linked into `dest` at the end)."""
+    schema: pa.Schema | None
+    job: Compaction
+
+    @property
+    def marker(self) -> Path:
+        return self.folder / f"part-{self.first:05d}.json"
+
+
+def plan_cuts(job: Compaction, folder: Path) -> list[Cut]:
+    """The compaction's jobs, from the unit files' footers (rows and columns) alone."""
+    metas = [pq.read_metadata(path) for path in job.files]
+    schema = _output_schema([meta.schema.to_arrow_schema() for meta in metas], dict(job.renames))
+    rows = [meta.num_rows for meta in metas]
+    whole = tuple((path, 0, n) for path, n in zip(job.files, rows) if n)
+    if not whole:
+        return [Cut((), 0, folder, schema, job)] if job.always_one else []
+    if job.shard_bytes:
+        return [Cut(whole, 0, folder, schema, job)]
+    cuts = []
+    ends = np.cumsum([n for _, _, n in whole])
+    for shard, start in enumerate(range(0, int(ends[-1]), job.shard_rows)):
+        stop = start + job.shard_rows
+        pieces = tuple((path, max(start - (end - n), 0), min(stop - (end - n), n))
+                       for (path, _, n), end in zip(whole, ends) if end > start and end - n < stop)
+        cuts.append(Cut(pieces, shard, folder, schema, job))
+    return cuts
+
+
+def _blocks(pieces: tuple[tuple[Path, int, int], ...]) -> Iterator[pa.Table]:
+    """The pieces' rows as the files' BATCH_ROWS-row batches (counted from each file's first row),
+    cut at the pieces' ends: where a row group of a shard ends depends on nothing but the rows."""
+    for path, start, stop in pieces:
+        file = pq.ParquetFile(path)
+        offsets = np.cumsum([0] + [file.metadata.row_group(i).num_rows for i in range(file.num_row_groups)])
+        first = int(np.searchsorted(offsets, start, side="right")) - 1
+        last = int(np.searchsorted(offsets, stop, side="left"))
+        at, held = int(offsets[first]), pa.table({})
+        for batch in file.iter_batches(batch_size=BATCH_ROWS, row_groups=list(range(first, last))):
+            held = pa.concat_tables([held, pa.Table.from_batches([batch])]) if held.num_rows else pa.Table.from_batches([batch])
+            while held.num_rows and (at + held.num_rows >= min(stop, (at // BATCH_ROWS + 1) * BATCH_ROWS)):
+                end = min(stop, (at // BATCH_ROWS + 1) * BATCH_ROWS)
+                if end > start:
+                    yield held.slice(max(start - at, 0), end - max(start, at))
+                held, at = held.slice(end - at), end
+                if at >= stop:
+                    break
+            if at >= stop:
+                break
+
+
+def compact(cut: Cut) -> tuple[int, int, int]:
+    """Write the cut's rows, in order, as shards of `shard_rows` rows (or `shard_bytes` of text);
+    then its marker, so a resumed run keeps them. Returns (shards, docs, text bytes).
+
+    A shard is written in row groups of at most ROW_GROUP_BYTES of text under a temporary name,
+    and renamed when whole."""
+    job, schema = cut.job, cut.schema
     renames = dict(job.renames)
-    schema = _output_schema(job.files, renames)
     shard: ShardWriter | JsonlShardWriter | None = None
-    pending: list[pl.DataFrame] = []
+    pending: list[pa.Table] = []
     pending_bytes = shard_rows = shard_bytes_ = 0
     shards = docs = total_bytes = 0
 
-    def output(df: pl.DataFrame) -> pa.Table:
-        df = df.drop(ORDER, strict=False).rename({k: v for k, v in renames.items() if k in df.columns})
-        return conform(df.to_arrow(), schema) if schema is not None else df.to_arrow()
+    def output(table: pa.Table) -> pa.Table:
+        table = table.drop_columns([ORDER]) if ORDER in table.column_names else table
+        table = table.rename_columns([renames.get(name, name) for name in table.column_names])
+        return conform(table, schema) if schema is not None else table
 
     def write_row_group() -> None:
         nonlocal pending, pending_bytes, shard
         if shard is None:
-            path = job.dest / f"part-{shards:05d}.{job.format}"
+            path = cut.folder / f"part-{cut.first + shards:05d}.{job.format}"
             shard = ShardWriter(path) if job.format == "parquet" else JsonlShardWriter(path, job.format.removeprefix("jsonl."))
-        if pending:
-            shard.write(output(pl.concat(pending, how="diagonal_relaxed")).combine_chunks())
-        pending, pending_bytes = [], 0
+        group, pending, pending_bytes = pending, [], 0
+        if group:
+            rows = pa.concat_tables(group).combine_chunks()
+            del group  # the pieces go before the row group is encoded: one copy of it in memory, not two
+            shard.write(rows)
 
     def close_shard() -> None:
         nonlocal shard, shards, shard_rows, shard_bytes_
@@ -119,44 +190,64 @@ def compact(job: Compaction) -> tuple[int, int, int]:
         shard.close()
         shard, shards, shard_rows, shard_bytes_ = None, shards + 1, 0, 0
 
-    for path in job.files:
-        for batch in pq.ParquetFile(path).iter_batches(batch_size=8192):
-            df: pl.DataFrame = pl.from_arrow(batch)  # type: ignore[assignment]
-            while df.height:
-                if job.shard_bytes:
-                    sizes = df.get_column(TEXT).str.len_bytes().fill_null(0).cum_sum()
-                    fits = int((sizes <= job.shard_bytes - shard_bytes_).sum())
-                    take = fits or int(shard_rows == 0)  # a shard holds at least one document
-                else:
-                    take = min(df.height, job.shard_rows - shard_rows)
-                if take == 0:
-                    close_shard()
-                    continue
-                piece, df = df.head(take), df.slice(take)
-                piece_bytes = text_bytes(piece)
-                pending.append(piece)
-                pending_bytes += piece_bytes
-                shard_rows += piece.height
-                shard_bytes_ += piece_bytes
-                docs += piece.height
-                total_bytes += piece_bytes
-                if shard_rows >= job.shard_rows or (job.shard_bytes and shard_bytes_ >= job.shard_bytes):
-                    close_shard()
-                elif pending_bytes >= ROW_GROUP_BYTES:
-                    write_row_group()
+    for block in _blocks(cut.pieces):
+        sizes = _text_sizes(block)
+        while block.num_rows:
+            if job.shard_bytes:
+                fits = int((np.cumsum(sizes) <= job.shard_bytes - shard_bytes_).sum())
+                take = fits or int(shard_rows == 0)  # a shard holds at least one document
+            else:
+                take = min(block.num_rows, job.shard_rows - shard_rows)
+            if take == 0:
+                close_shard()
+                continue
+            piece, block = block.slice(0, take), block.slice(take)
+            piece_bytes, sizes = int(sizes[:take].sum()), sizes[take:]
+            pending.append(output(piece))
+            pending_bytes += piece_bytes
+            shard_rows += piece.num_rows
+            shard_bytes_ += piece_bytes
+            docs += piece.num_rows
+            total_bytes += piece_bytes
+            if shard_rows >= job.shard_rows or (job.shard_bytes and shard_bytes_ >= job.shard_bytes):
+                close_shard()
+            elif pending_bytes >= ROW_GROUP_BYTES:
+                write_row_group()
     if shard_rows:
         close_shard()
     elif shards == 0 and job.always_one:
-        pending = [pl.from_arrow(schema.empty_table()) if schema is not None else pl.DataFrame()]  # type: ignore[list-item]
+        pending = [schema.empty_table() if schema is not None else pa.table({})]
         close_shard()
-    return shards, docs, total_bytes
+    done = (shards, docs, total_bytes)
+    write_json(cut.marker, list(done))
+    pa.default_memory_pool().release_unused()  # the next job in this process starts from what it needs
+    return done
 
 
-def _output_schema(files: tuple[Path, ...], renames: dict[str, str]) -> pa.Schema | None:
+def place(cut: Cut, shards: int) -> None:
+    """Put a done cut's shards into the output folder: hard links (a resumed run, which removes
+    `data/`, links them again), or copies where the file system has none."""
+    for shard in range(cut.first, cut.first + shards):
+        name = f"part-{shard:05d}.{cut.job.format}"
+        (cut.job.dest / name).unlink(missing_ok=True)
+        cut.job.dest.mkdir(parents=True, exist_ok=True)
+        try:
+            os.link(cut.folder / name, cut.job.dest / name)
+        except OSError:
+            shutil.copyfile(cut.folder / name, cut.job.dest / name)
+
+
+def _text_sizes(table: pa.Table) -> np.ndarray:
+    if TEXT not in table.column_names:
+        return np.zeros(table.num_rows, np.int64)
+    return pc.binary_length(table.column(TEXT)).fill_null(0).to_numpy().astype(np.int64)
+
+
+def _output_schema(schemas: list[pa.Schema], renames: dict[str, str]) -> pa.Schema | None:
     """One schema for every shard: the unit files' schemas unified (a column that was all null in
     some units takes its type from the others), with the input's column names."""
-    if not files:
+    if not schemas:
         return None
-    unified = pa.unify_schemas([pq.read_schema(path) for path in files], promote_options="permissive")
+    unified = pa.unify_schemas(schemas, promote_options="permissive")
     unified = unified.remove(unified.get_field_index(ORDER)) if ORDER in unified.names else unified
     return pa.schema([field.with_name(renames.get(field.name, field.name)) for field in unified])

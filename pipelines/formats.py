@@ -56,6 +56,8 @@ class Piece:
     """The file's row (Parquet) or line (JSON Lines, counting from 0) at which the piece starts."""
     rows: int | None
     """Rows in the piece, where the file says so without being read; None: known once read."""
+    within: int = 0
+    """Its first row in the part of the file whose rows are numbered together (`Unit.order`); 0: it starts one."""
 
 
 @dataclass(frozen=True)
@@ -172,7 +174,15 @@ def compressed(path: str) -> bool:
 
 
 UNIT_ROWS = 100_000
-"""Rows per unit of work: big Parquet files are split at row-group boundaries so workers share them."""
+"""Rows numbered together (`ORDER`): runs of a Parquet file's row groups of at least this many rows."""
+UNIT_TEXT_BYTES = 4 * 2**20
+"""A unit of work holds about this much text, or one batch (`batch_rows`), whichever is more: a run
+of row groups is cut into equal row ranges (inside row groups where need be), so that the workers
+share a big file and finish together. Never less than a batch: the filters cost ~0.3 s per batch
+whatever its size (measured: 26 units of 6,700 rows took 18% more CPU than 9 of 20,000). The
+ranges keep their run's row numbers, so ORDER, and with it every output, is what whole runs give."""
+PART_BATCH_ROWS = 4096
+"""Rows decoded at a time for a piece that starts or ends inside a row group (little decoded past its end)."""
 SMALL_FILE_ROWS = 256
 SMALL_FILE_BYTES = 64 * 2**10
 """Consecutive small files (Parquet: fewer rows; JSON Lines, WARC: fewer bytes on disk) are grouped,
@@ -189,36 +199,61 @@ class Parquet:
     def survey(self, path: str, config: InputConfig) -> Survey:
         meta = pq.ParquetFile(parquet_source(path, config.storage_options)).metadata
         schema = meta.schema.to_arrow_schema()
+        text = schema.get_field_index(config.text_column)
+        groups = [(meta.row_group(rg).num_rows, meta.row_group(rg).column(text).total_uncompressed_size if text >= 0 else 0)
+                  for rg in range(meta.num_row_groups)]
         pieces: list[Piece] = []
-        group: list[int] = []
-        group_rows = first = row = 0
-        for rg in range(meta.num_row_groups):
-            rows = meta.row_group(rg).num_rows
-            group.append(rg)
-            group_rows += rows
+        run: list[int] = []
+        run_rows = first = row = 0
+        for rg, (rows, _) in enumerate(groups):
+            run.append(rg)
+            run_rows += rows
             row += rows
-            if group_rows >= UNIT_ROWS or rg == meta.num_row_groups - 1:
-                pieces.append(Piece(tuple(group), first, group_rows))
-                group, group_rows, first = [], 0, row
+            if run_rows >= UNIT_ROWS or rg == len(groups) - 1:
+                pieces += _cut(run, first, groups, config.batch_rows)
+                run, run_rows, first = [], 0, row
         if not pieces:
             pieces.append(Piece((), 0, 0))
-        text = schema.get_field_index(config.text_column)
-        nbytes = sum(meta.row_group(rg).column(text).total_uncompressed_size for rg in range(meta.num_row_groups)) if text >= 0 else 0
-        return Survey(schema, tuple(pieces), meta.num_rows, nbytes, meta.num_rows / SMALL_FILE_ROWS)
+        return Survey(schema, tuple(pieces), meta.num_rows, sum(n for _, n in groups), meta.num_rows / SMALL_FILE_ROWS)
 
     def read(self, piece: Slice, config: InputConfig, tally: Tally) -> Iterator[pa.Table]:
+        """The piece's rows: its row groups, from its first row (a row group may hold several pieces)."""
         file = pq.ParquetFile(parquet_source(piece.path, config.storage_options))
         if not piece.part:
             return
-        row = piece.first_row
-        for batch in file.iter_batches(batch_size=config.batch_rows, row_groups=list(piece.part)):
-            table = pa.Table.from_batches([batch])
-            positions = pl.Series(np.arange(row, row + table.num_rows, dtype=np.int64)).to_arrow()  # (pa.array imports pandas)
-            yield table.append_column(POSITION, positions)
-            row += table.num_rows
+        sizes = [file.metadata.row_group(rg).num_rows for rg in range(file.num_row_groups)]
+        skip = piece.first_row - sum(sizes[: piece.part[0]])
+        row, left = piece.first_row, piece.rows
+        whole = not skip and left == sum(sizes[rg] for rg in piece.part)
+        for batch in file.iter_batches(batch_size=config.batch_rows if whole else min(config.batch_rows, PART_BATCH_ROWS),
+                                       row_groups=list(piece.part)):
+            table = pa.Table.from_batches([batch]).slice(min(skip, batch.num_rows))
+            skip -= batch.num_rows - table.num_rows
+            table = table.slice(0, left) if left is not None else table
+            if table.num_rows:
+                positions = pl.Series(np.arange(row, row + table.num_rows, dtype=np.int64)).to_arrow()  # (pa.array imports pandas)
+                yield table.append_column(POSITION, positions)
+                row += table.num_rows
+                left = left - table.num_rows if left is not None else None
+            if left == 0:
+                return
 
     def unify(self, schemas: list[pa.Schema]) -> pa.Schema | None:
         return None
+
+
+def _cut(run: list[int], first: int, groups: list[tuple[int, int]], batch_rows: int) -> list[Piece]:
+    """A run of row groups (from file row `first`) in equal row ranges of about UNIT_TEXT_BYTES of
+    text, and at least `batch_rows` rows."""
+    rows = sum(groups[rg][0] for rg in run)
+    cuts = max(1, min(rows // batch_rows, -(-sum(groups[rg][1] for rg in run) // UNIT_TEXT_BYTES)))
+    starts = first + np.cumsum([0] + [groups[rg][0] for rg in run])
+    pieces = []
+    for k in range(cuts):
+        start, stop = first + rows * k // cuts, first + rows * (k + 1) // cuts
+        part = tuple(rg for rg, a, b in zip(run, starts, starts[1:]) if a < stop and b > start) if cuts > 1 else tuple(run)
+        pieces.append(Piece(part, start, stop - start, start - first))
+    return pieces
 
 
 PARQUET = Parquet()

@@ -31,7 +31,7 @@ from typing import Any, Protocol
 import polars as pl
 import pyarrow.parquet as pq
 
-from cleanmix.pipelines.compact import Compaction, compact, sort_by_order
+from cleanmix.pipelines.compact import Compaction, compact, place, plan_cuts, sort_by_order
 from cleanmix.pipelines.config import InputConfig, PipelineConfig
 from cleanmix.pipelines.errors import UserError
 from cleanmix.pipelines.formats import count
@@ -368,7 +368,8 @@ def finish(state: RunState) -> dict[str, Any]:
 
 
 def write_shards(state: RunState) -> tuple[int, int, int]:
-    """Compact the last pass's kept rows into data/, and each stage's removed rows into rejected/."""
+    """Compact the last pass's kept rows into data/, and each stage's removed rows into rejected/:
+    one job per output shard, mapped over the workers; a resumed run keeps the shards marked done."""
     config, work = state.config, state.work
     out = state.out.resolve()
     kept = state.unit_files(work / f"seg-{state.segments[-1].index}")
@@ -376,11 +377,20 @@ def write_shards(state: RunState) -> tuple[int, int, int]:
         kept = sort_by_order(kept, work / "sorted", state.executor.map) or kept  # no rows: the units give the columns
     renames = [(ours, theirs) for theirs, ours in config.input.renames().items()]
     limits = (config.output.shard_rows, config.output.shard_bytes)
-    jobs = [Compaction(tuple(kept), out / "data", tuple(renames), *limits, always_one=True, format=config.output.format)]
+    cuts = plan_cuts(Compaction(tuple(kept), out / "data", tuple(renames), *limits, always_one=True, format=config.output.format),
+                     work / "compact" / "data")
+    data = len(cuts)
     if config.output.keep_rejected:
-        jobs += [Compaction(tuple(state.unit_files(work / "rejected" / label)), out / "rejected" / label, tuple(renames), *limits,
-                            always_one=False) for label in state.stats]
-    return state.executor.map(compact, jobs)[0]
+        for label in state.stats:
+            job = Compaction(tuple(state.unit_files(work / "rejected" / label)), out / "rejected" / label, tuple(renames), *limits,
+                             always_one=False)
+            cuts += plan_cuts(job, work / "compact" / "rejected" / label)
+    done = {i: tuple(json.loads(cut.marker.read_text())) for i, cut in enumerate(cuts) if cut.marker.exists()}
+    todo = [i for i in range(len(cuts)) if i not in done]
+    done.update(zip(todo, state.executor.map(compact, [cuts[i] for i in todo])))
+    for i, cut in enumerate(cuts):
+        place(cut, done[i][0])
+    return tuple(sum(done[i][k] for i in range(data)) for k in range(3))  # type: ignore[return-value]
 
 
 def shared_ids(state: RunState) -> int:

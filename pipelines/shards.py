@@ -63,6 +63,14 @@ class Unit:
     index: int
     source: str | None
     slices: tuple[Slice, ...]
+    order: int = -1
+    """The number its rows' ORDER keys carry (-1: its index). Units cut from one run of a file's
+    row groups share their run's number, and start at their first row within it (`within`)."""
+    within: int = 0
+
+    @property
+    def order_key(self) -> int:
+        return self.index if self.order < 0 else self.order
 
     @property
     def rows(self) -> int | None:
@@ -219,11 +227,13 @@ def plan_input(config: InputConfig, limit: int | None = None, columns: Collectio
     total_bytes: int | None = 0
     small: list[Slice] = []
     filled = 0.0
+    orders = 0  # ORDER numbers given so far: one per unit, but one per run of row groups that is cut into several
 
     def flush_small(source: str | None) -> None:
-        nonlocal filled
+        nonlocal filled, orders
         if small:
-            units.append(Unit(len(units), source, tuple(small)))
+            units.append(Unit(len(units), source, tuple(small), orders))
+            orders += 1
             small.clear()
             filled = 0.0
 
@@ -266,7 +276,9 @@ def plan_input(config: InputConfig, limit: int | None = None, columns: Collectio
                     flush_small(source)
                 continue
             flush_small(source)  # units stay in file order: input order is what `keep: first` and the output follow
-            units += [Unit(len(units) + i, source, (piece,)) for i, piece in enumerate(pieces)]
+            for piece, surveyed_piece in zip(pieces, survey.pieces):
+                orders += not surveyed_piece.within
+                units.append(Unit(len(units), source, (piece,), orders - 1, surveyed_piece.within))
         flush_small(source)
     units = _one_schema_per_format(units, schemas)
     if limit is not None:
@@ -441,7 +453,7 @@ def _canonical(df: pl.DataFrame, renames: dict[str, str], unit: Unit, piece: Sli
         df = df.with_columns((pl.lit(f"{piece.name}:") + pl.col(POSITION).cast(pl.String)).alias(ID))
     if unit.source is not None:
         df = df.with_columns(pl.lit(unit.source, pl.String).alias(SOURCE))
-    return df.drop(POSITION).with_columns(order_of(unit.index, local, df.height).alias(ORDER))
+    return df.drop(POSITION).with_columns(order_of(unit.order_key, unit.within + local, df.height).alias(ORDER))
 
 
 def write_parquet(table: pa.Table | pl.DataFrame, path: Path, dictionary: bool = True) -> None:

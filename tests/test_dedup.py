@@ -229,11 +229,11 @@ def test_an_interrupted_decide_is_redone_from_scratch(tmp_path: Path, monkeypatc
         return run_local(validate_pipeline(config), "p.yaml", Reporter(quiet=True))
 
     reference = run(tmp_path / "reference")
-    split = module._split
-    monkeypatch.setattr(module, "_split", crash_on_call(split, 2))
+    bucket = module._bucket  # after the scans are split into partition files: a crash with scratch files written
+    monkeypatch.setattr(module, "_bucket", crash_on_call(bucket, 1))
     with pytest.raises(KeyboardInterrupt):
         run(tmp_path / "crashed")
-    monkeypatch.setattr(module, "_split", split)
+    monkeypatch.setattr(module, "_bucket", bucket)
     leftover = tmp_path / "crashed" / "_work" / "global-minhash_dedup" / "decisions" / "u00000099" / "junk.parquet"
     leftover.parent.mkdir(parents=True)
     pl.DataFrame({ORDER: [0]}, schema={ORDER: pl.UInt64}).write_parquet(leftover)

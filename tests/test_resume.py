@@ -63,19 +63,24 @@ def kill_when(cmd: list[str], out: Path, markers: int, unit_markers: str = "_wor
             process.wait()
 
 
-@pytest.mark.parametrize(("stages", "kill_points"), [(DOCUMENT_STAGES, (1, 9, 17)), (GLOBAL_STAGES, (1, 20, 30, 52))],
+COMPACTED = "_work/compact/**/part-*.json"
+"""Markers of output shards written (one job per shard)."""
+
+
+@pytest.mark.parametrize(("stages", "kill_points"), [(DOCUMENT_STAGES, (1, 9, 17)), (GLOBAL_STAGES, (1, 20, 30, 52, (4, COMPACTED)))],
                          ids=["document-stages", "dedup-and-mix"])
 def test_sigkill_then_rerun_gives_identical_output(tmp_path, stages, kill_points):
-    """Killed with 2 workers at several points (inside passes and between them), finished with 1."""
+    """Killed with 2 workers at several points (inside passes, between them, while writing the
+    output shards), finished with 1."""
     source = corpus(tmp_path / "in")
     reference = tmp_path / "reference"
-    top = {"workers": 2, "input": {"source_column": "source"}}
+    top = {"workers": 2, "input": {"source_column": "source"}, "output": {"shard_rows": 250}}
     clean("run", str(write_pipeline(tmp_path / "ref.yaml", source, reference, stages, **top)), "-q", check=True)
 
     out = tmp_path / "crashed"
     pipeline = write_pipeline(tmp_path / "p.yaml", source, out, stages, **top)
     cmd = [sys.executable, "-m", "cleanmix.pipelines.cli", "run", str(pipeline), "-q"]
-    kills = [kill_when(cmd, out, markers) for markers in kill_points]
+    kills = [kill_when(cmd, out, *(point if isinstance(point, tuple) else (point,))) for point in kill_points]
     assert all(kills), f"the run finished before a kill point ({kills}): make the corpus bigger"
     for path in out.rglob("part-*.parquet"):
         pq.read_metadata(path)

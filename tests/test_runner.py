@@ -135,6 +135,33 @@ def test_big_file_is_split_into_units_at_row_groups(tmp_path, monkeypatch):
     assert kept == list(range(10, 1000))
 
 
+def test_a_big_row_group_is_cut_into_row_ranges_numbered_as_one(tmp_path, monkeypatch):
+    """One row group of 1,000 rows with ~4 units' worth of text, batches of 250 rows: four units of 250 rows, read from
+    their first row, whose rows keep the numbers of one whole unit, so the output (cluster ids are
+    row numbers) is byte for byte the output of one unit; generated ids keep the row's place."""
+    import cleanmix.pipelines.formats
+    import cleanmix.pipelines.shards
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    texts = [f"document number {i % 300} of a few words" for i in range(1000)]  # copies: dedup's cluster ids
+    pq.write_table(pa.table({"text": texts}), folder / "big.parquet")
+    stages = [{"type": "length", "min_chars": 30}, {"type": "exact_dedup"}]
+    whole, _ = run(tmp_path / "whole", folder, stages, workers=1, input={"batch_rows": 250})
+    text_bytes = pq.read_metadata(folder / "big.parquet").row_group(0).column(0).total_uncompressed_size
+    monkeypatch.setattr(cleanmix.pipelines.formats, "UNIT_TEXT_BYTES", text_bytes // 4 + 1)
+    config = validate_pipeline({"input": {"path": str(folder), "batch_rows": 250}, "output": {"path": "x"}})
+    plan = cleanmix.pipelines.shards.plan_input(config.input)
+    assert [(u.slices[0].part, u.slices[0].first_row, u.rows, u.order_key, u.within) for u in plan.units] == [
+        ((0,), r, 250, 0, r) for r in (0, 250, 500, 750)]
+    cut, _ = run(tmp_path / "cut", folder, stages, workers=2, input={"batch_rows": 250})
+    kept = pl.read_parquet(cut / "data")
+    assert kept.get_column("id").to_list() == [f"big.parquet:{i}" for i in range(300)]
+    assert kept.get_column("dup_cluster_size").max() == 4
+    files = lambda out: {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*.parquet"))}  # noqa: E731
+    assert files(cut) == files(whole)
+
+
 def test_arrow_and_polars_api_without_runner():
     from cleanmix.filters.length import Length
     from cleanmix.filters.normalize import Normalize
@@ -313,3 +340,43 @@ def test_grouped_small_files_keep_the_input_order(tmp_path):
     pq.write_table(pa.table({"id": ["c"], "text": ["small last"]}), folder / "3.parquet")
     out, _ = run(tmp_path, folder, [])
     assert pl.read_parquet(out / "data").get_column("id").to_list() == ["a", *(f"b{i}" for i in range(300)), "c"]
+
+
+def test_one_job_per_output_shard_writes_the_bytes_of_one_sequential_job(tmp_path, monkeypatch):
+    """Shards written each by its own job (rows found from the unit files' footers, read from row
+    groups that do not start at a batch) are byte for byte those one job writes in order."""
+    import numpy as np
+    import pyarrow.parquet as pq
+
+    import cleanmix.pipelines.compact as compact
+
+    monkeypatch.setattr(compact, "ROW_GROUP_BYTES", 20_000)  # several row groups per shard
+    rng = np.random.default_rng(0)
+    files, order = [], 0
+    for unit, groups in enumerate([[9000, 3001], [], [5], [8200, 8200, 17]]):
+        path = tmp_path / "units" / f"u{unit:05d}.parquet"
+        path.parent.mkdir(exist_ok=True)
+        writer = None
+        for rows in groups or [0]:
+            lengths = rng.integers(0, 40, rows)
+            df = pl.DataFrame({"_cm_order": np.arange(order, order + rows, dtype=np.uint64),
+                               "text": [("ab" * int(n)) if n % 7 else None for n in lengths]},
+                              schema={"_cm_order": pl.UInt64, "text": pl.String})
+            order += rows
+            writer = writer or pq.ParquetWriter(path, df.to_arrow().schema)
+            writer.write_table(df.to_arrow())
+        writer.close()
+        files.append(path)
+    for shard_rows, fmt in [(4000, "parquet"), (777, "jsonl.gz"), (10**6, "parquet")]:
+        job = compact.Compaction(tuple(files), tmp_path / f"out-{shard_rows}", (("text", "body"),), shard_rows, None, True, fmt)
+        cuts = compact.plan_cuts(job, tmp_path / f"cuts-{shard_rows}")
+        done = [compact.compact(cut) for cut in cuts]
+        for cut, (shards, _, _) in zip(cuts, done):
+            assert shards == 1
+            compact.place(cut, shards)
+        whole = compact.Cut(tuple((f, 0, pq.read_metadata(f).num_rows) for f in files), 0, tmp_path / f"one-{shard_rows}",
+                            cuts[0].schema, job)
+        assert compact.compact(whole) == tuple(map(sum, zip(*done)))
+        ours = sorted(job.dest.iterdir())
+        assert [p.name for p in ours] == sorted(p.name for p in whole.folder.glob(f"part-*.{fmt}"))
+        assert all(p.read_bytes() == (whole.folder / p.name).read_bytes() for p in ours)
