@@ -18,27 +18,6 @@ def bin_lower(values: pl.Expr) -> pl.Expr:
     return pl.when(v == 0).then(0.0).otherwise(lower)
 
 
-def histograms(df: pl.DataFrame, metrics: list[str]) -> dict[str, dict[str, int]]:
-    """Per metric, counts per bin keyed by the bin's lower edge as text (nulls and NaN left out),
-    every metric in one group-by: one query per batch, not one per metric."""
-    tallies: dict[str, dict[str, int]] = {metric: {} for metric in metrics}
-    if not metrics or df.is_empty():
-        return tallies
-    counts = (
-        df.lazy()
-        .select(*(pl.col(m).cast(pl.Float64) for m in metrics))
-        .unpivot(variable_name="metric")
-        .filter(pl.col("value").is_finite())
-        .group_by("metric", bin_lower(pl.col("value")).alias("bin"))
-        .len()
-        .sort("metric", "bin")
-        .collect()
-    )
-    for metric, edge, n in counts.iter_rows():
-        tallies[metric][f"{edge:g}"] = n
-    return tallies
-
-
 def merge(into: dict[str, dict[str, int]], other: dict[str, dict[str, int]]) -> None:
     for name, bins in other.items():
         target = into.setdefault(name, {})
@@ -81,6 +60,37 @@ def split_histograms(df: pl.DataFrame, metrics: list[str], removed: pl.Expr) -> 
     )
     tallies: dict[str, dict[str, int]] = {}
     for metric, gone, edge, n in counts.iter_rows():
+        tallies.setdefault(f"{metric}:{'removed' if gone else 'kept'}", {})[f"{edge:g}"] = n
+    return tallies
+
+
+def both_histograms(df: pl.DataFrame, metrics: list[str], removed: pl.Expr) -> dict[str, dict[str, int]]:
+    """Per metric, `<metric>`: counts per 1-2-5 bin keyed by the bin's lower edge as text, and, as
+    `split_histograms` gives them, `<metric>:kept` / `<metric>:removed` in fine bins (nulls and NaN
+    left out). Every metric and both kinds of bin from one group-by, summed here on its few rows:
+    a query's fixed cost, not the rows, is most of a small batch's."""
+    tallies: dict[str, dict[str, int]] = {metric: {} for metric in metrics}
+    if not metrics or df.is_empty():
+        return tallies
+    value = pl.col("value")
+    counts = (
+        df.lazy()
+        .select(removed.alias("_removed"), *(pl.col(m).cast(pl.Float64) for m in metrics))
+        .unpivot(index="_removed", variable_name="metric")
+        .filter(value.is_finite())
+        .group_by("metric", "_removed", bin_lower(value).alias("bin"), fine_lower(value).alias("fine"))
+        .len()
+        .collect()
+        .rows()
+    )
+    coarse: dict[tuple[str, float], int] = {}
+    fine: dict[tuple[str, bool, float], int] = {}
+    for metric, gone, edge, fine_edge, n in counts:
+        coarse[metric, edge] = coarse.get((metric, edge), 0) + n
+        fine[metric, gone, fine_edge] = fine.get((metric, gone, fine_edge), 0) + n
+    for (metric, edge), n in sorted(coarse.items()):
+        tallies[metric][f"{edge:g}"] = n
+    for (metric, gone, edge), n in sorted(fine.items()):
         tallies.setdefault(f"{metric}:{'removed' if gone else 'kept'}", {})[f"{edge:g}"] = n
     return tallies
 

@@ -20,7 +20,7 @@ import polars as pl
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from cleanmix.pipelines.histogram import histograms, split_histograms
+from cleanmix.pipelines.histogram import both_histograms
 from cleanmix.pipelines.order import ORDER, UnitDecisions
 
 TEXT = "text"
@@ -297,8 +297,7 @@ class Filter(DocumentStage):
         pass / fail: removed in filter mode, flagged in annotate mode)."""
         metrics = dict.fromkeys(rule.metric for rule in self.rules() if rule.metric in measured.columns)
         numeric = [m for m in metrics if measured.schema[m].is_numeric() or measured.schema[m] == pl.Boolean]
-        split = split_histograms(measured, numeric, pl.col(REASON).is_not_null())
-        return {**histograms(measured, numeric), **split}
+        return both_histograms(measured, numeric, pl.col(REASON).is_not_null())
 
     def report_sections(self, stats: dict[str, Any]) -> list[tuple[str, str]]:
         """Each measured quantity, kept vs removed around its thresholds, from the recorded tallies."""
