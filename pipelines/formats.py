@@ -178,8 +178,9 @@ UNIT_ROWS = 100_000
 UNIT_TEXT_BYTES = 4 * 2**20
 """A unit of work holds about this much text, or one batch (`batch_rows`), whichever is more: a run
 of row groups is cut into equal row ranges (inside row groups where need be), so that the workers
-share a big file and finish together. Never less than a batch: the filters cost ~0.3 s per batch
-whatever its size (measured: 26 units of 6,700 rows took 18% more CPU than 9 of 20,000). The
+share a big file and finish together. Never less than a batch: every unit has a fixed cost (the
+filters ~34 ms a batch, and its unit and scan files; measured: 26 units of 6,700 rows took 18% more
+CPU than 9 of 20,000, benchmarks/speed.md). The
 ranges keep their run's row numbers, so ORDER, and with it every output, is what whole runs give."""
 PART_BATCH_ROWS = 4096
 """Rows decoded at a time for a piece that starts or ends inside a row group (little decoded past its end)."""
