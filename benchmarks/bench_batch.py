@@ -15,14 +15,13 @@ import argparse
 import cProfile
 import pstats
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import polars as pl
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_pipeline import STAGES, write_corpus  # noqa: E402
+from bench_pipeline import stages_and_batches  # noqa: E402
 
 
 def run(filters: list, minhash, batches: list[pl.DataFrame], seconds: dict[str, float]) -> None:
@@ -50,8 +49,6 @@ def run(filters: list, minhash, batches: list[pl.DataFrame], seconds: dict[str, 
 
 
 def main() -> None:
-    from cleanmix.pipelines.config import validate_pipeline
-    from cleanmix.pipelines.order import ORDER
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=50)
@@ -59,12 +56,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--profile", type=int, default=0)
     args = parser.parse_args()
-    stages = list(validate_pipeline({"input": {"path": "."}, "output": {"path": "."}, "stages": STAGES}).stages)
-    filters, minhash = stages[:-1], stages[-1]
-    with tempfile.TemporaryDirectory(prefix="cleanmix-bench-") as tmp:
-        write_corpus(Path(tmp))
-        shards = [pl.read_parquet(path).with_row_index(ORDER).with_columns(pl.col(ORDER).cast(pl.UInt64))
-                  for path in sorted(Path(tmp).glob("*.parquet"))]
+    filters, minhash, shards = stages_and_batches()
     whole = pl.concat(shards)
     small = [whole.slice((i * args.rows) % (whole.height - args.rows), args.rows) for i in range(args.batches)]
     run(filters, minhash, small[:2], {})  # models and tables loaded outside the timings

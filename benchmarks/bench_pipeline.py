@@ -98,6 +98,20 @@ def write_corpus(folder: Path, replicas: int = 1) -> tuple[int, int]:
     return docs.height, int(docs["text"].str.len_bytes().sum())
 
 
+def stages_and_batches() -> tuple[list, object, list[pl.DataFrame]]:
+    """The pipeline's filters, its minhash_dedup stage, and the held-out corpus's shards as batches
+    (numbered as a run numbers them), for timing stages inside one process."""
+    from cleanmix.pipelines.config import validate_pipeline
+    from cleanmix.pipelines.order import ORDER
+
+    stages = list(validate_pipeline({"input": {"path": "."}, "output": {"path": "."}, "stages": STAGES}).stages)
+    with tempfile.TemporaryDirectory(prefix="cleanmix-bench-") as tmp:
+        write_corpus(Path(tmp))
+        batches = [pl.read_parquet(path).with_row_index(ORDER).with_columns(pl.col(ORDER).cast(pl.UInt64))
+                   for path in sorted(Path(tmp).glob("*.parquet"))]
+    return stages[:-1], stages[-1], batches
+
+
 def pipeline_yaml(src: Path, out: Path, workers: int = 1) -> str:
     import yaml
 
@@ -198,16 +212,9 @@ def stage_seconds(repeat: int = 3) -> None:
     """CPU seconds of each stage's own work on the corpus's batches, as a 1-worker run feeds them
     (the shared token lists apart, the MinHash scan without its decide step), best of `repeat`;
     run in this process (pin it: `taskset -c 0`, POLARS_MAX_THREADS=1)."""
-    from cleanmix.pipelines.config import validate_pipeline
-    from cleanmix.pipelines.order import ORDER
     from cleanmix.pipelines.stage import share_columns, without_shared
 
-    stages = list(validate_pipeline({"input": {"path": "."}, "output": {"path": "."}, "stages": STAGES}).stages)
-    filters, minhash = stages[:-1], stages[-1]
-    with tempfile.TemporaryDirectory(prefix="cleanmix-bench-") as tmp:
-        write_corpus(Path(tmp))
-        batches = [pl.read_parquet(path).with_row_index(ORDER).with_columns(pl.col(ORDER).cast(pl.UInt64))
-                   for path in sorted(Path(tmp).glob("*.parquet"))]
+    filters, minhash, batches = stages_and_batches()
     minhash.scan(batches[0].head(2))  # per-process tables, outside the timings
     best: dict[str, float] = {}
     for _ in range(repeat):
