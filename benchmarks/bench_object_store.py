@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -40,21 +39,8 @@ HERE = Path(__file__).resolve().parent
 _spec = importlib.util.spec_from_file_location("bench_core", HERE / "bench_core.py")
 bench_core = importlib.util.module_from_spec(_spec)  # type: ignore[arg-type]
 _spec.loader.exec_module(bench_core)  # type: ignore[union-attr]
-
-
-def start_server() -> tuple[subprocess.Popen, str]:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    process = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    for _ in range(200):
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
-            break
-        except OSError:
-            time.sleep(0.05)
-    return process, f"http://127.0.0.1:{port}"
+sys.path.insert(0, str(HERE.parent / "tests"))
+from servers import start_server  # noqa: E402
 
 
 def latency_proxy(endpoint: str, latency: float) -> str:
@@ -135,7 +121,7 @@ def main() -> None:
     parser.add_argument("--plan", type=int, help="instead: time planning over this many small objects")
     parser.add_argument("--latency-ms", type=float, default=20.0)
     args = parser.parse_args()
-    server, endpoint = start_server()
+    server, endpoint = start_server(["moto.server", "-H", "127.0.0.1", "-p", "{port}"], subprocess.DEVNULL)
     os.environ.update(AWS_ENDPOINT_URL=endpoint, AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench", AWS_DEFAULT_REGION="us-east-1")
     try:
         if args.plan:

@@ -20,8 +20,7 @@ from pathlib import Path
 import polars as pl
 import xxhash
 
-from cleanmix.filters.classifier import LABEL_PREFIX, prepare
-from cleanmix.filters.language import load_model
+from cleanmix.filters.classifier import prepare, score_texts
 
 MODEL = Path(__file__).parent / "resources" / "content_safety" / "spam_model.ftz"
 CLEAN = "clean"
@@ -51,13 +50,7 @@ def words(prepared: pl.Expr) -> pl.Expr:
 
 def line_scores(lines: pl.Series, path: str) -> pl.Series:
     """1 − P(clean) for each prepared line, in one pass of the loaded model."""
-    predict = load_model(path).f.predict
-    clean = LABEL_PREFIX + CLEAN
-    scores = []
-    for line in lines.to_list():
-        found = {name: prob for prob, name in predict(line + "\n", -1, 0.0, "replace")}
-        scores.append(min(1.0, max(0.0, 1.0 - found.get(clean, 0.0))))
-    return pl.Series(scores, dtype=pl.Float64)
+    return 1.0 - score_texts(lines, path, CLEAN)
 
 
 def scored_lines(lines: pl.DataFrame, path: str) -> pl.DataFrame:

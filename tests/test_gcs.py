@@ -12,7 +12,17 @@ import json
 import os
 
 import pytest
-from test_object_store import DEMO, SMALL_STAGES, assert_published_as_local, local_files, pipeline, reference, shards, start_server  # noqa: F401 - a fixture
+from servers import start_server
+from test_object_store import (  # noqa: F401 - a fixture
+    DEMO,
+    SMALL_STAGES,
+    assert_missing_locations_are_one_paragraph,
+    assert_published_as_local,
+    local_files,
+    pipeline,
+    reference,
+    shards,
+)
 
 from conftest import assert_user_error, clean
 
@@ -88,13 +98,7 @@ def test_the_output_read_back_as_input_and_storage_options_in_the_file(gs, serve
 
 
 def test_missing_bucket_and_missing_prefix_are_one_paragraph(gs, tmp_path):
-    out = gs.url("runs/x")
-    missing_out = clean("run", str(pipeline(tmp_path / "a.yaml", str(DEMO), "gs://no-such-bucket/out")))
-    assert_user_error(missing_out, "output.path 'gs://no-such-bucket/out'", "the bucket 'no-such-bucket' does not exist")
-    missing_in = clean("run", str(pipeline(tmp_path / "b.yaml", "gs://no-such-bucket/demo", out)))
-    assert_user_error(missing_in, "input.path 'gs://no-such-bucket/demo'", "does not exist")
-    no_prefix = clean("run", str(pipeline(tmp_path / "c.yaml", gs.url("nothing-here"), out)))
-    assert_user_error(no_prefix, f"input path '{gs.url('nothing-here')}' does not exist")
+    assert_missing_locations_are_one_paragraph(gs, "gs", tmp_path)
     assert gs.objects("runs/x") == {}
 
 

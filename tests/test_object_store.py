@@ -11,9 +11,7 @@ import json
 import os
 import re
 import socket
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import polars as pl
@@ -21,6 +19,7 @@ import pytest
 import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from servers import free_port, start_server
 from test_formats import write_jsonl
 from test_resume import kill_when
 
@@ -43,25 +42,6 @@ except ImportError:  # the `test` extra installs them; CI must not skip
 
 DEMO = REPO / "sample" / "demo"
 SMALL_STAGES = [{"type": "normalize"}, {"type": "length", "min_chars": 20}, {"type": "pii"}, {"type": "exact_dedup"}]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def start_server(args: list[str], log, env: dict[str, str] | None = None) -> tuple[subprocess.Popen, str]:
-    """`python -m <args>` (each `{port}` filled with a free port of 127.0.0.1), once it accepts connections; and its URL."""
-    port = _free_port()
-    process = subprocess.Popen([sys.executable, "-m", *(a.format(port=port) for a in args)], env=env, stdout=log, stderr=subprocess.STDOUT)
-    for _ in range(200):
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
-            break
-        except OSError:
-            time.sleep(0.05)
-    return process, f"http://127.0.0.1:{port}"
 
 
 @pytest.fixture(scope="module")
@@ -229,21 +209,28 @@ def _read_as_input(s3: Store, tmp_path: Path):
     return clean("run", str(config))
 
 
+def assert_missing_locations_are_one_paragraph(store, scheme: str, tmp_path: Path) -> str:  # noqa: ANN001
+    """A missing output bucket, input bucket and input prefix on `store` each stop the run with one
+    paragraph naming the key; returns the output URL used."""
+    out = store.url("runs/x")
+    missing_out = clean("run", str(pipeline(tmp_path / "a.yaml", str(DEMO), f"{scheme}://no-such-bucket/out")))
+    assert_user_error(missing_out, f"output.path '{scheme}://no-such-bucket/out'", "the bucket 'no-such-bucket' does not exist")
+    missing_in = clean("run", str(pipeline(tmp_path / "b.yaml", f"{scheme}://no-such-bucket/demo", out)))
+    assert_user_error(missing_in, f"input.path '{scheme}://no-such-bucket/demo'", "does not exist")
+    no_prefix = clean("run", str(pipeline(tmp_path / "c.yaml", store.url("nothing-here"), out)))
+    assert_user_error(no_prefix, f"input path '{store.url('nothing-here')}' does not exist")
+    return out
+
+
 def test_missing_bucket_bad_credentials_and_no_server_are_one_paragraph(s3, tmp_path, monkeypatch):
-    out = s3.url("runs/x")
-    missing_out = clean("run", str(pipeline(tmp_path / "a.yaml", str(DEMO), "s3://no-such-bucket/out")))
-    assert_user_error(missing_out, "output.path 's3://no-such-bucket/out'", "the bucket 'no-such-bucket' does not exist")
-    missing_in = clean("run", str(pipeline(tmp_path / "b.yaml", "s3://no-such-bucket/demo", out)))
-    assert_user_error(missing_in, "input.path 's3://no-such-bucket/demo'", "does not exist")
-    no_prefix = clean("run", str(pipeline(tmp_path / "c.yaml", s3.url("nothing-here"), out)))
-    assert_user_error(no_prefix, f"input path '{s3.url('nothing-here')}' does not exist")
+    out = assert_missing_locations_are_one_paragraph(s3, "s3", tmp_path)
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "not-the-secret")
     refused = clean("run", str(pipeline(tmp_path / "d.yaml", s3.url("demo"), out)))
     assert_user_error(refused, f"input.path '{s3.url('demo')}': the object store refused access", "AWS_ACCESS_KEY_ID")
     refused = clean("run", str(pipeline(tmp_path / "e.yaml", str(DEMO), out)))
     assert_user_error(refused, f"output.path '{out}': the object store refused access")
     assert s3.objects("runs/x") == {}
-    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{_free_port()}")  # nothing listens there
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{free_port()}")  # nothing listens there
     quick = {"config_kwargs": {"retries": {"max_attempts": 1}, "connect_timeout": 1}}
     unreachable = clean("run", str(pipeline(tmp_path / "f.yaml", s3.url("demo"), out, input={"storage_options": quick})))
     assert_user_error(unreachable, f"input.path '{s3.url('demo')}': the object store could not be reached", "AWS_ENDPOINT_URL")
