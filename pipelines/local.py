@@ -55,12 +55,15 @@ class Pool:
         if self.executor is None:
             return
         processes = list((self.executor._processes or {}).values())  # noqa: SLF001 - stop them, not wait for them
+        manager = self.executor._executor_manager_thread  # noqa: SLF001 - shutdown forgets it
         self.executor.shutdown(wait=False, cancel_futures=True)
         for process in processes:
             if process.is_alive():
                 process.terminate()
         for process in processes:
             process.join(timeout=5)
+        if manager is not None:  # it closes its wake-up pipe as it ends: interpreter exit must not write to it meanwhile
+            manager.join(timeout=5)
 
 
 def _bind_to_parent(parent: int) -> None:
