@@ -4,9 +4,9 @@ Spam and boilerplate repeat; prose does not. The n-grams are over script-aware t
 character is a token), so the rules see repetition in Chinese too. Fractions are of the
 document's characters, as published. A character n-gram is shorter than a word n-gram, so
 documents that are mostly CJK have their own n-gram limits: the published ones, raised to the
-99.5th percentile of edited Chinese news (People's Daily 1998, 12-paragraph documents). A whole batch
-is measured at once: tokens are hashed by Polars and n-grams are rolling hashes in NumPy, so no
-per-document Python runs.
+99.5th percentile of edited Chinese news (People's Daily 1998, 12-paragraph documents). Lines and
+paragraphs are compared by Polars over the whole batch; the n-gram tables are built by a compiled
+kernel (`_repetition.c`), one document at a time, so no per-document Python runs.
 """
 
 from __future__ import annotations
@@ -15,19 +15,14 @@ from typing import Annotated, ClassVar, Literal
 
 import numpy as np
 import polars as pl
+import pyarrow as pa
 from pydantic import Field
 
+from cleanmix.filters._repetition import ngram_repetition
 from cleanmix.filters.text_units import CJK_CHARS, INVISIBLE, TOKEN_LISTS, cjk_limit, cjk_share
 from cleanmix.pipelines.stage import TEXT, Filter, Rule
 
 P = "gopher_repetition_"
-MIX = np.uint64(0x9E3779B97F4A7C15)
-MIX_DOC = np.uint64(0xC2B2AE3D27D4EB4F)
-CHUNK_TOKENS = 200_000
-"""Documents are measured in runs of about this many tokens: hash tables that fit in the CPU cache
-make that twice as fast as one run over a whole batch."""
-POSITIONS = 1 << 40
-"""More token positions than a batch holds."""
 ZERO_WIDTH = r"^[\s\p{Cf}]*\p{Cf}[\s\p{Cf}]*$"
 """A line of zero-width characters (maybe among spaces). Lines of spaces alone stay lines, as in
 the reference code, which splits on line breaks only."""
@@ -46,90 +41,22 @@ def _duplicates(df: pl.DataFrame, parts: pl.Expr, name: str, blank: str) -> pl.D
     )
 
 
-def _top_chars(key: np.ndarray, at: np.ndarray, doc: np.ndarray, cum: np.ndarray, n: int, firsts: np.ndarray) -> np.ndarray:
-    """Per document: characters of its most frequent n-gram (joined with spaces) times its count,
-    the earliest among equally frequent ones. `key`/`at` are the n-grams that occur twice; a
-    document with none gets its first n-gram (`firsts`: its position, -1 without one)."""
-    top = (
-        pl.DataFrame({"key": key, "at": at, "doc": doc[at]})
-        .group_by("key")
-        .agg(pl.len().alias("count"), pl.col("at").min(), pl.col("doc").first())
-        .group_by("doc")  # the most frequent, then the earliest: one max over count·2^40 − position (no sort)
-        .agg((pl.col("count").cast(pl.Int64) * POSITIONS - pl.col("at")).max().alias("score"))
-    )
-    score, docs_with = top["score"].to_numpy(), top["doc"].to_numpy()
-    count = np.where(firsts >= 0, 1, 0)
-    count[docs_with] = (score + POSITIONS - 1) // POSITIONS
-    first = firsts.copy()
-    first[docs_with] = count[docs_with] * POSITIONS - score
-    first = np.maximum(first, 0)
-    end = np.minimum(first + n, len(cum) - 1)  # (documents without an n-gram have count 0)
-    return (cum[end] - cum[first] + n - 1) * count
-
-
-def _repeats(key: np.ndarray, at: np.ndarray, n: int) -> list[int]:
-    """Where Gopher's scan finds an n-gram it has seen (then it jumps n tokens ahead, and the
-    n-grams it jumps over count as unseen). `key`/`at` are the n-grams that occur twice: the
-    others can never repeat, so only these positions are visited."""
-    seen: set[int] = set()
-    picked: list[int] = []
-    next_free = -1
-    for start, gram in zip(at.tolist(), key.tolist()):
-        if start < next_free:
-            continue
-        if gram in seen:
-            picked.append(start)
-            next_free = start + n
-        else:
-            seen.add(gram)
-    return picked
-
-
 def _ngram_fractions(toks: pl.Series, top_ns: list[int], dup_ns: list[int]) -> dict[str, np.ndarray]:
-    """`_chunk_fractions` over runs of whole documents of about CHUNK_TOKENS tokens each."""
-    counts = toks.list.len().fill_null(0).to_numpy()
-    run = (np.cumsum(counts) - counts) // CHUNK_TOKENS
-    cuts = [0, *(np.flatnonzero(np.diff(run)) + 1).tolist(), len(toks)]
-    parts = [_chunk_fractions(toks.slice(a, b - a), top_ns, dup_ns) for a, b in zip(cuts, cuts[1:])]
-    return {key: np.concatenate([part[key] for part in parts]) for key in parts[0]}  # (cuts make at least one part)
-
-
-def _chunk_fractions(toks: pl.Series, top_ns: list[int], dup_ns: list[int]) -> dict[str, np.ndarray]:
     """Characters of each document's most frequent n-gram (times its count, joined with spaces)
     and characters covered by n-grams seen earlier in the document (scanning left to right and
-    jumping past each repeat, as Gopher's reference code does).
-
-    An n-gram can occur twice only where its (n-1)-gram prefix does, so each n looks only at the
-    positions where the (n-1)-gram repeats: after n=2, few positions are left in normal text.
-    """
-    docs = len(toks)
-    counts = toks.list.len().fill_null(0).to_numpy().astype(np.int64)
-    flat = toks.explode().drop_nulls()  # (an empty or null list explodes to one null)
-    doc = np.repeat(np.arange(docs), counts)
-    starts = np.cumsum(counts) - counts
-    hashes = flat.hash(seed=7).to_numpy()
-    cum = np.concatenate([[0], np.cumsum(flat.str.len_chars().to_numpy().astype(np.int64))])
-    size = len(hashes)
-    out: dict[str, np.ndarray] = {}
-    candidates = np.flatnonzero(doc[1:] == doc[:-1])  # the 2-grams within one document, extended at every position by slices
-    gram = hashes.copy()
-    gram[:-1] = hashes[:-1] * MIX + hashes[1:]
-    for n in range(2, max([*top_ns, *dup_ns], default=1) + 1):
-        at = candidates
-        if n > 2:
-            at = candidates[candidates < size - n + 1]
-            at = at[doc[at] == doc[at + n - 1]]  # n-grams within one document
-            gram[at] = gram[at] * MIX + hashes[at + n - 1]  # only candidates are extended: the others are done
-        key = gram[at] + doc[at].astype(np.uint64) * MIX_DOC
-        twice = pl.Series(key).is_duplicated().to_numpy()
-        candidates, key = at[twice], key[twice]
-        if n in top_ns:
-            firsts = np.where(counts >= n, starts, -1)
-            out[f"top_{n}"] = _top_chars(key, candidates, doc, cum, n, firsts)
-        if n in dup_ns:
-            picked = np.asarray(_repeats(key, candidates, n), dtype=np.int64)
-            out[f"dup_{n}"] = np.bincount(doc[picked], weights=cum[picked + n] - cum[picked], minlength=docs)
-    return out
+    jumping past each repeat, as Gopher's reference code does): `_repetition.c`, one pass per document."""
+    lists = toks.to_arrow()
+    if isinstance(lists, pa.ChunkedArray):
+        lists = lists.combine_chunks()
+    strings = lists.values
+    _, offsets, data = strings.buffers()
+    string_offsets = np.frombuffer(offsets, np.int64)[strings.offset : strings.offset + len(strings) + 1]
+    top = np.zeros((len(top_ns), len(lists)), np.int64)
+    dup = np.zeros((len(dup_ns), len(lists)), np.float64)
+    ngram_repetition(
+        lists.offsets.to_numpy(), string_offsets, data if data is not None else b"", top_ns, dup_ns, top, dup
+    )
+    return {f"top_{n}": row for n, row in zip(top_ns, top)} | {f"dup_{n}": row for n, row in zip(dup_ns, dup)}
 
 
 TopN = Annotated[int, Field(ge=2, le=4)]
