@@ -176,7 +176,10 @@ def compact(cut: Cut) -> tuple[int, int, int]:
         nonlocal pending, pending_bytes, shard
         if shard is None:
             path = cut.folder / f"part-{cut.first + shards:05d}.{job.format}"
-            shard = ShardWriter(path) if job.format == "parquet" else JsonlShardWriter(path, job.format.removeprefix("jsonl."))
+            if job.format == "parquet":
+                shard = ShardWriter(path, compression="zstd")
+            else:
+                shard = JsonlShardWriter(path, job.format.removeprefix("jsonl."))
         group, pending, pending_bytes = pending, [], 0
         if group:
             rows = pa.concat_tables(group).combine_chunks()
