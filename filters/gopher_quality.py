@@ -27,19 +27,25 @@ def _token_counts(tokens: pl.Series, stop_words: list[str], any_case: bool = Tru
     letter, characters of the non-CJK words, distinct stop words (null without text). One pass over
     all the batch's tokens at once, summed per document by NumPy."""
     counts = tokens.list.len().fill_null(0).to_numpy()
-    doc = np.repeat(np.arange(len(tokens)), counts)
+    ends = np.cumsum(counts)
     flat = tokens.explode().drop_nulls()
     letter = flat.str.contains(HAS_LETTER).to_numpy()
     length = flat.str.len_chars().to_numpy()
     word = _where(letter.copy(), ~letter, flat, HAS_WORD_CHAR)  # a letter is a word character: only the rest are looked at
     cjk = _where(np.zeros_like(letter), length == 1, flat, CJK_CHAR)  # a CJK token is one character
     alpha_chars = np.where(word & ~cjk, length, 0)
-    folded = flat.str.to_lowercase() if any_case else flat
-    stop = folded.is_in([word.lower() for word in stop_words] if any_case else stop_words).to_numpy()
-    distinct_stops = pl.DataFrame({"doc": doc[stop], "token": folded.filter(stop)}).unique()["doc"].to_numpy()
+    targets = [w.lower() for w in stop_words] if any_case else stop_words
+    # lowercasing never shortens a word: only tokens as short as the longest stop word can be one
+    short = np.flatnonzero(length <= max((len(w) for w in targets), default=0))
+    candidates = flat.gather(short)
+    folded = candidates.str.to_lowercase() if any_case else candidates
+    stop = folded.is_in(targets).to_numpy()
+    doc = np.repeat(np.arange(len(tokens)), counts)
+    distinct_stops = pl.DataFrame({"doc": doc[short[stop]], "token": folded.filter(stop)}).unique()["doc"].to_numpy()
 
-    def per_doc(values: np.ndarray | None = None, at: np.ndarray = doc) -> np.ndarray:
-        return np.bincount(at, weights=values, minlength=len(tokens)).astype(np.uint32)
+    def per_doc(values: np.ndarray) -> np.ndarray:
+        running = np.concatenate([[0], np.cumsum(values, dtype=np.int64)])
+        return (running[ends] - running[ends - counts]).astype(np.uint32)
 
     measured = pl.DataFrame(
         {
@@ -48,7 +54,7 @@ def _token_counts(tokens: pl.Series, stop_words: list[str], any_case: bool = Tru
             "cjk": per_doc(cjk),
             "letters": per_doc(letter),
             "alpha_chars": per_doc(alpha_chars),
-            "stop_words": per_doc(at=distinct_stops),
+            "stop_words": np.bincount(distinct_stops, minlength=len(tokens)).astype(np.uint32),
         }
     )
     return measured.select(pl.when(pl.lit(tokens.is_not_null())).then(pl.all()).name.keep()).to_dict()  # no text: nothing measured
