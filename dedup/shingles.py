@@ -196,7 +196,7 @@ def signatures(hashes: np.ndarray, starts: np.ndarray, num_perm: int, seed: int)
     Signature entry i of a text is min over its shingles h of (a_i·(h >> 32) + b_i mod 2^64) >> 32 (the
     shift is monotonic, so it commutes with the minimum). Texts without shingles get the all-ones
     signature; callers skip them. `_shingles.c` runs it text by text in 32-bit vector lanes (AVX2 or
-    AVX-512 where the CPU has them): about twice NumPy's speed, which needed three passes over a
+    AVX-512 where the CPU has them): 2-4x NumPy's speed, which needed three passes over a
     (num_perm × shingles) buffer.
     """
     a, b = permutations(num_perm, seed)
