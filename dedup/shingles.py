@@ -2,9 +2,10 @@
 
 Why columnar: hashing each shingle through Python (datasketch: SHA-1 per shingle) is the
 bottleneck of near-dedup. Here a whole batch is one byte buffer: token boundaries, token hashes
-(a polynomial over the token's bytes, via prefix sums), shingle hashes (the n token hashes
-chained) and the permutations are numpy array operations, so a shingle costs nanoseconds and no
-Python runs per row or per shingle.
+(a polynomial over the token's bytes) and shingle hashes (the n token hashes chained) come from
+one pass over it in a compiled kernel (`_shingles.c`), and so do the signatures (minima over the
+permutations), so a shingle costs nanoseconds and no Python runs per row or per shingle. The
+column-wise token helpers (token_spans, range_hashes) remain for the benchmark index.
 
 Why stable: every constant below is fixed arithmetic (no Python `hash()`, no Polars `hash`,
 whose values change between versions), so signatures are identical across runs and machines.
@@ -21,6 +22,8 @@ import re
 import numpy as np
 import polars as pl
 import pyarrow as pa
+
+from cleanmix.dedup import _shingles
 
 UNSPACED = np.array(
     [
@@ -42,6 +45,7 @@ UNSPACED = np.array(
 _BMP_UNSPACED = np.zeros(0x10000, bool)
 for _lo, _hi in UNSPACED[UNSPACED[:, 0] < 0x10000]:
     _BMP_UNSPACED[_lo : _hi + 1] = True
+_UNSPACED_RANGES = np.ascontiguousarray(UNSPACED, np.int64)
 _WHITESPACE = np.zeros(256, bool)
 _WHITESPACE[[9, 10, 11, 12, 13, 32]] = True
 
@@ -50,7 +54,6 @@ _BASE = _U64(0x100000001B3)  # odd, so invertible modulo 2**64
 _BASE_INV = _U64(pow(0x100000001B3, -1, 2**64))
 _MIX1, _MIX2 = _U64(0xBF58476D1CE4E5B9), _U64(0x94D049BB133111EB)
 _CHUNK_BYTES = 1 << 21  # text bytes hashed at once: bounds the prefix arrays (~8 B/byte each)
-_PERM_CHUNK = 8192  # shingles per permutation block: keeps the (num_perm × chunk) buffer in cache
 _POWER_TABLES: tuple[np.ndarray, np.ndarray] = (np.zeros(0, _U64), np.zeros(0, _U64))
 
 
@@ -161,46 +164,15 @@ def shingle_hashes(texts: pl.Series, ngram: int) -> tuple[np.ndarray, np.ndarray
     Returns (hashes, starts): text d owns hashes[starts[d]:starts[d+1]]. A token is a run of
     non-space characters, or one character of an unspaced script. A shingle hashes its tokens,
     not the bytes between them, so spacing never matters. A text with fewer than `ngram` tokens
-    is one shingle (short texts still match); an empty text has none.
+    is one shingle (short texts still match); an empty text has none. Computed by `_shingles.c`,
+    one pass over each text's bytes (the definitions are in its head).
     """
+    starts = np.zeros(len(texts) + 1, np.int64)
+    if not len(texts):
+        return np.zeros(0, _U64), starts
     data, offsets = text_buffers(texts)
-    pieces: list[np.ndarray] = []
-    counts = np.zeros(len(offsets) - 1, np.int64)
-    for first, last in byte_chunks(offsets):
-        lo, hi = int(offsets[first]), int(offsets[last])
-        doc_offsets = offsets[first : last + 1] - lo
-        starts, ends = token_spans(data[lo:hi], doc_offsets)
-        token_doc = np.searchsorted(doc_offsets, starts, side="right") - 1
-        n_tokens = np.bincount(token_doc, minlength=last - first)
-        pieces.append(_chain(range_hashes(data[lo:hi], starts, ends), token_doc, n_tokens, ngram))
-        counts[first:last] = np.where(n_tokens > 0, np.maximum(n_tokens - ngram + 1, 1), 0)
-    hashes = np.concatenate(pieces) if pieces else np.zeros(0, _U64)
-    return hashes, np.r_[0, np.cumsum(counts)]
-
-
-def _chain(token_hash: np.ndarray, token_doc: np.ndarray, n_tokens: np.ndarray, ngram: int) -> np.ndarray:
-    """The shingles' hashes, in order: h ← splitmix(h·B + token) over each shingle's tokens.
-
-    Chained at every token position at once (shifted views, no gathers); a position whose shingle
-    would run past its text is dropped, and a text shorter than `ngram` keeps its one shingle as it
-    stands after its last token."""
-    size = token_hash.size
-    first_token = np.cumsum(n_tokens) - n_tokens
-    rank = np.arange(size) - first_token[token_doc]
-    short = np.flatnonzero((n_tokens > 0) & (n_tokens < ngram))
-    padded = np.r_[token_hash, np.zeros(ngram - 1, _U64)]
-    acc = splitmix(padded[:size].copy())
-    ended = np.empty(short.size, _U64)
-    with np.errstate(over="ignore"):
-        for j in range(ngram):
-            if j:
-                acc *= _BASE
-                acc += padded[j : j + size]
-                acc = splitmix(acc)
-            done = short[n_tokens[short] == j + 1]
-            ended[np.searchsorted(short, done)] = acc[first_token[done]]
-    acc[first_token[short]] = ended
-    return acc[(rank <= n_tokens[token_doc] - ngram) | (rank == 0)]
+    hashes = _shingles.shingle_hashes(data, offsets, ngram, _UNSPACED_RANGES, starts)
+    return np.frombuffer(hashes, _U64), starts
 
 
 def byte_chunks(offsets: np.ndarray) -> list[tuple[int, int]]:
@@ -221,26 +193,16 @@ def permutations(num_perm: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
 def signatures(hashes: np.ndarray, starts: np.ndarray, num_perm: int, seed: int) -> np.ndarray:
     """MinHash signatures (docs × num_perm, uint32) of each text's shingle hashes.
 
-    The minimum is taken over the full 64-bit values and shifted afterwards (the shift is
-    monotonic), saving a pass. Texts without shingles get the all-ones signature; callers skip them.
+    Signature entry i of a text is min over its shingles h of (a_i·(h >> 32) + b_i mod 2^64) >> 32 (the
+    shift is monotonic, so it commutes with the minimum). Texts without shingles get the all-ones
+    signature; callers skip them. `_shingles.c` runs it text by text in 32-bit vector lanes (AVX2 or
+    AVX-512 where the CPU has them): 2-4x NumPy's speed, which needed three passes over a
+    (num_perm × shingles) buffer.
     """
     a, b = permutations(num_perm, seed)
-    keys = hashes >> _U64(32)
-    n_docs = len(starts) - 1
-    mins = np.full((num_perm, n_docs), np.iinfo(np.uint64).max, _U64)
-    doc_of = np.repeat(np.arange(n_docs), np.diff(starts))
-    buffer = np.empty((num_perm, _PERM_CHUNK), _U64)
-    with np.errstate(over="ignore"):
-        for lo in range(0, keys.size, _PERM_CHUNK):
-            block = keys[lo : lo + _PERM_CHUNK]
-            out = buffer[:, : block.size]
-            np.multiply(a[:, None], block[None, :], out=out)
-            out += b[:, None]
-            docs = doc_of[lo : lo + block.size]
-            segment = np.flatnonzero(np.r_[True, docs[1:] != docs[:-1]])
-            seg_docs = docs[segment]
-            mins[:, seg_docs] = np.minimum(mins[:, seg_docs], np.minimum.reduceat(out, segment, axis=1))
-    return np.ascontiguousarray((mins >> _U64(32)).astype(np.uint32).T)
+    out = np.empty((len(starts) - 1, num_perm), np.uint32)
+    _shingles.signatures(np.ascontiguousarray(hashes, _U64), np.ascontiguousarray(starts, np.int64), a, b, out)
+    return out
 
 
 def band_keys(signature: np.ndarray, bands: int, rows: int, seed: int) -> np.ndarray:

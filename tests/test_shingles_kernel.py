@@ -1,0 +1,117 @@
+"""The compiled shingle kernel (dedup/_shingles.c) against the definitions of shingles.py written plainly in Python."""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from cleanmix.dedup import _shingles
+from cleanmix.dedup.shingles import UNSPACED, permutations, shingle_hashes, signatures
+
+MASK = 2**64 - 1
+BASE = 0x100000001B3
+SPACES = "\t\n\x0b\x0c\r "
+
+
+def splitmix(x: int) -> int:
+    x ^= x >> 30
+    x = x * 0xBF58476D1CE4E5B9 & MASK
+    x ^= x >> 27
+    x = x * 0x94D049BB133111EB & MASK
+    return x ^ (x >> 31)
+
+
+def tokens(text: str) -> list[bytes]:
+    """Runs of characters other than the six ASCII spaces; a character of an unspaced script is a token alone."""
+    found: list[str] = []
+    run = ""
+    for char in text + " ":
+        alone = any(lo <= ord(char) <= hi for lo, hi in UNSPACED)
+        if char in SPACES or alone:
+            found += [run] if run else []
+            run = ""
+        if alone:
+            found.append(char)
+        elif char not in SPACES:
+            run += char
+    return [token.encode() for token in found]
+
+
+def token_hash(token: bytes) -> int:
+    return splitmix((sum((byte + 1) * BASE**i for i, byte in enumerate(token)) + len(token)) & MASK)
+
+
+def shingles(text: str | None, ngram: int) -> list[int]:
+    """Each run of `ngram` tokens chained (h ← splitmix(t_0), then splitmix(h·B + t_j)); a shorter text: all its tokens, once."""
+    hashed = [token_hash(token) for token in tokens(text or "")]
+    found = []
+    for start in range(max(len(hashed) - ngram + 1, 1) if hashed else 0):
+        window = hashed[start : start + ngram]
+        h = splitmix(window[0])
+        for t in window[1:]:
+            h = splitmix((h * BASE + t) & MASK)
+        found.append(h)
+    return found
+
+
+def signature(hashes: list[int], a: np.ndarray, b: np.ndarray) -> list[int]:
+    return [min((((int(ai) * (h >> 32) + int(bi)) & MASK) >> 32 for h in hashes), default=2**32 - 1) for ai, bi in zip(a, b)]
+
+
+# Spaces of every kind, control characters, ASCII runs shorter and longer than a word of 8, 2-, 3- and 4-byte
+# characters, and the edges of the unspaced ranges (in and out).
+CHARS = st.sampled_from(
+    [*SPACES, "\x00", "\x01", "\x1f", "\x7f", "a", "b", "xyz", "abcdefgh", "é", "ß", "\u00a0", "\u3000", "中", "文", "ไ", "😀", "𠀀",
+     "\u0dff", "\u0e00", "\u0eff", "\u0f00", "\u3004", "\u3005", "\u9fff", "\ua000", "\uf900", "\ufaff", "\ufb00", "\U0001ffff",
+     "\U00020000", "\U0003ffff", "\U00040000"]
+)
+TEXTS = st.lists(st.one_of(st.none(), st.lists(CHARS, max_size=40).map("".join)), max_size=10)
+
+
+@settings(max_examples=400, deadline=None)
+@given(TEXTS, st.integers(1, 6), st.integers(0, 2))
+def test_kernel_is_the_plain_definition(texts: list[str | None], ngram: int, offset: int) -> None:
+    """Hashes and starts as the definition gives them, also on a slice (a non-zero Arrow offset)."""
+    series = pl.Series(["lead in", "x", *texts], dtype=pl.String).slice(offset)
+    expected = [shingles(text, ngram) for text in series.to_list()]
+    hashes, starts = shingle_hashes(series, ngram)
+    assert hashes.dtype == np.uint64 and starts.dtype == np.int64
+    assert starts.tolist() == np.cumsum([0] + [len(e) for e in expected]).tolist()
+    assert hashes.tolist() == [h for e in expected for h in e]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.lists(st.integers(0, MASK), max_size=6), max_size=6), st.sampled_from([8, 13, 64]), st.integers(0, 99))
+def test_signatures_are_the_plain_minima(docs: list[list[int]], num_perm: int, seed: int) -> None:
+    hashes = np.array([h for doc in docs for h in doc], np.uint64)
+    starts = np.cumsum([0] + [len(doc) for doc in docs])
+    a, b = permutations(num_perm, seed)
+    found = signatures(hashes, starts, num_perm, seed)
+    assert found.dtype == np.uint32 and found.shape == (len(docs), num_perm)
+    assert found.tolist() == [signature(doc, a, b) for doc in docs]
+
+
+def test_known_texts_and_a_long_one() -> None:
+    texts = ["", None, "   ", "one", "two words", "中文 mixed中文text 😀𠀀", "a b c d e f g"]
+    unit = "alpha 中 beta 😀 𠀀x gamma "  # 7 tokens: 𠀀 (CJK extension B) is one alone, 😀 is not
+    long = unit * 100_000  # > 2 MB, one text
+    hashes, starts = shingle_hashes(pl.Series([*texts, long]), 5)
+    expected = [shingles(text, 5) for text in texts]
+    assert np.diff(starts).tolist() == [0, 0, 0, 1, 1, len(expected[5]), 3, 7 * 100_000 - 4]
+    assert hashes[: starts[-2]].tolist() == [h for e in expected for h in e]
+    run = hashes[starts[-2] : starts[-2] + 7 * 99_999].reshape(-1, 7)  # the shingles repeat with the unit
+    assert run[0].tolist() == shingles(unit * 2, 5)[:7] and (run == run[0]).all()
+
+
+def test_kernel_rejects_what_does_not_fit() -> None:
+    data, offsets = np.frombuffer(b"ab", np.uint8), np.array([0, 2], np.int64)
+    ranges = np.zeros((0, 2), np.int64)
+    with pytest.raises(ValueError, match="ngram"):
+        _shingles.shingle_hashes(data, offsets, 0, ranges, np.zeros(2, np.int64))
+    with pytest.raises(ValueError, match="do not match"):
+        _shingles.shingle_hashes(data, np.array([0, 3], np.int64), 2, ranges, np.zeros(2, np.int64))
+    with pytest.raises(ValueError, match="do not match"):
+        _shingles.signatures(np.zeros(1, np.uint64), np.array([0, 2], np.int64), *permutations(8, 0), np.zeros((1, 8), np.uint32))
