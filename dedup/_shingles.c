@@ -24,7 +24,7 @@
  * 64-bit multiplies) and AVX2 too, and the CPU's best is picked at load time. On the held-out corpus:
  * signatures 4x NumPy's speed with AVX-512, twice with AVX2, slower than NumPy with x86-64's baseline
  * SSE2 (no unsigned 32-bit minimum); the chain 6x faster with AVX-512. GCC with glibc only (ifunc). */
-#if defined(__x86_64__) && defined(__GLIBC__) && defined(__GNUC__) && !defined(__clang__)
+#if defined(__x86_64__) && defined(__GLIBC__) && defined(__GNUC__) && __GNUC__ >= 11 && !defined(__clang__)
 #define VECTOR_CLONES __attribute__((target_clones("arch=x86-64-v4", "avx2", "default")))
 #else
 #define VECTOR_CLONES
