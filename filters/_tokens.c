@@ -11,9 +11,9 @@
  * token_tables.py); tests/test_token_kernel.py checks the kernel against the regex path.
  *
  * Input: a batch's texts as Arrow buffers (large string offsets, UTF-8 bytes under 2 GiB, validity bitmap or None).
- * Output: the token lists as Arrow buffers: large list offsets, string views (16 bytes per token: tokens of up
- * to 12 bytes inline, longer ones pointing into the texts' bytes, which Polars then takes without a copy) and
- * the validity bitmap (None without one).
+ * Output: the token lists as Arrow buffers: large list offsets, string views (Polars' own layout, which it takes
+ * without a copy: 16 bytes per token, tokens of up to 12 bytes inline, longer ones pointing into the next
+ * buffer), the longer tokens' bytes, and the validity bitmap (None without one).
  */
 #define _GNU_SOURCE /* mremap */
 #define PY_SSIZE_T_CLEAN
@@ -43,7 +43,7 @@ enum {
 static uint16_t block_of[0x110000 >> 8];
 static uint16_t (*blocks)[256];
 
-static inline uint16_t flags(uint32_t c) { return blocks[block_of[c >> 8]][c & 255]; }
+static inline uint16_t flags(uint32_t c) { return c < 256 ? blocks[0][c] : blocks[block_of[c >> 8]][c & 255]; } /* (block 0 is first) */
 
 static int build_tables(void) {
     uint16_t *all = calloc(0x110000, sizeof(uint16_t));
@@ -409,7 +409,7 @@ static PyObject *token_lists(PyObject *self, PyObject *args) {
         goto done;
     }
     const int64_t *text_off = off.buf;
-    const uint8_t *text = data.buf, *bits = valid.buf;
+    const uint8_t *text = data.buf, *text_end = text + text_off[docs], *bits = valid.buf;
     if (text_off[0] < 0 || text_off[docs] > data.len || text_off[docs] > INT32_MAX) {
         PyErr_SetString(PyExc_ValueError, "the offsets point outside the data, or past 2 GiB (string views hold 32-bit offsets)");
         goto done;
@@ -441,7 +441,14 @@ static PyObject *token_lists(PyObject *self, PyObject *args) {
                 int32_t length = (int32_t)(d.at[e] - d.at[p]), where = (int32_t)longs.size, buffer = 0;
                 memset(view, 0, 16);
                 memcpy(view, &length, 4);
-                if (length <= 12) {
+                if (length <= 12 && token + 12 <= text_end) { /* inline, zero-padded: 12 bytes read, the rest masked off */
+                    uint64_t head, tail32 = 0;
+                    uint32_t tail;
+                    memcpy(&head, token, 8), memcpy(&tail, token + 8, 4);
+                    if (length < 8) head &= (1ULL << (8 * length)) - 1;
+                    else tail32 = tail & (uint32_t)((1ULL << (8 * (length - 8))) - 1);
+                    memcpy(view + 4, &head, 8), memcpy(view + 12, &tail32, 4);
+                } else if (length <= 12) {
                     memcpy(view + 4, token, (size_t)length);
                 } else {
                     memcpy(view + 4, token, 4), memcpy(view + 8, &buffer, 4), memcpy(view + 12, &where, 4);

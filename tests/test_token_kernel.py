@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cleanmix.filters import token_tables
+from cleanmix.filters import text_units, token_tables
 from cleanmix.filters.text_units import CLOSING, INFIXES, OPENING, TOKEN, token_count, tokens
 
 
@@ -57,12 +57,21 @@ PIECES = [
     *["٣", "४", "²", "Ⅻ", "😀", "👍🏽", "\U00020000", "𝐀", "ǆ", "\x00", "\x7f", "ß", "İ"],
 ]
 TEXTS = st.lists(st.sampled_from(PIECES), max_size=40).map("".join)
+DENSE = [*"htps:/.,;!?)]\"'’(nsrtlvmdaAMU1+=-—…<> 中ー", "http://", "https://", "Mr", "’s", "n't"]
+"""Few pieces, so that the patterns' edges (a web address's last character, a tail's boundary) meet often."""
+DENSE_TEXTS = st.lists(st.sampled_from(DENSE), max_size=30).map("".join)
 
 
 @settings(max_examples=1500, deadline=None)
 @given(st.lists(st.one_of(st.none(), TEXTS), min_size=1, max_size=12))
 def test_kernel_is_the_regex_path(texts: list[str | None]) -> None:
     assert_same(pl.Series("text", texts, dtype=pl.String))
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.lists(DENSE_TEXTS, min_size=1, max_size=12))
+def test_kernel_is_the_regex_path_where_patterns_meet(texts: list[str]) -> None:
+    assert_same(pl.Series("text", texts))
 
 
 @settings(max_examples=300, deadline=None)
@@ -78,6 +87,7 @@ def test_kernel_is_the_regex_path_on_any_characters(text: str) -> None:
         " \n\t",
         "Hello, world! Don't, it's: U.S.A. Mr. Smith's e-mail a...b c…d wait...what 6-4 2+2 and/or key=value end.Next",
         "see https://example.com/a.b, (http://x.org/y). http:// x https://)). ahttp://b e-http://foo-bar http://a-b...c",
+        "http://x? http://x! http://x) http://x] http://x\" http://x' http://x; http://x: http://x, http://x. http://x/?q=1.",
         "中文テスト、ですよ。한국어 ἀλήθεια Привет—мир ٣-٤ ¿Qué? «quoted» “curly” ‘single’ (paren) [bracket] {brace}",
         "isn't nn't 'sup rock'n'roll it’s o'clock we'd I'm you're they'll we've don’t DON'T can't's x'sy 's 'S",
         "Mrs. Sept. Sep. vs. Inc. St.Louis e.g. i.e. A.B.C. a.b.c.d.e Prof.X No. Co.Ltd. Jan.Feb.",
@@ -98,6 +108,11 @@ def test_nulls_slices_and_chunks() -> None:
     assert_same(pl.Series("text", [], dtype=pl.String))
     out = pl.DataFrame({"text": ["a b", None]}).select(tokens(pl.col("text")))
     assert out.schema == pl.Schema({"text": pl.List(pl.String)}) and out["text"].to_list() == [["a", "b"], None]
+
+
+def test_batches_over_the_view_limit_are_cut(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(text_units, "VIEW_LIMIT", 20)
+    assert_same(pl.Series("text", ["one two three", None, "four-five six's", "", "http://x.y/z. seven"] * 3))
 
 
 def test_every_shared_text(shared_data: Path) -> None:
