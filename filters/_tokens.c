@@ -409,11 +409,11 @@ static PyObject *token_lists(PyObject *self, PyObject *args) {
         goto done;
     }
     const int64_t *text_off = off.buf;
-    const uint8_t *text = data.buf, *text_end = text + text_off[docs], *bits = valid.buf;
     if (text_off[0] < 0 || text_off[docs] > data.len || text_off[docs] > INT32_MAX) {
         PyErr_SetString(PyExc_ValueError, "the offsets point outside the data, or past 2 GiB (string views hold 32-bit offsets)");
         goto done;
     }
+    const uint8_t *text = data.buf, *text_end = text + text_off[docs], *bits = valid.buf;
     Doc d = {0};
     Out lists = {0}, views = {0}, longs = {0}, out_valid = {0};
     int failed = 0;
