@@ -19,7 +19,7 @@ import pyarrow as pa
 from pydantic import Field
 
 from cleanmix.filters._repetition import ngram_repetition
-from cleanmix.filters.text_units import CJK_CHARS, INVISIBLE, TOKEN_LISTS, cjk_limit, cjk_share
+from cleanmix.filters.text_units import CJK_CHARS, INVISIBLE, TOKEN_LISTS, arrow_offsets, cjk_limit, cjk_share
 from cleanmix.pipelines.stage import TEXT, Filter, Rule
 
 P = "gopher_repetition_"
@@ -52,16 +52,8 @@ def _ngram_fractions(toks: pl.Series, top_ns: list[int], dup_ns: list[int]) -> d
     top = np.zeros((len(top_ns), len(lists)), np.int64)
     dup = np.zeros((len(dup_ns), len(lists)), np.float64)
     data = strings.buffers()[2]
-    ngram_repetition(_offsets(lists), _offsets(strings), data if data is not None else b"", top_ns, dup_ns, top, dup)
+    ngram_repetition(arrow_offsets(lists), arrow_offsets(strings), data if data is not None else b"", top_ns, dup_ns, top, dup)
     return {f"top_{n}": row for n, row in zip(top_ns, top)} | {f"dup_{n}": row for n, row in zip(dup_ns, dup)}
-
-
-def _offsets(array: pa.Array) -> np.ndarray:
-    """A large list or string array's offsets, as a view (pyarrow's `to_numpy` imports pandas, 0.2 s)."""
-    buffer = array.buffers()[1]
-    if buffer is None:  # (an empty array may have none)
-        return np.zeros(1, np.int64)
-    return np.frombuffer(buffer, np.int64)[array.offset : array.offset + len(array) + 1]
 
 
 TopN = Annotated[int, Field(ge=2, le=4)]
