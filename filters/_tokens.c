@@ -483,10 +483,231 @@ done:
     return result;
 }
 
+/* Per document, the measures of gopher_quality's `_token_counts`, from the token lists as Polars holds them
+ * (Arrow large list of string views): tokens, words (a letter, or a `[^\W_]` character), CJK tokens (one
+ * character, CJK), tokens with a letter, characters of the non-CJK words, and distinct stop words. Why C:
+ * per token these were four regex and string passes over the whole batch, then NumPy sums per document.
+ *
+ * Stop words, in any case: a token matches where its lowercase (Polars' `str.to_lowercase`, Rust's full
+ * Unicode lowercase) is a target (the stop words lowercased by the caller). Lowercasing never shortens a
+ * token, so only tokens of at most `max_chars` characters are looked at. A token whose only characters that
+ * lowercasing changes are A-Z is lowercased here; any other is handed back to the caller's `resolve` (Polars
+ * lowercases it), then each document with a match among those is scanned again for its distinct count. */
+
+static uint8_t lowercase_changes[0x110000 / 8];
+
+static inline int changes_on_lower(uint32_t c) { return (lowercase_changes[c >> 3] >> (c & 7)) & 1; }
+
+typedef struct {
+    const int64_t *list_off;
+    const uint8_t *valid, *views;
+    int64_t first, views_first;
+    const Py_buffer *data;
+    Py_ssize_t n_data;
+    const uint8_t *blob; /* the targets' UTF-8, one after another */
+    const int64_t *target_off;
+    int64_t n_targets, max_chars;
+    int64_t *table; /* open addressing: a target's index, -1 where empty */
+    uint64_t mask, short_lengths; /* bit b: a target of b bytes (b < 64) */
+    int any_case;
+    uint8_t *lowered;
+} Measure;
+
+typedef struct {
+    int64_t *doc;
+    const uint8_t **ptr;
+    int32_t *len;
+    int64_t n, cap;
+} Deferred;
+
+static uint64_t bytes_hash(const uint8_t *s, int64_t len) {
+    uint64_t h = 0xCBF29CE484222325ULL;
+    for (int64_t i = 0; i < len; i++) h = (h ^ s[i]) * 0x100000001B3ULL;
+    return h ^ (uint64_t)len;
+}
+
+static int64_t target_of(const Measure *m, const uint8_t *s, int64_t len) {
+    if (len < 64 && !((m->short_lengths >> len) & 1)) return -1;
+    for (uint64_t i = bytes_hash(s, len) & m->mask;; i = (i + 1) & m->mask) {
+        int64_t t = m->table[i];
+        if (t < 0) return -1;
+        if (m->target_off[t + 1] - m->target_off[t] == len && memcmp(m->blob + m->target_off[t], s, (size_t)len) == 0) return t;
+    }
+}
+
+static int defer(Deferred *def, int64_t doc, const uint8_t *s, int32_t len) {
+    if (def->n == def->cap) {
+        int64_t cap = def->cap ? 2 * def->cap : 1024;
+        int64_t *d = realloc(def->doc, sizeof(int64_t) * cap);
+        if (d) def->doc = d;
+        const uint8_t **p = realloc(def->ptr, sizeof(uint8_t *) * cap);
+        if (p) def->ptr = p;
+        int32_t *l = realloc(def->len, sizeof(int32_t) * cap);
+        if (l) def->len = l;
+        if (!d || !p || !l) return -1;
+        def->cap = cap;
+    }
+    def->doc[def->n] = doc, def->ptr[def->n] = s, def->len[def->n] = len, def->n++;
+    return 0;
+}
+
+/* Document `doc`'s measures added to `out` (6 rows of `docs`), its stop words stamped `doc` in `seen`, and its
+ * tokens to be lowercased by Polars appended to `def`; with `out` NULL, only the stamps (a second scan).
+ * -1: a view points outside its buffer (or no memory). */
+static int measure_doc(const Measure *m, int64_t doc, int64_t docs, uint32_t *out, int64_t *seen, Deferred *def) {
+    uint32_t tokens = 0, words = 0, cjk = 0, letters = 0, alpha = 0, stops = 0;
+    for (int64_t k = m->list_off[doc]; k < m->list_off[doc + 1]; k++) {
+        const uint8_t *v = m->views + 16 * (m->views_first + k), *s = v + 4;
+        int32_t len, buffer, offset;
+        memcpy(&len, v, 4);
+        if (len > 12) {
+            memcpy(&buffer, v + 8, 4), memcpy(&offset, v + 12, 4);
+            if (buffer < 0 || buffer >= m->n_data || offset < 0 || (Py_ssize_t)offset + len > m->data[buffer].len) return -1;
+            s = (const uint8_t *)m->data[buffer].buf + offset;
+        } else if (len < 0) {
+            return -1;
+        }
+        int64_t chars = 0;
+        uint16_t any = 0;
+        int word_char = 0, changes = 0, ascii_upper = 0;
+        for (int32_t i = 0; i < len; chars++) {
+            uint32_t c = s[i];
+            int size = c < 0x80 ? 1 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
+            if (i + size > len) return -1; /* (Arrow strings are UTF-8: never) */
+            if (size == 1) ascii_upper |= c - 'A' < 26;
+            else if (size == 2) c = ((c & 0x1F) << 6) | (s[i + 1] & 0x3F);
+            else if (size == 3) c = ((c & 0x0F) << 12) | ((s[i + 1] & 0x3F) << 6) | (s[i + 2] & 0x3F);
+            else c = ((c & 0x07) << 18) | ((s[i + 1] & 0x3F) << 12) | ((s[i + 2] & 0x3F) << 6) | (s[i + 3] & 0x3F);
+            if (c >= 0x110000) return -1;
+            uint16_t f = flags(c);
+            any |= f;
+            word_char |= (f & WORD) && c != '_';
+            if (size > 1) changes |= changes_on_lower(c);
+            i += size;
+        }
+        int letter = (any & LETTER) != 0, word = letter || word_char, is_cjk = chars == 1 && (any & CJK);
+        tokens++, words += word, cjk += is_cjk, letters += letter;
+        if (word && !is_cjk) alpha += (uint32_t)chars;
+        if (chars > m->max_chars) continue;
+        if (m->any_case && changes) {
+            if (out && defer(def, doc, s, len)) return -1;
+            continue;
+        }
+        const uint8_t *key = s;
+        if (m->any_case && ascii_upper) {
+            for (int32_t i = 0; i < len; i++) m->lowered[i] = (uint8_t)(s[i] - 'A') < 26 ? s[i] + 32 : s[i];
+            key = m->lowered;
+        }
+        int64_t t = target_of(m, key, len);
+        if (t >= 0 && seen[t] != doc) seen[t] = doc, stops++;
+    }
+    if (out) {
+        uint32_t row[6] = {tokens, words, cjk, letters, alpha, stops};
+        for (int r = 0; r < 6; r++) out[r * docs + doc] = row[r];
+    }
+    return 0;
+}
+
+static PyObject *token_measures(PyObject *self, PyObject *args) {
+    PyObject *off_obj, *valid_obj, *views_obj, *data_obj, *blob_obj, *target_off_obj, *out_obj, *resolve;
+    Py_ssize_t first, views_first, max_chars;
+    int any_case;
+    if (!PyArg_ParseTuple(args, "OOnOnO!OOnpOO", &off_obj, &valid_obj, &first, &views_obj, &views_first, &PyTuple_Type, &data_obj,
+                          &blob_obj, &target_off_obj, &max_chars, &any_case, &out_obj, &resolve))
+        return NULL;
+    Py_buffer off = {0}, valid = {0}, views = {0}, blob = {0}, target_off = {0}, out = {0}, ids = {0};
+    Py_ssize_t n_data = PyTuple_GET_SIZE(data_obj), got = 0;
+    Py_buffer *data = PyMem_Calloc(n_data ? n_data : 1, sizeof(Py_buffer));
+    Measure m = {0};
+    Deferred def = {0};
+    int64_t *seen = NULL;
+    PyObject *result = NULL, *strings = NULL, *resolved = NULL;
+    if (!data) { PyErr_NoMemory(); goto done; }
+    for (; got < n_data; got++)
+        if (PyObject_GetBuffer(PyTuple_GET_ITEM(data_obj, got), &data[got], PyBUF_SIMPLE)) goto done;
+    if (PyObject_GetBuffer(off_obj, &off, PyBUF_SIMPLE) || PyObject_GetBuffer(views_obj, &views, PyBUF_SIMPLE) ||
+        PyObject_GetBuffer(blob_obj, &blob, PyBUF_SIMPLE) || PyObject_GetBuffer(target_off_obj, &target_off, PyBUF_SIMPLE) ||
+        PyObject_GetBuffer(out_obj, &out, PyBUF_WRITABLE) || (valid_obj != Py_None && PyObject_GetBuffer(valid_obj, &valid, PyBUF_SIMPLE)))
+        goto done;
+    int64_t docs = off.len / 8 - 1, n_targets = target_off.len / 8 - 1;
+    const int64_t *list_off = off.buf, *t_off = target_off.buf;
+    if (docs < 0 || n_targets < 0 || out.len < (Py_ssize_t)(6 * 4 * docs) || (valid.buf && valid.len * 8 < first + docs) ||
+        (docs && (list_off[0] < 0 || list_off[docs] < list_off[0] || (views_first + list_off[docs]) * 16 > views.len)) ||
+        (n_targets && (t_off[0] != 0 || t_off[n_targets] > blob.len))) {
+        PyErr_SetString(PyExc_ValueError, "the buffers are shorter than their offsets say");
+        goto done;
+    }
+    uint64_t slots = 16;
+    while (slots < 2 * (uint64_t)n_targets) slots <<= 1;
+    m = (Measure){list_off, valid.buf, views.buf, first, views_first, data, n_data, blob.buf, t_off, n_targets, n_targets ? max_chars : -1,
+                  PyMem_Malloc(sizeof(int64_t) * slots), slots - 1, 0, any_case, PyMem_Malloc(4 * (size_t)(max_chars > 0 ? max_chars : 1))};
+    seen = PyMem_Malloc(sizeof(int64_t) * (n_targets ? n_targets : 1));
+    if (!m.table || !m.lowered || !seen) { PyErr_NoMemory(); goto done; }
+    for (uint64_t i = 0; i < slots; i++) m.table[i] = -1;
+    for (int64_t t = 0; t < n_targets; t++) {
+        seen[t] = -1;
+        int64_t len = t_off[t + 1] - t_off[t];
+        if (len < 0) { PyErr_SetString(PyExc_ValueError, "the targets' offsets go backwards"); goto done; }
+        if (len < 64) m.short_lengths |= 1ULL << len;
+        if (target_of(&m, blob.buf + t_off[t], len) >= 0) continue; /* (a duplicate) */
+        uint64_t i = bytes_hash(m.blob + t_off[t], len) & m.mask;
+        while (m.table[i] >= 0) i = (i + 1) & m.mask;
+        m.table[i] = t;
+    }
+    uint32_t *counts = out.buf;
+    int failed = 0;
+    Py_BEGIN_ALLOW_THREADS
+    for (int64_t d = 0; d < docs && !failed; d++) {
+        if (valid.buf && !((((const uint8_t *)valid.buf)[(first + d) >> 3] >> ((first + d) & 7)) & 1)) {
+            for (int r = 0; r < 6; r++) counts[r * docs + d] = 0;
+            continue;
+        }
+        failed = measure_doc(&m, d, docs, counts, seen, &def);
+    }
+    Py_END_ALLOW_THREADS
+    if (failed) { PyErr_SetString(PyExc_ValueError, "a string view points outside its buffer, or no memory"); goto done; }
+    if (def.n) { /* the tokens Polars lowercases: their targets (-1: none) */
+        strings = PyList_New(def.n);
+        for (int64_t i = 0; strings && i < def.n; i++) {
+            PyObject *s = PyUnicode_DecodeUTF8((const char *)def.ptr[i], def.len[i], NULL);
+            if (!s) { Py_CLEAR(strings); break; }
+            PyList_SET_ITEM(strings, i, s);
+        }
+        if (!strings || !(resolved = PyObject_CallOneArg(resolve, strings)) || PyObject_GetBuffer(resolved, &ids, PyBUF_SIMPLE)) goto done;
+        if (ids.len != 8 * def.n) { PyErr_SetString(PyExc_ValueError, "resolve must give one int64 per token"); goto done; }
+        const int64_t *id = ids.buf;
+        Py_BEGIN_ALLOW_THREADS
+        for (int64_t t = 0; t < n_targets; t++) seen[t] = -1;
+        for (int64_t i = 0, scanned = -1; i < def.n && !failed; i++) {
+            int64_t d = def.doc[i], t = id[i];
+            if (t < 0 || t >= n_targets) continue;
+            if (scanned != d) failed = measure_doc(&m, d, docs, NULL, seen, NULL), scanned = d; /* the stop words found here */
+            if (seen[t] != d) seen[t] = d, counts[5 * docs + d]++;
+        }
+        Py_END_ALLOW_THREADS
+        if (failed) { PyErr_SetString(PyExc_ValueError, "a string view points outside its buffer"); goto done; }
+    }
+    result = Py_NewRef(Py_None);
+done:
+    for (Py_ssize_t i = 0; i < got; i++) PyBuffer_Release(&data[i]);
+    PyMem_Free(data);
+    PyBuffer_Release(&off), PyBuffer_Release(&views), PyBuffer_Release(&blob), PyBuffer_Release(&target_off), PyBuffer_Release(&out);
+    if (valid.obj) PyBuffer_Release(&valid);
+    if (ids.obj) PyBuffer_Release(&ids);
+    Py_XDECREF(strings), Py_XDECREF(resolved);
+    PyMem_Free(m.table), PyMem_Free(m.lowered), PyMem_Free(seen);
+    free(def.doc), free(def.ptr), free(def.len);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"token_lists", token_lists, METH_VARARGS,
      "token_lists(docs, offsets, data, validity, first) -> (list offsets, string views into data, validity): "
      "text_units' tokens of each text (Arrow large string buffers; `first`: the validity bitmap's bit offset)."},
+    {"token_measures", token_measures, METH_VARARGS,
+     "token_measures(list offsets, validity, first, views, views first, data buffers, targets, target offsets, max chars, any case, "
+     "out, resolve): per document tokens, words, CJK tokens, letter tokens, characters of non-CJK words and distinct stop words "
+     "into `out` (uint32, 6 rows); `resolve(tokens) -> int64 targets` for the tokens Polars must lowercase."},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_tokens", NULL, -1, methods};
@@ -494,6 +715,8 @@ static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_tokens", NULL, -1, 
 PyMODINIT_FUNC PyInit__tokens(void) {
     if (PyType_Ready(&BlockType)) return NULL;
     if (!blocks && build_tables()) return PyErr_NoMemory();
+    for (size_t i = 0; i < sizeof(RANGES_LOWERCASE_CHANGES) / sizeof(RANGES_LOWERCASE_CHANGES[0]); i++)
+        for (uint32_t c = RANGES_LOWERCASE_CHANGES[i][0]; c <= RANGES_LOWERCASE_CHANGES[i][1]; c++) lowercase_changes[c >> 3] |= (uint8_t)(1 << (c & 7));
     for (size_t w = 0; w < sizeof(ABBREVIATIONS) / sizeof(ABBREVIATIONS[0]); w++) abbreviations_from[(uint8_t)ABBREVIATIONS[w][0]] |= 1ULL << w;
     return PyModule_Create(&module);
 }

@@ -14,57 +14,48 @@ from typing import ClassVar, Literal
 
 import numpy as np
 import polars as pl
+import pyarrow as pa
 from pydantic import Field
 
-from cleanmix.filters.text_units import CJK_CHAR, HAS_LETTER, HAS_WORD_CHAR, STOP_WORDS_EN, STOP_WORDS_ZH, TOKEN_LISTS, lines
+from cleanmix.filters._tokens import token_measures
+from cleanmix.filters.text_units import STOP_WORDS_EN, STOP_WORDS_ZH, TOKEN_LISTS, arrow_offsets, lines
 from cleanmix.pipelines.stage import TEXT, Filter, Rule
 
 P = "gopher_quality_"
 
 
+MEASURES = ("tokens", "words", "cjk", "letters", "alpha_chars", "stop_words")
+
+
 def _token_counts(tokens: pl.Series, stop_words: list[str], any_case: bool = True) -> dict[str, pl.Series]:
     """Per document: tokens, words (tokens with a letter or digit), CJK characters, tokens with a
-    letter, characters of the non-CJK words, distinct stop words (null without text). One pass over
-    all the batch's tokens at once, summed per document by NumPy."""
-    counts = tokens.list.len().fill_null(0).to_numpy()
-    ends = np.cumsum(counts)
-    flat = tokens.explode().drop_nulls()
-    letter = flat.str.contains(HAS_LETTER).to_numpy()
-    length = flat.str.len_chars().to_numpy()
-    word = _where(letter.copy(), ~letter, flat, HAS_WORD_CHAR)  # a letter is a word character: only the rest are looked at
-    cjk = _where(np.zeros_like(letter), length == 1, flat, CJK_CHAR)  # a CJK token is one character
-    alpha_chars = np.where(word & ~cjk, length, 0)
-    targets = [w.lower() for w in stop_words] if any_case else stop_words
-    # lowercasing never shortens a word: only tokens as short as the longest stop word can be one
-    short = np.flatnonzero(length <= max((len(w) for w in targets), default=0))
-    candidates = flat.gather(short)
-    folded = candidates.str.to_lowercase() if any_case else candidates
-    stop = folded.is_in(targets).to_numpy()
-    doc = np.repeat(np.arange(len(tokens)), counts)
-    distinct_stops = pl.DataFrame({"doc": doc[short[stop]], "token": folded.filter(stop)}).unique()["doc"].to_numpy()
+    letter, characters of the non-CJK words, distinct stop words (null without text). One pass over each
+    document's tokens by the compiled kernel (`token_measures` in _tokens.c), reading Polars' string views;
+    the few short tokens whose lowercase needs more than A-Z → a-z are lowercased by Polars."""
+    lists = tokens.rechunk().to_arrow(compat_level=pl.CompatLevel.newest())
+    if isinstance(lists, pa.ChunkedArray):
+        lists = lists.combine_chunks()
+    views = lists.values
+    if views.null_count:
+        raise ValueError("a token list holds a null token")
+    targets = list(dict.fromkeys(w.lower() if any_case else w for w in stop_words))
+    encoded = [w.encode() for w in targets]
+    target_offsets = np.cumsum([0, *map(len, encoded)], dtype=np.int64)
 
-    def per_doc(values: np.ndarray) -> np.ndarray:
-        running = np.concatenate([[0], np.cumsum(values, dtype=np.int64)])
-        return (running[ends] - running[ends - counts]).astype(np.uint32)
+    def resolve(folded: list[str]) -> np.ndarray:
+        lowered = pl.Series(folded, dtype=pl.String).str.to_lowercase()
+        return lowered.replace_strict(targets, list(range(len(targets))), default=-1, return_dtype=pl.Int64).to_numpy()
 
-    measured = pl.DataFrame(
-        {
-            "tokens": counts.astype(np.uint32),
-            "words": per_doc(word),
-            "cjk": per_doc(cjk),
-            "letters": per_doc(letter),
-            "alpha_chars": per_doc(alpha_chars),
-            "stop_words": np.bincount(distinct_stops, minlength=len(tokens)).astype(np.uint32),
-        }
+    out = np.zeros((len(MEASURES), len(lists)), np.uint32)
+    validity = lists.buffers()[0] if lists.null_count else None
+    data = tuple(views.buffers()[2:])
+    view_buffer = views.buffers()[1]
+    token_measures(
+        arrow_offsets(lists), validity, lists.offset, view_buffer if view_buffer is not None else b"", views.offset, data,
+        b"".join(encoded), target_offsets, max(map(len, targets), default=0), any_case, out, resolve,
     )
+    measured = pl.DataFrame(dict(zip(MEASURES, out)))
     return measured.select(pl.when(pl.lit(tokens.is_not_null())).then(pl.all()).name.keep()).to_dict()  # no text: nothing measured
-
-
-def _where(found: np.ndarray, rows: np.ndarray, tokens: pl.Series, pattern: str) -> np.ndarray:
-    """`found`, set at the `rows` whose token contains `pattern` (one regex call per row looked at)."""
-    at = np.flatnonzero(rows)
-    found[at] = tokens.gather(at).str.contains(pattern).to_numpy()
-    return found
 
 
 class GopherQuality(Filter):
