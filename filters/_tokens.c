@@ -14,6 +14,9 @@
  * Output: the token lists as Arrow buffers: large list offsets, string views (Polars' own layout, which it takes
  * without a copy: 16 bytes per token, tokens of up to 12 bytes inline, longer ones pointing into the next
  * buffer), the longer tokens' bytes, and the validity bitmap (None without one).
+ *
+ * `token_measures` (at the end) counts what gopher_quality measures on those lists: here, as it needs the same
+ * classes (the tables above) and reads the same string views.
  */
 #define _GNU_SOURCE /* mremap */
 #define PY_SSIZE_T_CLEAN
@@ -490,13 +493,21 @@ done:
  *
  * Stop words, in any case: a token matches where its lowercase (Polars' `str.to_lowercase`, Rust's full
  * Unicode lowercase) is a target (the stop words lowercased by the caller). Lowercasing never shortens a
- * token, so only tokens of at most `max_chars` characters are looked at. A token whose only characters that
+ * token (each character becomes one to three), so only tokens of at most `max_chars` characters are looked at. A token whose only characters that
  * lowercasing changes are A-Z is lowercased here; any other is handed back to the caller's `resolve` (Polars
  * lowercases it), then each document with a match among those is scanned again for its distinct count. */
 
 static uint8_t lowercase_changes[0x110000 / 8];
 
+enum { A_LETTER = 1, A_WORD_CHAR = 2, A_UPPER = 4, A_CJK = 8 }; /* a token's characters, summed up (`[^\W_]`: A_WORD_CHAR) */
+static uint8_t ascii_class[128];
+
 static inline int changes_on_lower(uint32_t c) { return (lowercase_changes[c >> 3] >> (c & 7)) & 1; }
+
+typedef struct {
+    uint64_t head[2]; /* a target of up to 16 bytes, zero-padded */
+    int64_t len, target; /* target -1: an empty slot */
+} Slot;
 
 typedef struct {
     const int64_t *list_off;
@@ -507,8 +518,9 @@ typedef struct {
     const uint8_t *blob; /* the targets' UTF-8, one after another */
     const int64_t *target_off;
     int64_t n_targets, max_chars;
-    int64_t *table; /* open addressing: a target's index, -1 where empty */
+    Slot *table; /* open addressing */
     uint64_t mask, short_lengths; /* bit b: a target of b bytes (b < 64) */
+    uint8_t starts[65536 / 8]; /* bit (first byte | second byte << 8, 0 past the end): a target starts so */
     int any_case;
     uint8_t *lowered;
 } Measure;
@@ -520,18 +532,28 @@ typedef struct {
     int64_t n, cap;
 } Deferred;
 
-static uint64_t bytes_hash(const uint8_t *s, int64_t len) {
-    uint64_t h = 0xCBF29CE484222325ULL;
-    for (int64_t i = 0; i < len; i++) h = (h ^ s[i]) * 0x100000001B3ULL;
-    return h ^ (uint64_t)len;
+/* A key's hash, and its first 16 bytes zero-padded in `head`. */
+static inline uint64_t key_hash(const uint8_t *s, int64_t len, uint64_t head[2]) {
+    uint64_t w[2] = {0, 0}; /* (built in registers: a copy through memory stalls the loads after it) */
+    for (int64_t i = 0; i < len && i < 16; i++) w[i >> 3] |= (uint64_t)s[i] << (8 * (i & 7));
+    head[0] = w[0], head[1] = w[1];
+    uint64_t h = (head[0] ^ (uint64_t)len) * 0x9E3779B97F4A7C15ULL;
+    h = (h ^ (h >> 29) ^ head[1]) * 0xBF58476D1CE4E5B9ULL;
+    for (int64_t i = 16; i < len; i++) h = (h ^ s[i]) * 0x100000001B3ULL;
+    return h ^ (h >> 32);
 }
 
-static int64_t target_of(const Measure *m, const uint8_t *s, int64_t len) {
+static inline int64_t target_of(const Measure *m, const uint8_t *s, int64_t len) {
     if (len < 64 && !((m->short_lengths >> len) & 1)) return -1;
-    for (uint64_t i = bytes_hash(s, len) & m->mask;; i = (i + 1) & m->mask) {
-        int64_t t = m->table[i];
-        if (t < 0) return -1;
-        if (m->target_off[t + 1] - m->target_off[t] == len && memcmp(m->blob + m->target_off[t], s, (size_t)len) == 0) return t;
+    uint32_t start = len ? s[0] | (len > 1 ? s[1] << 8 : 0) : 0;
+    if (!((m->starts[start >> 3] >> (start & 7)) & 1)) return -1;
+    uint64_t head[2];
+    for (uint64_t i = key_hash(s, len, head) & m->mask;; i = (i + 1) & m->mask) {
+        const Slot *slot = &m->table[i];
+        if (slot->target < 0) return -1;
+        if (slot->len == len && slot->head[0] == head[0] && slot->head[1] == head[1] &&
+            (len <= 16 || memcmp(m->blob + m->target_off[slot->target] + 16, s + 16, (size_t)len - 16) == 0))
+            return slot->target;
     }
 }
 
@@ -551,7 +573,7 @@ static int defer(Deferred *def, int64_t doc, const uint8_t *s, int32_t len) {
     return 0;
 }
 
-/* Document `doc`'s measures added to `out` (6 rows of `docs`), its stop words stamped `doc` in `seen`, and its
+/* Document `doc`'s measures written to `out` (6 rows of `docs`), its stop words stamped `doc` in `seen`, and its
  * tokens to be lowercased by Polars appended to `def`; with `out` NULL, only the stamps (a second scan).
  * -1: a view points outside its buffer (or no memory). */
 static int measure_doc(const Measure *m, int64_t doc, int64_t docs, uint32_t *out, int64_t *seen, Deferred *def) {
@@ -568,24 +590,26 @@ static int measure_doc(const Measure *m, int64_t doc, int64_t docs, uint32_t *ou
             return -1;
         }
         int64_t chars = 0;
-        uint16_t any = 0;
-        int word_char = 0, changes = 0, ascii_upper = 0;
+        int seen_class = 0, changes = 0;
         for (int32_t i = 0; i < len; chars++) {
             uint32_t c = s[i];
-            int size = c < 0x80 ? 1 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
+            if (c < 0x80) {
+                seen_class |= ascii_class[c];
+                i++;
+                continue;
+            }
+            int size = c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
             if (i + size > len) return -1; /* (Arrow strings are UTF-8: never) */
-            if (size == 1) ascii_upper |= c - 'A' < 26;
-            else if (size == 2) c = ((c & 0x1F) << 6) | (s[i + 1] & 0x3F);
+            if (size == 2) c = ((c & 0x1F) << 6) | (s[i + 1] & 0x3F);
             else if (size == 3) c = ((c & 0x0F) << 12) | ((s[i + 1] & 0x3F) << 6) | (s[i + 2] & 0x3F);
             else c = ((c & 0x07) << 18) | ((s[i + 1] & 0x3F) << 12) | ((s[i + 2] & 0x3F) << 6) | (s[i + 3] & 0x3F);
             if (c >= 0x110000) return -1;
             uint16_t f = flags(c);
-            any |= f;
-            word_char |= (f & WORD) && c != '_';
-            if (size > 1) changes |= changes_on_lower(c);
+            seen_class |= (f & LETTER ? A_LETTER : 0) | (f & WORD ? A_WORD_CHAR : 0) | (f & CJK ? A_CJK : 0);
+            changes |= changes_on_lower(c);
             i += size;
         }
-        int letter = (any & LETTER) != 0, word = letter || word_char, is_cjk = chars == 1 && (any & CJK);
+        int letter = (seen_class & A_LETTER) != 0, word = letter || (seen_class & A_WORD_CHAR), is_cjk = chars == 1 && (seen_class & A_CJK);
         tokens++, words += word, cjk += is_cjk, letters += letter;
         if (word && !is_cjk) alpha += (uint32_t)chars;
         if (chars > m->max_chars) continue;
@@ -594,7 +618,7 @@ static int measure_doc(const Measure *m, int64_t doc, int64_t docs, uint32_t *ou
             continue;
         }
         const uint8_t *key = s;
-        if (m->any_case && ascii_upper) {
+        if (m->any_case && (seen_class & A_UPPER)) {
             for (int32_t i = 0; i < len; i++) m->lowered[i] = (uint8_t)(s[i] - 'A') < 26 ? s[i] + 32 : s[i];
             key = m->lowered;
         }
@@ -639,20 +663,25 @@ static PyObject *token_measures(PyObject *self, PyObject *args) {
     }
     uint64_t slots = 16;
     while (slots < 2 * (uint64_t)n_targets) slots <<= 1;
-    m = (Measure){list_off, valid.buf, views.buf, first, views_first, data, n_data, blob.buf, t_off, n_targets, n_targets ? max_chars : -1,
-                  PyMem_Malloc(sizeof(int64_t) * slots), slots - 1, 0, any_case, PyMem_Malloc(4 * (size_t)(max_chars > 0 ? max_chars : 1))};
+    m = (Measure){.list_off = list_off, .valid = valid.buf, .views = views.buf, .first = first, .views_first = views_first, .data = data,
+                  .n_data = n_data, .blob = blob.buf, .target_off = t_off, .n_targets = n_targets, .max_chars = n_targets ? max_chars : -1,
+                  .table = PyMem_Malloc(sizeof(Slot) * slots), .mask = slots - 1, .any_case = any_case,
+                  .lowered = PyMem_Malloc(4 * (size_t)(max_chars > 0 ? max_chars : 1))};
     seen = PyMem_Malloc(sizeof(int64_t) * (n_targets ? n_targets : 1));
     if (!m.table || !m.lowered || !seen) { PyErr_NoMemory(); goto done; }
-    for (uint64_t i = 0; i < slots; i++) m.table[i] = -1;
+    for (uint64_t i = 0; i < slots; i++) m.table[i].target = -1;
     for (int64_t t = 0; t < n_targets; t++) {
         seen[t] = -1;
         int64_t len = t_off[t + 1] - t_off[t];
         if (len < 0) { PyErr_SetString(PyExc_ValueError, "the targets' offsets go backwards"); goto done; }
         if (len < 64) m.short_lengths |= 1ULL << len;
-        if (target_of(&m, blob.buf + t_off[t], len) >= 0) continue; /* (a duplicate) */
-        uint64_t i = bytes_hash(m.blob + t_off[t], len) & m.mask;
-        while (m.table[i] >= 0) i = (i + 1) & m.mask;
-        m.table[i] = t;
+        const uint8_t *word = m.blob + t_off[t];
+        uint32_t start = len ? word[0] | (len > 1 ? word[1] << 8 : 0) : 0;
+        m.starts[start >> 3] |= (uint8_t)(1 << (start & 7));
+        if (target_of(&m, m.blob + t_off[t], len) >= 0) continue; /* (a duplicate) */
+        uint64_t head[2], i = key_hash(m.blob + t_off[t], len, head) & m.mask;
+        while (m.table[i].target >= 0) i = (i + 1) & m.mask;
+        m.table[i] = (Slot){{head[0], head[1]}, len, t};
     }
     uint32_t *counts = out.buf;
     int failed = 0;
@@ -715,6 +744,8 @@ static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_tokens", NULL, -1, 
 PyMODINIT_FUNC PyInit__tokens(void) {
     if (PyType_Ready(&BlockType)) return NULL;
     if (!blocks && build_tables()) return PyErr_NoMemory();
+    for (int c = 0; c < 128; c++)
+        ascii_class[c] = (flags(c) & LETTER ? A_LETTER : 0) | (flags(c) & WORD && c != '_' ? A_WORD_CHAR : 0) | (c >= 'A' && c <= 'Z' ? A_UPPER : 0);
     for (size_t i = 0; i < sizeof(RANGES_LOWERCASE_CHANGES) / sizeof(RANGES_LOWERCASE_CHANGES[0]); i++)
         for (uint32_t c = RANGES_LOWERCASE_CHANGES[i][0]; c <= RANGES_LOWERCASE_CHANGES[i][1]; c++) lowercase_changes[c >> 3] |= (uint8_t)(1 << (c & 7));
     for (size_t w = 0; w < sizeof(ABBREVIATIONS) / sizeof(ABBREVIATIONS[0]); w++) abbreviations_from[(uint8_t)ABBREVIATIONS[w][0]] |= 1ULL << w;
