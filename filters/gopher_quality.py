@@ -22,9 +22,8 @@ from cleanmix.filters.text_units import STOP_WORDS_EN, STOP_WORDS_ZH, TOKEN_LIST
 from cleanmix.pipelines.stage import TEXT, Filter, Rule
 
 P = "gopher_quality_"
-
-
 MEASURES = ("tokens", "words", "cjk", "letters", "alpha_chars", "stop_words")
+"""The kernel's rows of per-document counts, in its order."""
 
 
 def _token_counts(tokens: pl.Series, stop_words: list[str], any_case: bool = True) -> dict[str, pl.Series]:
@@ -43,6 +42,7 @@ def _token_counts(tokens: pl.Series, stop_words: list[str], any_case: bool = Tru
     target_offsets = np.cumsum([0, *map(len, encoded)], dtype=np.int64)
 
     def resolve(folded: list[str]) -> np.ndarray:
+        """The kernel's tokens with non-ASCII case, lowercased by Polars: each one's target (-1: none)."""
         lowered = pl.Series(folded, dtype=pl.String).str.to_lowercase()
         return lowered.replace_strict(targets, list(range(len(targets))), default=-1, return_dtype=pl.Int64).to_numpy()
 
