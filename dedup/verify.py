@@ -17,7 +17,7 @@ import numpy as np
 import polars as pl
 
 from cleanmix.dedup.partitions import partition_files, partition_of, split_to_disk
-from cleanmix.dedup.shingles import splitmix
+from cleanmix.dedup.shingles import set_values, splitmix
 from cleanmix.pipelines.shards import write_parquet
 from cleanmix.pipelines.stage import ORDER
 
@@ -104,7 +104,7 @@ def _similarity(both: pl.DataFrame, column: str) -> np.ndarray:
 
 
 def exact_jaccard(left: pl.Series, right: pl.Series) -> np.ndarray:
-    """|A ∩ B| / |A ∪ B| of each row's two shingle sets (sorted distinct uint32 lists, as
+    """|A ∩ B| / |A ∪ B| of each row's two shingle sets (sorted distinct uint32 values, as
     `shingle_sets` makes them); 1.0 for two empty sets.
 
     Each list is keyed (row << 32 | value): all left keys are then one ascending array, so one
@@ -121,8 +121,7 @@ def exact_jaccard(left: pl.Series, right: pl.Series) -> np.ndarray:
     return np.divide(common, union, out=np.ones(rows), where=union > 0)
 
 
-def _keyed(lists: pl.Series) -> tuple[np.ndarray, np.ndarray]:
+def _keyed(sets: pl.Series) -> tuple[np.ndarray, np.ndarray]:
     """(row << 32 | value for every value, in order; each row's length)."""
-    flat = lists.list.explode().drop_nulls().to_numpy().astype(np.uint64)
-    sizes = lists.list.len().fill_null(0).to_numpy().astype(np.int64)
-    return (np.repeat(np.arange(len(lists), dtype=np.uint64), sizes) << np.uint64(32)) | flat, sizes
+    flat, sizes = set_values(sets)
+    return (np.repeat(np.arange(len(sets), dtype=np.uint64), sizes) << np.uint64(32)) | flat.astype(np.uint64), sizes

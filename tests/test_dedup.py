@@ -304,8 +304,8 @@ def test_exact_jaccard_is_set_jaccard(pairs: list[tuple[set[int], set[int]]]) ->
     (two empty sets: 1.0), on small and full-range 32-bit shingle hashes."""
     from cleanmix.dedup.verify import exact_jaccard
 
-    left = pl.Series([sorted(a) for a, _ in pairs], dtype=pl.List(pl.UInt32))
-    right = pl.Series([sorted(b) for _, b in pairs], dtype=pl.List(pl.UInt32))
+    left = pl.Series([np.asarray(sorted(a), "<u4").tobytes() for a, _ in pairs], dtype=pl.Binary)
+    right = pl.Series([np.asarray(sorted(b), "<u4").tobytes() for _, b in pairs], dtype=pl.Binary)
     expected = [len(a & b) / len(a | b) if a | b else 1.0 for a, b in pairs]
     assert exact_jaccard(left, right).tolist() == expected
 
@@ -365,7 +365,8 @@ def test_columnar_shingles_are_the_python_reference_shingles(texts: list[str]) -
     from cleanmix.dedup.shingles import shingle_hashes, shingle_set, shingle_sets
 
     hashes, starts = shingle_hashes(pl.Series(texts), 3)
-    sets = shingle_sets(hashes, starts).to_list()
+    sets = [np.frombuffer(values, "<u4").tolist() for values in shingle_sets(hashes, starts).to_list()]
+    assert all(values == sorted(set(values)) for values in sets)
     reference = [shingle_set(text, 3) for text in texts]
     assert [len(s) for s in sets] == [len(r) for r in reference]
     shared = [[len(set(a) & set(b)) for b in sets] for a in sets]
