@@ -1,8 +1,10 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
+import polars as pl
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
@@ -104,3 +106,17 @@ def _env() -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
     return env
+
+
+def shared_text_columns(folder: Path) -> Iterator[pl.Series]:
+    """Every text column of the real data: string columns, lists of strings (exploded) and HTML pages
+    (bytes, decoded): what the tokenizer's tests run on."""
+    for path in sorted(folder.glob("*.parquet")) + sorted(folder.glob("*.jsonl")):
+        frame = pl.read_parquet(path) if path.suffix == ".parquet" else pl.read_ndjson(path, infer_schema_length=None)
+        for name, dtype in frame.schema.items():
+            if dtype == pl.String:
+                yield frame[name]
+            elif dtype == pl.List(pl.String):
+                yield frame[name].explode()
+            elif dtype == pl.Binary:  # (HTML pages)
+                yield pl.Series(name, [page.decode("utf-8", "replace") for page in frame[name]])

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from cleanmix.filters import text_units, token_tables
 from cleanmix.filters.text_units import CLOSING, INFIXES, OPENING, TOKEN, token_count, tokens
+from conftest import shared_text_columns
 
 
 def regex_tokens(text: pl.Expr) -> pl.Expr:
@@ -118,17 +119,7 @@ def test_batches_over_the_view_limit_are_cut(monkeypatch: pytest.MonkeyPatch) ->
 def test_every_shared_text(shared_data: Path) -> None:
     """Every string column of the project's real data (web pages, raw HTML, Chinese news and reviews, 75 languages, PII, benchmarks)."""
     columns = 0
-    for path in sorted(shared_data.glob("*.parquet")) + sorted(shared_data.glob("*.jsonl")):
-        frame = pl.read_parquet(path) if path.suffix == ".parquet" else pl.read_ndjson(path, infer_schema_length=None)
-        for name, dtype in frame.schema.items():
-            if dtype == pl.String:
-                texts = frame[name]
-            elif dtype == pl.List(pl.String):
-                texts = frame[name].explode()
-            elif dtype == pl.Binary:  # (HTML pages)
-                texts = pl.Series(name, [page.decode("utf-8", "replace") for page in frame[name]])
-            else:
-                continue
-            assert_same(texts)
-            columns += 1
+    for texts in shared_text_columns(shared_data):
+        assert_same(texts)
+        columns += 1
     assert columns >= 40

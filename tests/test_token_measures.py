@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from cleanmix.filters.gopher_quality import _token_counts
 from cleanmix.filters.text_units import CJK_CHAR, HAS_LETTER, HAS_WORD_CHAR, STOP_WORDS_EN, STOP_WORDS_ZH, tokens
+from conftest import shared_text_columns
 
 
 def reference_counts(tokens: pl.Series, stop_words: list[str], any_case: bool = True) -> dict[str, pl.Series]:
@@ -85,6 +86,7 @@ STOP_WORD_LISTS = st.one_of(
 )
 
 
+@st.composite
 def token_lists(draw: st.DrawFn, words: list[str]) -> pl.Series:
     """A batch of token lists (some null, some empty) drawn from the stop words and the alphabet, maybe a slice."""
     pieces = st.one_of(TOKENS, st.sampled_from(words or ["x"]), st.sampled_from(words or ["x"]).map(str.upper))
@@ -97,7 +99,7 @@ def token_lists(draw: st.DrawFn, words: list[str]) -> pl.Series:
 @settings(max_examples=1500, deadline=None)
 @given(st.data(), STOP_WORD_LISTS, st.booleans())
 def test_kernel_is_the_reference(data: st.DataObject, stop_words: list[str], any_case: bool) -> None:
-    assert_same(data.draw(st.composite(token_lists)(stop_words)), stop_words, any_case)
+    assert_same(data.draw(token_lists(stop_words)), stop_words, any_case)
 
 
 @pytest.mark.parametrize("any_case", [True, False])
@@ -127,19 +129,9 @@ def test_null_tokens_are_refused() -> None:
 def test_every_shared_text(shared_data: Path) -> None:
     """Every string column of the project's real data, tokenized: both case modes, the default stop words."""
     columns = 0
-    for path in sorted(shared_data.glob("*.parquet")) + sorted(shared_data.glob("*.jsonl")):
-        frame = pl.read_parquet(path) if path.suffix == ".parquet" else pl.read_ndjson(path, infer_schema_length=None)
-        for name, dtype in frame.schema.items():
-            if dtype == pl.String:
-                texts = frame[name]
-            elif dtype == pl.List(pl.String):
-                texts = frame[name].explode()
-            elif dtype == pl.Binary:  # (HTML pages)
-                texts = pl.Series(name, [page.decode("utf-8", "replace") for page in frame[name]])
-            else:
-                continue
-            lists = pl.select(tokens(pl.lit(texts))).to_series()
-            for any_case in (True, False):
-                assert_same(lists, STOP_WORDS_EN + STOP_WORDS_ZH, any_case)
-            columns += 1
+    for texts in shared_text_columns(shared_data):
+        lists = pl.select(tokens(pl.lit(texts))).to_series()
+        for any_case in (True, False):
+            assert_same(lists, STOP_WORDS_EN + STOP_WORDS_ZH, any_case)
+        columns += 1
     assert columns >= 40
