@@ -24,6 +24,7 @@ import polars as pl
 import pyarrow as pa
 
 from cleanmix.dedup import _shingles
+from cleanmix.pipelines import arrow_buffers
 
 UNSPACED = np.array(
     [
@@ -75,11 +76,8 @@ def normalize_expr(
 
 def text_buffers(texts: pl.Series) -> tuple[np.ndarray, np.ndarray]:
     """The UTF-8 bytes of all texts as one array, and each text's [start, end) offsets into it."""
-    arr = pa.chunked_array(texts.to_arrow()).cast(pa.large_string()).combine_chunks()
-    offsets = np.frombuffer(arr.buffers()[1], dtype=np.int64)[arr.offset : arr.offset + len(arr) + 1]
-    data_buffer = arr.buffers()[2]
-    data = np.frombuffer(data_buffer, dtype=np.uint8) if data_buffer is not None else np.zeros(0, np.uint8)
-    return data, offsets
+    array = texts.cast(pl.String).to_arrow()  # (large_string: one array, whatever the chunks)
+    return arrow_buffers.data(array), arrow_buffers.offsets(array)
 
 
 def splitmix(x: np.ndarray) -> np.ndarray:
@@ -254,12 +252,7 @@ def shingle_sets(hashes: np.ndarray, starts: np.ndarray) -> pl.Series:
 
 def set_values(sets: pl.Series) -> tuple[np.ndarray, np.ndarray]:
     """The hashes of `shingle_sets`' values, all rows' one after the other, and each row's count (null: 0)."""
-    array = sets.cast(pl.Binary).rechunk().to_arrow()
-    if isinstance(array, pa.ChunkedArray):
-        array = array.combine_chunks()
-    _, offset_buffer, data = array.buffers()
-    if offset_buffer is None or data is None:
-        return np.zeros(0, np.uint32), np.zeros(len(array), np.int64)
-    offsets = np.frombuffer(offset_buffer, np.int64)[array.offset : array.offset + len(array) + 1]
-    values = np.frombuffer(data, "<u4", count=(int(offsets[-1]) - int(offsets[0])) // 4, offset=int(offsets[0]))
+    array = sets.cast(pl.Binary).to_arrow()  # (large_binary: one array, whatever the chunks)
+    offsets = arrow_buffers.offsets(array)
+    values = arrow_buffers.data(array)[offsets[0] : offsets[-1]].view("<u4")
     return values, np.diff(offsets) // 4

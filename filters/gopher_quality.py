@@ -14,11 +14,11 @@ from typing import ClassVar, Literal
 
 import numpy as np
 import polars as pl
-import pyarrow as pa
 from pydantic import Field
 
 from cleanmix.filters._tokens import token_measures
-from cleanmix.filters.text_units import STOP_WORDS_EN, STOP_WORDS_ZH, TOKEN_LISTS, arrow_offsets, lines
+from cleanmix.filters.text_units import STOP_WORDS_EN, STOP_WORDS_ZH, TOKEN_LISTS, lines
+from cleanmix.pipelines import arrow_buffers
 from cleanmix.pipelines.stage import TEXT, Filter, Rule
 
 P = "gopher_quality_"
@@ -31,9 +31,7 @@ def _token_counts(tokens: pl.Series, stop_words: list[str], any_case: bool = Tru
     letter, characters of the non-CJK words, distinct stop words (null without text). One pass over each
     document's tokens by the compiled kernel (`token_measures` in _tokens.c), reading Polars' string views;
     the few short tokens whose lowercase needs more than A-Z → a-z are lowercased by Polars."""
-    lists = tokens.rechunk().to_arrow(compat_level=pl.CompatLevel.newest())
-    if isinstance(lists, pa.ChunkedArray):
-        lists = lists.combine_chunks()
+    lists = tokens.to_arrow(compat_level=pl.CompatLevel.newest())  # (one array, whatever the chunks)
     views = lists.values
     if views.null_count:
         raise ValueError("a token list holds a null token")
@@ -51,7 +49,7 @@ def _token_counts(tokens: pl.Series, stop_words: list[str], any_case: bool = Tru
     data = tuple(views.buffers()[2:])
     view_buffer = views.buffers()[1]
     token_measures(
-        arrow_offsets(lists), validity, lists.offset, view_buffer if view_buffer is not None else b"", views.offset, data,
+        arrow_buffers.offsets(lists), validity, lists.offset, view_buffer if view_buffer is not None else b"", views.offset, data,
         b"".join(encoded), target_offsets, max(map(len, targets), default=0), any_case, out, resolve,
     )
     measured = pl.DataFrame(dict(zip(MEASURES, out)))

@@ -15,11 +15,11 @@ from typing import Annotated, ClassVar, Literal
 
 import numpy as np
 import polars as pl
-import pyarrow as pa
 from pydantic import Field
 
 from cleanmix.filters._repetition import ngram_repetition
-from cleanmix.filters.text_units import CJK_CHARS, INVISIBLE, TOKEN_LISTS, arrow_offsets, cjk_limit, cjk_share
+from cleanmix.filters.text_units import CJK_CHARS, INVISIBLE, TOKEN_LISTS, cjk_limit, cjk_share
+from cleanmix.pipelines import arrow_buffers
 from cleanmix.pipelines.stage import TEXT, Filter, Rule
 
 P = "gopher_repetition_"
@@ -45,14 +45,11 @@ def _ngram_fractions(toks: pl.Series, top_ns: list[int], dup_ns: list[int]) -> d
     """Characters of each document's most frequent n-gram (times its count, joined with spaces)
     and characters covered by n-grams seen earlier in the document (scanning left to right and
     jumping past each repeat, as Gopher's reference code does): `_repetition.c`, one pass per document."""
-    lists = toks.to_arrow()
-    if isinstance(lists, pa.ChunkedArray):
-        lists = lists.combine_chunks()
+    lists = toks.to_arrow()  # (one array, whatever the chunks)
     strings = lists.values
     top = np.zeros((len(top_ns), len(lists)), np.int64)
     dup = np.zeros((len(dup_ns), len(lists)), np.float64)
-    data = strings.buffers()[2]
-    ngram_repetition(arrow_offsets(lists), arrow_offsets(strings), data if data is not None else b"", top_ns, dup_ns, top, dup)
+    ngram_repetition(arrow_buffers.offsets(lists), arrow_buffers.offsets(strings), arrow_buffers.data(strings), top_ns, dup_ns, top, dup)
     return {f"top_{n}": row for n, row in zip(top_ns, top)} | {f"dup_{n}": row for n, row in zip(dup_ns, dup)}
 
 

@@ -12,6 +12,7 @@ import polars as pl
 import pyarrow as pa
 
 from cleanmix.filters._tokens import token_lists
+from cleanmix.pipelines import arrow_buffers
 from cleanmix.pipelines.stage import TEXT, SharedColumn
 
 CJK = r"\p{Han}\p{Hiragana}\p{Katakana}\x{30FC}"
@@ -85,14 +86,6 @@ do), and the rest of FineWeb-2's published `cmn_Hani` stop words (huggingface/fi
 configs/cmn_Hani.yml) less `·`, a punctuation mark that is also the decimal point of Chinese tables."""
 
 
-def arrow_offsets(array: pa.Array) -> np.ndarray:
-    """A large list or string array's offsets, as a view (pyarrow's `to_numpy` imports pandas, 0.2 s)."""
-    buffer = array.buffers()[1]
-    if buffer is None:  # (an empty array may have none)
-        return np.zeros(1, np.int64)
-    return np.frombuffer(buffer, np.int64)[array.offset : array.offset + len(array) + 1]
-
-
 VIEW_LIMIT = 2**31
 """Bytes of text the kernel takes at once: string views point at their bytes by 32-bit offsets."""
 
@@ -101,10 +94,8 @@ def _token_lists(texts: pl.Series) -> pl.Series:
     """TOKEN's matches in each text after INFIXES' rewrites, as Polars' `str.replace_all` then `str.extract_all`
     find them, by the compiled kernel (`_tokens.c`, a third of the regex engine's time); null stays null. The
     lists come as Arrow string views, Polars' own layout, so it takes them without a copy."""
-    array = texts.cast(pl.String).rechunk().to_arrow()
-    if isinstance(array, pa.ChunkedArray):
-        array = array.combine_chunks()
-    offsets = arrow_offsets(array)
+    array = texts.cast(pl.String).to_arrow()  # (one array, whatever the chunks)
+    offsets = arrow_buffers.offsets(array)
     if offsets[-1] >= VIEW_LIMIT:  # (a batch of 2 GiB of text is cut in two)
         if len(texts) < 2:
             raise ValueError("a text of 2 GiB or more cannot be tokenized")

@@ -22,8 +22,8 @@ from typing import Any
 
 import numpy as np
 import polars as pl
-import pyarrow as pa
 
+from cleanmix.pipelines import arrow_buffers
 from cleanmix.pipelines.errors import one_line
 
 COEFFICIENTS = {"chars": 0.2579, "extra_bytes": 0.125, "cjk": 0.385}
@@ -35,12 +35,8 @@ def token_features(texts: pl.Series) -> dict[str, np.ndarray]:
     texts = texts.fill_null("")
     chars = texts.str.len_chars().to_numpy().astype(np.int64)
     extra = texts.str.len_bytes().to_numpy().astype(np.int64) - chars
-    array = texts.to_arrow()
-    if isinstance(array, pa.ChunkedArray):
-        array = array.combine_chunks()
-    array = array.cast(pa.large_string())
-    offsets = np.frombuffer(array.buffers()[1], np.int64)[array.offset : array.offset + len(array) + 1]
-    data = np.frombuffer(array.buffers()[2], np.uint8) if array.buffers()[2] is not None else np.empty(0, np.uint8)
+    array = texts.to_arrow()  # (large_string: one array, whatever the chunks)
+    offsets, data = arrow_buffers.offsets(array), arrow_buffers.data(array)
     leads = np.flatnonzero((data - np.uint8(0xE3)) < np.uint8(0xEE - 0xE3))
     cjk = np.diff(np.searchsorted(leads, offsets))
     return {"chars": chars, "extra_bytes": extra, "cjk": cjk}

@@ -23,6 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from cleanmix.pipelines import arrow_buffers
 from cleanmix.pipelines.jsonl import JsonlShardWriter
 from cleanmix.pipelines.order import ORDER
 from cleanmix.pipelines.shards import ShardWriter, conform, write_json, write_parquet
@@ -251,13 +252,7 @@ def _text_sizes(table: pa.Table) -> np.ndarray:
 def _byte_lengths(chunk: pa.Array) -> np.ndarray:
     if not (pa.types.is_string(chunk.type) or pa.types.is_large_string(chunk.type)):
         return np.asarray(pc.binary_length(chunk).fill_null(0)).astype(np.int64)
-    validity, offsets = chunk.buffers()[:2]
-    width = np.int64 if pa.types.is_large_string(chunk.type) else np.int32
-    at = chunk.offset
-    lengths = np.diff(np.frombuffer(offsets, width)[at : at + len(chunk) + 1]).astype(np.int64) if len(chunk) else np.zeros(0, np.int64)
-    if chunk.null_count:
-        lengths[~np.unpackbits(np.frombuffer(validity, np.uint8), bitorder="little")[at : at + len(chunk)].astype(bool)] = 0
-    return lengths
+    return np.where(arrow_buffers.valid(chunk), np.diff(arrow_buffers.offsets(chunk)), 0).astype(np.int64)
 
 
 def _output_schema(schemas: list[pa.Schema], renames: dict[str, str]) -> pa.Schema | None:

@@ -1,0 +1,36 @@
+"""Arrow arrays' buffers as NumPy views: what the compiled kernels and byte counts read.
+
+Why not pyarrow's `to_numpy` or `pc` with a scalar: both import pandas (0.2 s of every run), and a
+view of a buffer copies nothing.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+
+LARGE = (pa.types.is_large_string, pa.types.is_large_binary, pa.types.is_large_list)
+"""Types whose offsets are 64-bit."""
+
+
+def offsets(array: pa.Array) -> np.ndarray:
+    """A string, binary or list array's offsets (int32 or int64, as its type has them), as a view."""
+    width = np.int64 if any(large(array.type) for large in LARGE) else np.int32
+    buffer = array.buffers()[1]
+    if buffer is None:  # (an empty array may have none)
+        return np.zeros(1, width)
+    return np.frombuffer(buffer, width)[array.offset : array.offset + len(array) + 1]
+
+
+def data(array: pa.Array) -> np.ndarray:
+    """A string or binary array's bytes (all of its data buffer: index it by `offsets`), as a view."""
+    buffer = array.buffers()[2]
+    return np.frombuffer(buffer, np.uint8) if buffer is not None else np.zeros(0, np.uint8)
+
+
+def valid(array: pa.Array) -> np.ndarray:
+    """True where the array's value is not null."""
+    if not array.null_count:
+        return np.ones(len(array), bool)
+    bits = np.unpackbits(np.frombuffer(array.buffers()[0], np.uint8), bitorder="little")
+    return bits[array.offset : array.offset + len(array)].astype(bool)
