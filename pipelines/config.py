@@ -10,7 +10,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from cleanmix.pipelines.errors import UserError, one_line
-from cleanmix.pipelines.registry import stage_types
+from cleanmix.pipelines.registry import stage_class, stage_type_names
 from cleanmix.pipelines.stage import ID, REASON, SOURCE, TEXT, Stage
 
 
@@ -166,7 +166,7 @@ def validate_pipeline(data: dict[str, Any], origin: str = "<pipeline>", lines: d
     stages = data.get("stages") or []
     if not isinstance(stages, list):
         raise UserError(f"{origin}: key 'stages' must be a list of stage mappings, found {type(stages).__name__}.")
-    known = stage_types()
+    known = stage_type_names()
     parsed: list[Stage] = []
     for index, entry in enumerate(stages):
         where = _where(origin, ("stages", index), lines)
@@ -178,7 +178,7 @@ def validate_pipeline(data: dict[str, Any], origin: str = "<pipeline>", lines: d
                 "`clean stages` lists them with their parameters."
             )
         try:
-            parsed.append(known[entry["type"]].model_validate(entry))
+            parsed.append(stage_class(entry["type"]).model_validate(entry))
         except ValidationError as error:
             raise UserError(_explain(error, origin, ("stages", index), lines)) from None
     try:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 
 ORDER = "_cm_order"
@@ -42,9 +43,11 @@ class UnitDecisions:
     def write(self, decisions: pl.DataFrame, name: str, sort_by: tuple[str, ...] = (ORDER,)) -> None:
         from cleanmix.pipelines.shards import write_parquet
 
-        units = decisions.with_columns(unit_of(pl.col(ORDER)).alias("_cm_unit"))
-        for (unit,), part in units.partition_by("_cm_unit", as_dict=True).items():
-            write_parquet(part.drop("_cm_unit").sort(list(sort_by)), self.folder / f"u{unit:08d}" / f"{name}.parquet")
+        ordered = decisions.sort(list(sort_by))  # ORDER first: each unit's rows are one slice
+        units = unit_of(ordered.get_column(ORDER)).to_numpy()
+        starts = np.flatnonzero(np.r_[True, units[1:] != units[:-1]]) if units.size else np.zeros(0, np.int64)
+        for start, end in zip(starts, [*starts[1:], units.size]):
+            write_parquet(ordered[int(start) : int(end)], self.folder / f"u{units[start]:08d}" / f"{name}.parquet", dictionary=False)
 
     def load(self, orders: pl.Series) -> pl.DataFrame | None:
         """The decisions about the units of `orders`; None where no decision names any of them."""

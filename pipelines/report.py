@@ -102,15 +102,11 @@ def _stages(run: RunFolder) -> tuple[dict[str, Stage], list[str]]:
     validation is its exact inverse (int keys)."""
     from cleanmix.pipelines import registry
 
-    try:
-        known = registry.stage_types()
-    except Exception as error:  # noqa: BLE001 - a broken plugin costs the stages' own sections only
-        return {}, [f"stage types could not be loaded ({one_line(error)[:300]}): the stages' own sections are not drawn."]
     stages, problems = {}, []
     for entry in run.pipeline.get("stages") or []:
         label = entry.get("name") or entry.get("type")
         try:
-            stage = known[entry["type"]].model_validate_json(json.dumps(entry))
+            stage = registry.stage_class(entry["type"]).model_validate_json(json.dumps(entry))
         except Exception as error:  # noqa: BLE001 - e.g. a stage type that is no longer installed
             problems.append(f"{label}: its entry in pipeline.yaml does not parse as a stage of this version "
                             f"({one_line(error)[:300]}), so its own sections are not drawn.")

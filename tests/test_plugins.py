@@ -96,6 +96,35 @@ def test_clean_run_removes_with_the_installed_stage_and_counts_its_reasons(site:
     assert stage["docs_in"] == stage["docs_out"] + 2 == len(TEXTS)
 
 
+def test_a_broken_plugin_stops_only_the_pipelines_that_use_it(tmp_path: Path) -> None:
+    """A run imports only the stage types it names: a plugin whose import fails is a clear error
+    where a pipeline uses it, and costs nothing (neither an error nor an import) where none does."""
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "broken_stage.py").write_text("raise ImportError('needs a library that is not installed')\n")
+    info = site / "broken_stage-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: broken-stage\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text("[cleanmix.stages]\nbroken = broken_stage:Broken\n")
+    corpus = write_shards(tmp_path / "in", [["some text", "more text here"]])
+
+    uses = write_pipeline(tmp_path / "uses.yaml", corpus, tmp_path / "out1", [{"type": "length"}, {"type": "broken"}])
+    result = clean(site, "validate", str(uses), cwd=tmp_path)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert "entry point 'broken = broken_stage:Broken'" in result.stderr and "package broken-stage 1.0" in result.stderr
+    assert "could not be loaded: needs a library that is not installed" in result.stderr
+
+    plain = write_pipeline(tmp_path / "plain.yaml", corpus, tmp_path / "out2", [{"type": "length", "min_chars": 10}], workers=1)
+    probe = ("import sys; from cleanmix.pipelines.config import load_pipeline; load_pipeline(sys.argv[1]); "
+             "print(sorted(m for m in sys.modules if m.startswith('cleanmix.filters.') or m == 'broken_stage'))")
+    loaded = subprocess.run([sys.executable, "-c", probe, str(plain)], capture_output=True, text=True, timeout=120,
+                            env={**os.environ, "PYTHONPATH": str(site)}, check=True)
+    assert loaded.stdout.split() == ["['cleanmix.filters.length']"]  # not the 21 other stage modules
+    result = clean(site, "run", str(plain), "-q", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert pl.read_parquet(tmp_path / "out2" / "data")["text"].to_list() == ["more text here"]
+
+
 def test_the_wheel_installs_cleanmix_and_nothing_else_at_the_top_level(tmp_path: Path) -> None:
     project = tmp_path / "project"  # a copy: pip builds in the tree, and the checkout stays untouched
     for name in ("pipelines", "filters", "dedup", "mix"):

@@ -175,7 +175,7 @@ class Broken(Length):
 
 def test_a_stage_contributes_its_own_section(tmp_path, monkeypatch):
     """The core asks each stage for its sections: a new stage type adds one without a change to report.py."""
-    monkeypatch.setattr(registry, "stage_types", lambda: {"toxicity": Toxicity, "broken": Broken})
+    monkeypatch.setattr(registry, "stage_class", {"toxicity": Toxicity, "broken": Broken}.__getitem__)
     stages = [{"name": "tox", "type": "toxicity", "docs_in": 10, "docs_out": 9, "removed": {"tox:too_short": 1}},
               {"name": "broken", "type": "broken", "docs_in": 9, "docs_out": 9}]
     stats = {"tox": {"tallies": {"toxicity_score": {"0": 7, "0.5": 3}, "length_chars:kept": {"100": 9},
