@@ -1,4 +1,5 @@
-/* Shingle hashes of a batch of texts, one pass over each text's bytes, and their MinHash signatures (see shingles.py).
+/* Shingle hashes of a batch of texts, one pass over each text's bytes, their MinHash signatures and their distinct
+ * sets (see shingles.py).
  *
  * Why C: column-wise (NumPy) the same hashes took a dozen whole-batch passes (whitespace and
  * unspaced-script masks, token boundaries, prefix sums of byte powers, gathers, the chain over n
@@ -279,6 +280,97 @@ done:
     return result;
 }
 
+#define SMALL_SORT 32
+
+/* Sorts keys[0:n] ascending, `spare` (n keys) as the other buffer; returns whichever of the two holds the result.
+ * Least significant byte first, one counting pass for all four bytes, skipping a byte all keys share; a
+ * short run by insertion (a text of a few shingles would spend more on the 4 × 256 counts than on its keys). */
+static uint32_t *sort_keys(uint32_t *keys, uint32_t *spare, int64_t n) {
+    if (n <= SMALL_SORT) {
+        for (int64_t i = 1; i < n; i++) {
+            uint32_t k = keys[i];
+            int64_t j = i;
+            for (; j > 0 && keys[j - 1] > k; j--) keys[j] = keys[j - 1];
+            keys[j] = k;
+        }
+        return keys;
+    }
+    int64_t count[4][256] = {{0}};
+    for (int64_t i = 0; i < n; i++) {
+        uint32_t k = keys[i];
+        count[0][k & 0xFF]++;
+        count[1][(k >> 8) & 0xFF]++;
+        count[2][(k >> 16) & 0xFF]++;
+        count[3][k >> 24]++;
+    }
+    for (int byte = 0; byte < 4; byte++) {
+        int shift = 8 * byte;
+        int64_t *c = count[byte];
+        if (c[(keys[0] >> shift) & 0xFF] == n) continue;
+        int64_t at = 0;
+        for (int v = 0; v < 256; v++) {
+            int64_t here = c[v];
+            c[v] = at;
+            at += here;
+        }
+        for (int64_t i = 0; i < n; i++) spare[c[(keys[i] >> shift) & 0xFF]++] = keys[i];
+        uint32_t *t = keys;
+        keys = spare;
+        spare = t;
+    }
+    return keys;
+}
+
+/* The distinct high halves (hash >> 32) of each text's hashes, ascending, one text after the other: a
+ * text's are copied to a scratch buffer, sorted and their repeats dropped. Column-wise this was a
+ * sort of (text << 32 | key) over the batch plus half a dozen whole-batch temporaries. */
+static PyObject *shingle_sets(PyObject *self, PyObject *args) {
+    PyObject *hashes_obj, *starts_obj, *values_obj, *offsets_obj;
+    if (!PyArg_ParseTuple(args, "OOOO", &hashes_obj, &starts_obj, &values_obj, &offsets_obj)) return NULL;
+    Py_buffer hashes = {0}, starts = {0}, values = {0}, offsets = {0};
+    PyObject *result = NULL;
+    uint32_t *scratch = NULL;
+    if (PyObject_GetBuffer(hashes_obj, &hashes, PyBUF_SIMPLE) || PyObject_GetBuffer(starts_obj, &starts, PyBUF_SIMPLE) ||
+        PyObject_GetBuffer(values_obj, &values, PyBUF_WRITABLE) || PyObject_GetBuffer(offsets_obj, &offsets, PyBUF_WRITABLE))
+        goto done;
+    int64_t docs = starts.len / 8 - 1, longest = 0;
+    const int64_t *start = starts.buf;
+    int bad = docs < 0 || offsets.len != starts.len || start[0] < 0 || start[docs] > hashes.len / 8 ||
+              values.len < 4 * (start[docs] - start[0]);
+    for (int64_t d = 0; d < docs && !bad; d++) {
+        bad = start[d + 1] < start[d];
+        longest = start[d + 1] - start[d] > longest ? start[d + 1] - start[d] : longest;
+    }
+    if (bad) {
+        PyErr_SetString(PyExc_ValueError, "shingle_sets: hashes, starts, values and offsets do not match");
+        goto done;
+    }
+    scratch = malloc(sizeof(uint32_t) * (2 * longest + 1));
+    if (!scratch) { PyErr_NoMemory(); goto done; }
+    const uint64_t *h = hashes.buf;
+    uint32_t *out = values.buf;
+    int64_t *offset = offsets.buf, size = 0;
+    Py_BEGIN_ALLOW_THREADS
+    offset[0] = 0;
+    for (int64_t d = 0; d < docs; d++) {
+        int64_t n = start[d + 1] - start[d];
+        for (int64_t i = 0; i < n; i++) scratch[i] = (uint32_t)(h[start[d] + i] >> 32);
+        const uint32_t *sorted = sort_keys(scratch, scratch + longest, n);
+        for (int64_t i = 0; i < n; i++)
+            if (i == 0 || sorted[i] != sorted[i - 1]) out[size++] = sorted[i];
+        offset[d + 1] = 4 * size;
+    }
+    Py_END_ALLOW_THREADS
+    result = Py_NewRef(Py_None);
+done:
+    free(scratch);
+    if (hashes.obj) PyBuffer_Release(&hashes);
+    if (starts.obj) PyBuffer_Release(&starts);
+    if (values.obj) PyBuffer_Release(&values);
+    if (offsets.obj) PyBuffer_Release(&offsets);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"shingle_hashes", shingle_hashes, METH_VARARGS,
      "shingle_hashes(data, offsets, ngram, unspaced, starts_out) -> bytearray: the uint64 shingle hashes of the texts "
@@ -287,6 +379,10 @@ static PyMethodDef methods[] = {
     {"signatures", signatures, METH_VARARGS,
      "signatures(hashes, starts, a, b, out): fills out (uint32, docs x num_perm) with each text's MinHash signature, "
      "min over its shingles of (a·(hash >> 32) + b mod 2^64) >> 32 (a, b: uint64, num_perm; UINT32_MAX: no shingle)."},
+    {"shingle_sets", shingle_sets, METH_VARARGS,
+     "shingle_sets(hashes, starts, values, offsets): writes each text's distinct hash >> 32 values, ascending, into values "
+     "(uint32, at least as many as hashes in starts' range), one text after the other, and their byte offsets into offsets "
+     "(int64, docs + 1; offsets[0] = 0)."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -1,15 +1,22 @@
-"""The compiled shingle kernel (dedup/_shingles.c) against the definitions of shingles.py written plainly in Python."""
+"""The compiled shingle kernel (dedup/_shingles.c) against the definitions of shingles.py written plainly in Python,
+and its shingle sets against the column-wise code they replaced."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import polars as pl
+import pyarrow as pa
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cleanmix.dedup import _shingles
-from cleanmix.dedup.shingles import UNSPACED, permutations, shingle_hashes, signatures
+from cleanmix.dedup.minhash_dedup import MinhashDedup
+from cleanmix.dedup.shingles import UNSPACED, permutations, shingle_hashes, shingle_sets, signatures
+from cleanmix.pipelines import arrow_buffers
+from conftest import shared_text_columns
 
 MASK = 2**64 - 1
 BASE = 0x100000001B3
@@ -106,6 +113,62 @@ def test_known_texts_and_a_long_one() -> None:
     assert run[0].tolist() == shingles(unit * 2, 5)[:7] and (run == run[0]).all()
 
 
+def column_shingle_sets(hashes: np.ndarray, starts: np.ndarray) -> pl.Series:
+    """The column-wise shingle sets the kernel replaced: (text << 32 | hash >> 32) sorted over the batch, repeats dropped."""
+    u64 = np.uint64
+    n_docs = len(starts) - 1
+    doc = np.repeat(np.arange(n_docs, dtype=u64), np.diff(starts))
+    keyed = pl.Series((doc << u64(32)) | (hashes >> u64(32))).sort().to_numpy()
+    keyed = keyed[np.r_[True, keyed[1:] != keyed[:-1]][: keyed.size]]
+    values = (keyed & u64(0xFFFFFFFF)).astype("<u4")
+    counts = np.bincount((keyed >> u64(32)).astype(np.int64), minlength=n_docs)
+    offsets = np.r_[0, np.cumsum(counts) * 4].astype(np.int64)
+    return pl.Series(pa.Array.from_buffers(pa.large_binary(), n_docs, [None, pa.py_buffer(offsets), pa.py_buffer(values)]))
+
+
+def assert_same_sets(hashes: np.ndarray, starts: np.ndarray) -> None:
+    """The kernel's sets equal the column-wise ones: type, every value's bytes, and the Arrow offsets and data."""
+    found, expected = shingle_sets(hashes, starts), column_shingle_sets(hashes, starts)
+    assert found.dtype == expected.dtype == pl.Binary and found.null_count() == expected.null_count() == 0
+    assert found.to_list() == expected.to_list()
+    found_array, expected_array = found.to_arrow(), expected.to_arrow()
+    assert arrow_buffers.offsets(found_array).tolist() == arrow_buffers.offsets(expected_array).tolist()
+    assert arrow_buffers.data(found_array).tobytes() == arrow_buffers.data(expected_array).tobytes()
+
+
+@st.composite
+def hash_batches(draw: st.DrawFn) -> tuple[np.ndarray, np.ndarray]:
+    """Texts' hashes: empty texts, repeats, few distinct high halves under different low ones (equal keys, and bytes
+    every key shares: the radix passes skipped), runs on both sides of the short-run sort, and sometimes one huge text."""
+    highs = draw(st.lists(st.integers(0, 2**32 - 1), min_size=1, max_size=50))
+    docs = draw(st.lists(st.lists(st.tuples(st.sampled_from(highs), st.integers(0, 2**32 - 1)), max_size=80), max_size=8))
+    values = [[high << 32 | low for high, low in doc] for doc in docs]
+    if draw(st.booleans()):
+        rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+        size, spread = draw(st.integers(1, 300_000)), draw(st.sampled_from([2**8, 2**16, 2**24, 2**32]))
+        huge = rng.integers(0, spread, size, dtype=np.uint64) << np.uint64(32) | rng.integers(0, 2**32, size, dtype=np.uint64)
+        values.insert(draw(st.integers(0, len(values))), huge.tolist())
+    hashes = np.array([h for doc in values for h in doc], np.uint64)
+    return hashes, np.cumsum([0] + [len(doc) for doc in values]).astype(np.int64)
+
+
+@settings(max_examples=300, deadline=None)
+@given(hash_batches())
+def test_sets_are_the_column_wise_ones(batch: tuple[np.ndarray, np.ndarray]) -> None:
+    assert_same_sets(*batch)
+
+
+def test_sets_of_the_real_texts_are_the_column_wise_ones(shared_data: Path) -> None:
+    """Every text column of ../shared/data in batches, shingled as the MinHash scan does, each after a null and an empty text."""
+    stage, texts = MinhashDedup(), 0
+    for column in shared_text_columns(shared_data):
+        for start in range(0, len(column), 4096):
+            batch = pl.concat([pl.Series([None, ""], dtype=pl.String), column.slice(start, 4096)])
+            assert_same_sets(*stage.shingles(batch))
+            texts += len(batch) - 2
+    assert texts > 500_000
+
+
 def test_kernel_rejects_what_does_not_fit() -> None:
     data, offsets = np.frombuffer(b"ab", np.uint8), np.array([0, 2], np.int64)
     ranges = np.zeros((0, 2), np.int64)
@@ -115,3 +178,8 @@ def test_kernel_rejects_what_does_not_fit() -> None:
         _shingles.shingle_hashes(data, np.array([0, 3], np.int64), 2, ranges, np.zeros(2, np.int64))
     with pytest.raises(ValueError, match="do not match"):
         _shingles.signatures(np.zeros(1, np.uint64), np.array([0, 2], np.int64), *permutations(8, 0), np.zeros((1, 8), np.uint32))
+    starts = np.array([0, 2], np.int64)
+    with pytest.raises(ValueError, match="do not match"):  # values too short for the hashes
+        _shingles.shingle_sets(np.zeros(2, np.uint64), starts, np.zeros(1, np.uint32), np.zeros(2, np.int64))
+    with pytest.raises(ValueError, match="do not match"):  # starts past the hashes
+        _shingles.shingle_sets(np.zeros(1, np.uint64), starts, np.zeros(2, np.uint32), np.zeros(2, np.int64))
