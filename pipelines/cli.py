@@ -14,10 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import click
-from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
-from rich.text import Text
 
 from cleanmix.pipelines.errors import UserError, one_line
 
@@ -171,6 +167,10 @@ def validate(pipeline: str, sets: tuple[str, ...]) -> None:
 @user_errors
 def stats(outdir: str) -> None:
     """Print the summary of a finished run: a row per stage, then its reasons and changes."""
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
     from cleanmix.pipelines.outputs import RunFolder
     from cleanmix.pipelines.storage import is_url
 
@@ -205,8 +205,10 @@ def _pct(part: float, whole: float) -> str:
     return f"{part / whole:.1%}" if whole else "—"
 
 
-def _note(note: tuple[str, int | None, str], docs_in: int) -> tuple[Text, str]:
-    """A reason (or change) and its share of the stage's input; a Text, not markup: reasons hold brackets."""
+def _note(note: tuple[str, int | None, str], docs_in: int) -> tuple[Any, str]:
+    """A reason (or change) and its share of the stage's input; a rich Text, not markup: reasons hold brackets."""
+    from rich.text import Text
+
     label, count, style = note
     return Text(label, style=style), "" if count is None else _pct(count, docs_in)
 
@@ -266,6 +268,11 @@ def explain(pipeline: str, text: str | None, file_: str | None, doc_id: str | No
 
 def _print_explanation(result: dict[str, Any]) -> None:
     """Ids, reasons and rule names are printed as text, never read as rich markup."""
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+    from rich.text import Text
+
     console = Console(width=None if sys.stdout.isatty() else 120)
     verdict = "[green]kept[/]" if result["verdict"] == "kept" else f"[red]removed[/] by [bold]{escape(result['reason'])}[/]"
     console.print(f"document [bold]{escape(result['id'])}[/]: {verdict}")
@@ -301,6 +308,10 @@ def compare(out_a: str, out_b: str, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(result, indent=2, ensure_ascii=False))
         return
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
     console = Console(width=None if sys.stdout.isatty() else 140)
     table = Table(title=f"A = {out_a}   B = {out_b}")
     for column in ("stage", "A in", "A out", "B in", "B out", "Δ out (B − A)"):
