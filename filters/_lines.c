@@ -203,10 +203,10 @@ static int repeats(Table *t, const uint8_t *doc, int64_t start, int64_t size) {
     return 0;
 }
 
-/* Bytes equal to `a` or `b` (the bound on a document's parts). */
-static int64_t count_bytes(const uint8_t *s, int64_t size, uint8_t a, uint8_t b) {
+/* Line breaks and NULs: the bound on a document's paragraphs or lines. */
+static int64_t separators(const uint8_t *s, int64_t size) {
     int64_t n = 0;
-    for (int64_t i = 0; i < size; i++) n += (s[i] == a) | (s[i] == b);
+    for (int64_t i = 0; i < size; i++) n += (s[i] == '\n') | (s[i] == 0);
     return n;
 }
 
@@ -298,7 +298,7 @@ static PyObject *repeated_parts(PyObject *self, PyObject *args) {
                 end = j;
             }
         }
-        if (table_reset(&table, count_bytes(s + start, end - start, '\n', paragraphs ? 0 : '\n') + 1)) { failed = 1; break; }
+        if (table_reset(&table, separators(s + start, end - start) + 1)) { failed = 1; break; }
         int64_t shown = 0, repeated = 0, nul = -1;
         for (int64_t p = start, next; p <= end; p = next) {
             int64_t e = part_end(s, p, end, paragraphs, &nul, &next), size = e - p;
@@ -321,8 +321,8 @@ done:
 }
 
 /* fineweb_quality's per-line counts, the lines split on every `\n`: non-blank lines (not INVISIBLE), those
- * that end a sentence (SENTENCE_END), short ones (at most `limit` columns), and the characters of non-blank
- * lines that repeat an earlier one. A null text has none. */
+ * that end a sentence (SENTENCE_END), short ones (at most `limit` columns), the characters of non-blank
+ * lines that repeat an earlier one; and the text's line breaks and its other characters. A null text has none. */
 static PyObject *line_counts(PyObject *self, PyObject *args) {
     PyObject *offsets, *data, *valid, *out_obj;
     long long limit;
@@ -330,17 +330,20 @@ static PyObject *line_counts(PyObject *self, PyObject *args) {
     Texts t;
     Py_buffer out = {0};
     PyObject *result = NULL;
-    if (texts_from(&t, offsets, data, valid) || writable(out_obj, &out, 4 * 8 * t.docs)) goto done;
+    if (texts_from(&t, offsets, data, valid) || writable(out_obj, &out, 6 * 8 * t.docs)) goto done;
     int64_t *lines = out.buf, *punct = lines + t.docs, *shorts = punct + t.docs, *dup_chars = shorts + t.docs;
+    int64_t *breaks = dup_chars + t.docs, *chars = breaks + t.docs;
     Table table = {0};
     int failed = 0;
     Py_BEGIN_ALLOW_THREADS
     for (int64_t d = 0; d < t.docs && !failed; d++) {
-        lines[d] = punct[d] = shorts[d] = dup_chars[d] = 0;
+        lines[d] = punct[d] = shorts[d] = dup_chars[d] = breaks[d] = chars[d] = 0;
         if (!t.valid[d]) continue;
         const uint8_t *s = t.data;
-        int64_t start = t.offsets[d], end = t.offsets[d + 1];
-        if (table_reset(&table, count_bytes(s + start, end - start, '\n', '\n') + 1)) { failed = 1; break; }
+        int64_t start = t.offsets[d], end = t.offsets[d + 1], continuations = 0;
+        for (int64_t i = start; i < end; i++) breaks[d] += s[i] == '\n', continuations += (s[i] & 0xC0) == 0x80;
+        chars[d] = end - start - continuations - breaks[d];
+        if (table_reset(&table, breaks[d] + 1)) { failed = 1; break; }
         for (int64_t p = start, e; p <= end; p = e + 1) {
             const uint8_t *found = memchr(s + p, '\n', (size_t)(end - p));
             e = found ? found - s : end;
@@ -370,7 +373,8 @@ static PyMethodDef methods[] = {
      "(or lines) that repeat an earlier one into frac_out (float64) and their characters into chars_out (int64)."},
     {"line_counts", line_counts, METH_VARARGS,
      "line_counts(offsets, data, valid, short_line_chars, out): per text, its non-blank lines, those ending a sentence, "
-     "the short ones and the characters of repeated ones, into the rows of out (int64, 4 x texts)."},
+     "the short ones, the characters of repeated ones, its line breaks and its other characters, into the rows of out "
+     "(int64, 6 x texts)."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -43,19 +43,19 @@ class FinewebQuality(Filter):
 
     def metrics(self, df: pl.DataFrame) -> pl.DataFrame:
         texts = df[TEXT].cast(pl.String).to_arrow()  # (one array, whatever the chunks)
-        counts = np.empty((4, len(texts)), np.int64)
-        line_counts(arrow_buffers.offsets(texts), arrow_buffers.data(texts), arrow_buffers.valid(texts), self.short_line_chars, counts)
-        per_doc = pl.DataFrame(dict(zip(["_lines", "_punct", "_short", "_dup_chars"], counts)))
-        text = pl.col(TEXT)
-        n_tokens = token_counts(df)
-        return pl.concat([df, per_doc], how="horizontal").with_columns(
-            (pl.col("_punct") / pl.col("_lines")).alias(P + "line_punct"),
-            (pl.col("_short") / pl.col("_lines")).alias(P + "short_lines"),
-            (pl.col("_dup_chars") / text.str.replace_all("\n", "", literal=True).str.len_chars()).alias(P + "dup_line_chars"),
-            (text.str.count_matches("\n", literal=True) / pl.lit(n_tokens)).alias(P + "newlines_per_word"),
+        valid = arrow_buffers.valid(texts)
+        counts = np.empty((6, len(texts)), np.int64)
+        line_counts(arrow_buffers.offsets(texts), arrow_buffers.data(texts), valid, self.short_line_chars, counts)
+        lines, punct, short, dup_chars, breaks, chars = (pl.Series(row) for row in counts)
+        n_tokens = token_counts(df)  # (null for a null text, as its line breaks and characters are)
+        return df.with_columns(
+            (punct / lines).alias(P + "line_punct"),
+            (short / lines).alias(P + "short_lines"),
+            (dup_chars / chars.scatter(np.flatnonzero(~valid), None)).alias(P + "dup_line_chars"),
+            (breaks / n_tokens).alias(P + "newlines_per_word"),
             cjk_share(df, n_tokens).alias(P + "cjk_share"),
-            (pl.col("_lines") == 0).alias(P + "empty"),
-        ).drop("_lines", "_punct", "_short", "_dup_chars")
+            (lines == 0).alias(P + "empty"),
+        )
 
     def rules(self) -> list[Rule]:
         def limit(english: float, cjk: float) -> pl.Expr:
