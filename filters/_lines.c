@@ -126,7 +126,7 @@ static int ends_sentence(const uint8_t *s, int64_t size) {
 
 /* `len_chars() + count_matches(WIDE) <= limit`: each character one column, a wide one two. */
 static int columns_at_most(const uint8_t *s, int64_t size, int64_t limit) {
-    if (size <= limit) return 1; /* (a character takes at least as many bytes as columns) */
+    if (size <= limit) return 1; /* (no wide character is ASCII: a character takes at least as many bytes as columns) */
     int64_t columns = 0;
     for (int64_t i = 0; i < size && columns <= limit;) columns += 1 + ((flags(next_char(s, &i)) & WIDE) != 0);
     return columns <= limit;
@@ -168,7 +168,7 @@ static uint64_t bytes_hash(const uint8_t *bytes, int64_t size) {
     return mum(mum(a ^ k1, b ^ h), k0 ^ (uint64_t)size);
 }
 
-/* A document's parts seen so far, by hash, bytes compared on a match (open addressing, half full at most). */
+/* A document's distinct parts so far, by hash, bytes compared on a match (open addressing, half full at most). */
 typedef struct {
     uint64_t hash;
     int64_t start, size; /* start < 0: an empty slot */
@@ -176,13 +176,16 @@ typedef struct {
 
 typedef struct {
     Slot *slots;
-    int64_t allocated;
+    int64_t allocated, used;
     uint64_t mask;
 } Table;
 
+#define FIRST_SLOTS_MAX (1 << 16) /* (a text of many parts that repeat gets a table of its distinct ones, grown) */
+
+/* An empty table for a document of at most `parts` parts. */
 static int table_reset(Table *t, int64_t parts) {
     int64_t n = 16;
-    while (n < 2 * parts) n <<= 1;
+    while (n < 2 * parts && n < FIRST_SLOTS_MAX) n <<= 1;
     if (n > t->allocated) {
         free(t->slots);
         t->slots = malloc(sizeof(Slot) * n);
@@ -190,17 +193,34 @@ static int table_reset(Table *t, int64_t parts) {
         if (!t->slots) return -1;
     }
     t->mask = (uint64_t)n - 1;
+    t->used = 0;
     memset(t->slots, 0xFF, sizeof(Slot) * n);
     return 0;
 }
 
-/* 1 where the document had these bytes as a part before; else 0, and now it has. */
+static int table_grow(Table *t) {
+    uint64_t n = 2 * (t->mask + 1);
+    Slot *slots = malloc(sizeof(Slot) * n);
+    if (!slots) return -1;
+    memset(slots, 0xFF, sizeof(Slot) * n);
+    for (uint64_t i = 0; i <= t->mask; i++) {
+        if (t->slots[i].start < 0) continue;
+        uint64_t j = t->slots[i].hash & (n - 1);
+        while (slots[j].start >= 0) j = (j + 1) & (n - 1);
+        slots[j] = t->slots[i];
+    }
+    free(t->slots);
+    t->slots = slots, t->allocated = (int64_t)n, t->mask = n - 1;
+    return 0;
+}
+
+/* 1 where the document had these bytes as a part before; else 0, and now it has (-1: out of memory). */
 static int repeats(Table *t, const uint8_t *doc, int64_t start, int64_t size) {
     uint64_t h = bytes_hash(doc + start, size), i = h & t->mask;
     for (Slot *slot = &t->slots[i]; slot->start >= 0; slot = &t->slots[i = (i + 1) & t->mask])
         if (slot->hash == h && slot->size == size && memcmp(doc + slot->start, doc + start, (size_t)size) == 0) return 1;
     t->slots[i] = (Slot){h, start, size};
-    return 0;
+    return 2 * ++t->used > (int64_t)t->mask + 1 && table_grow(t) ? -1 : 0;
 }
 
 /* Line breaks and NULs: the bound on a document's paragraphs or lines. */
@@ -306,7 +326,9 @@ static PyObject *repeated_parts(PyObject *self, PyObject *args) {
             uint8_t seen = invisible_flags(s + p, size, &visible);
             if (!visible && (paragraphs || seen & FORMAT)) continue;
             shown++;
-            if (repeats(&table, s, p, size)) { repeated++; chars[d] += utf8_chars(s + p, size); }
+            int repeat = repeats(&table, s, p, size);
+            if (repeat < 0) { failed = 1; break; }
+            if (repeat) { repeated++; chars[d] += utf8_chars(s + p, size); }
         }
         frac[d] = (double)repeated / (double)(shown > 1 ? shown : 1);
     }
@@ -340,10 +362,10 @@ static PyObject *line_counts(PyObject *self, PyObject *args) {
         lines[d] = punct[d] = shorts[d] = dup_chars[d] = breaks[d] = chars[d] = 0;
         if (!t.valid[d]) continue;
         const uint8_t *s = t.data;
-        int64_t start = t.offsets[d], end = t.offsets[d + 1], continuations = 0;
-        for (int64_t i = start; i < end; i++) breaks[d] += s[i] == '\n', continuations += (s[i] & 0xC0) == 0x80;
-        chars[d] = end - start - continuations - breaks[d];
-        if (table_reset(&table, breaks[d] + 1)) { failed = 1; break; }
+        int64_t start = t.offsets[d], end = t.offsets[d + 1], newlines = 0, continuations = 0;
+        for (int64_t i = start; i < end; i++) newlines += s[i] == '\n', continuations += (s[i] & 0xC0) == 0x80;
+        breaks[d] = newlines, chars[d] = end - start - continuations - newlines;
+        if (table_reset(&table, newlines + 1)) { failed = 1; break; }
         for (int64_t p = start, e; p <= end; p = e + 1) {
             const uint8_t *found = memchr(s + p, '\n', (size_t)(end - p));
             e = found ? found - s : end;
@@ -354,7 +376,9 @@ static PyObject *line_counts(PyObject *self, PyObject *args) {
             lines[d]++;
             punct[d] += ends_sentence(s + p, size);
             shorts[d] += columns_at_most(s + p, size, limit);
-            if (repeats(&table, s, p, size)) dup_chars[d] += utf8_chars(s + p, size);
+            int repeat = repeats(&table, s, p, size);
+            if (repeat < 0) { failed = 1; break; }
+            if (repeat) dup_chars[d] += utf8_chars(s + p, size);
         }
     }
     Py_END_ALLOW_THREADS
