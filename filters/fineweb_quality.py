@@ -4,6 +4,7 @@ Pages where few lines end a sentence, most lines are short, lines repeat, or the
 break every few words are menus, lists and boilerplate. Sentence ends are counted in every script
 (`。！？`), also when closing quotes follow (`said.”`, `。」`) or a Chinese credit (`。（新华社）`): the
 sentence still ends there. Lines of zero-width spaces are blank. Words are script-aware tokens.
+The per-line counts are taken by a compiled kernel (`_lines.c`), one pass per document.
 
 Pages that are mostly CJK get FineWeb-2's multilingual settings (its README, "Data Filtering",
 and configs/cmn_Hani.yml): no short-line rule, 10% of characters in repeated lines, and 10.6% of
@@ -15,15 +16,16 @@ from __future__ import annotations
 
 from typing import ClassVar, Literal
 
+import numpy as np
 import polars as pl
 from pydantic import Field
 
-from cleanmix.filters.text_units import CJK_CHAR, CJK_CHARS, TOKEN_LISTS, cjk_limit, cjk_share, ends_sentence, token_counts, visible
+from cleanmix.filters._lines import line_counts
+from cleanmix.filters.text_units import CJK_CHARS, TOKEN_LISTS, cjk_limit, cjk_share, token_counts
+from cleanmix.pipelines import arrow_buffers
 from cleanmix.pipelines.stage import TEXT, Filter, Rule
 
 P = "fineweb_quality_"
-WIDE = rf"{CJK_CHAR}|[\x{{3000}}-\x{{303F}}\x{{FF01}}-\x{{FF60}}]"
-"""Characters two columns wide (CJK, full-width forms): a line's length counts them twice."""
 
 
 class FinewebQuality(Filter):
@@ -40,30 +42,20 @@ class FinewebQuality(Filter):
     cjk_max_dup_line_chars: float = Field(0.1, ge=0, le=1, description="max_dup_line_chars on CJK pages (FineWeb-2's value)")
 
     def metrics(self, df: pl.DataFrame) -> pl.DataFrame:
-        line = pl.col("_line")
-        nonblank = visible(line)  # datatrove keeps lines of zero-width spaces (str.strip leaves them): they are not lines
-        per_doc = (
-            df.select(pl.col(TEXT).str.split("\n").alias("_line"))
-            .with_row_index("_doc")
-            .explode("_line")
-            .group_by("_doc", maintain_order=True)
-            .agg(
-                nonblank.sum().alias("_lines"),
-                (nonblank & ends_sentence(line)).sum().alias("_punct"),
-                (nonblank & (line.str.len_chars() + line.str.count_matches(WIDE) <= self.short_line_chars)).sum().alias("_short"),
-                pl.when(nonblank & ~line.is_first_distinct()).then(line.str.len_chars()).otherwise(0).sum().alias("_dup_chars"),
-            )
-        )
-        text = pl.col(TEXT)
-        n_tokens = token_counts(df)
-        return pl.concat([df, per_doc.drop("_doc")], how="horizontal").with_columns(
-            (pl.col("_punct") / pl.col("_lines")).alias(P + "line_punct"),
-            (pl.col("_short") / pl.col("_lines")).alias(P + "short_lines"),
-            (pl.col("_dup_chars") / text.str.replace_all("\n", "", literal=True).str.len_chars()).alias(P + "dup_line_chars"),
-            (text.str.count_matches("\n", literal=True) / pl.lit(n_tokens)).alias(P + "newlines_per_word"),
+        texts = df[TEXT].cast(pl.String).to_arrow()  # (one array, whatever the chunks)
+        valid = arrow_buffers.valid(texts)
+        counts = np.empty((6, len(texts)), np.int64)
+        line_counts(arrow_buffers.offsets(texts), arrow_buffers.data(texts), valid, self.short_line_chars, counts)
+        lines, punct, short, dup_chars, breaks, chars = (pl.Series(row) for row in counts)
+        n_tokens = token_counts(df)  # (null for a null text, as its line breaks and characters are)
+        return df.with_columns(
+            (punct / lines).alias(P + "line_punct"),
+            (short / lines).alias(P + "short_lines"),
+            (dup_chars / chars.scatter(np.flatnonzero(~valid), None)).alias(P + "dup_line_chars"),
+            (breaks / n_tokens).alias(P + "newlines_per_word"),
             cjk_share(df, n_tokens).alias(P + "cjk_share"),
-            (pl.col("_lines") == 0).alias(P + "empty"),
-        ).drop("_lines", "_punct", "_short", "_dup_chars")
+            (lines == 0).alias(P + "empty"),
+        )
 
     def rules(self) -> list[Rule]:
         def limit(english: float, cjk: float) -> pl.Expr:

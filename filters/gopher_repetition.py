@@ -5,8 +5,8 @@ character is a token), so the rules see repetition in Chinese too. Fractions are
 document's characters, as published. A character n-gram is shorter than a word n-gram, so
 documents that are mostly CJK have their own n-gram limits: the published ones, raised to the
 99.5th percentile of edited Chinese news (People's Daily 1998, 12-paragraph documents). Lines and
-paragraphs are compared by Polars over the whole batch; the n-gram tables are built by a compiled
-kernel (`_repetition.c`), one document at a time, so no per-document Python runs.
+paragraphs are compared by a compiled kernel (`_lines.c`), the n-gram tables built by another
+(`_repetition.c`), one document at a time, so no per-document Python runs.
 """
 
 from __future__ import annotations
@@ -15,10 +15,12 @@ from typing import Annotated, ClassVar, Literal
 
 import numpy as np
 import polars as pl
+import pyarrow as pa
 from pydantic import Field
 
+from cleanmix.filters._lines import repeated_parts
 from cleanmix.filters._repetition import ngram_repetition
-from cleanmix.filters.text_units import CJK_CHARS, INVISIBLE, TOKEN_LISTS, cjk_limit, cjk_share
+from cleanmix.filters.text_units import CJK_CHARS, TOKEN_LISTS, cjk_limit, cjk_share
 from cleanmix.pipelines import arrow_buffers
 from cleanmix.pipelines.stage import TEXT, Filter, Rule
 
@@ -28,17 +30,15 @@ ZERO_WIDTH = r"^[\s\p{Cf}]*\p{Cf}[\s\p{Cf}]*$"
 the reference code, which splits on line breaks only."""
 
 
-def _duplicates(df: pl.DataFrame, parts: pl.Expr, name: str, blank: str) -> pl.DataFrame:
-    """Per document: the share of parts that repeat an earlier part, and of characters in them.
-    Parts matching `blank` are not parts: pages put zero-width spaces between paragraphs, and the
-    reference code, which does not see them as space, counts each as a repeat."""
-    exploded = df.select(parts.alias("_part")).with_row_index("_doc").explode("_part")
-    shown = ~pl.col("_part").str.contains(blank).fill_null(True)
-    repeat = shown & ~pl.struct("_doc", "_part").is_first_distinct()
-    return exploded.group_by("_doc", maintain_order=True).agg(
-        (repeat.sum() / pl.max_horizontal(shown.sum(), 1)).alias(f"{P}dup_{name}_frac"),
-        pl.when(repeat).then(pl.col("_part").str.len_chars()).otherwise(0).sum().alias(f"_dup_{name}_chars"),
-    )
+def _duplicates(texts: pa.Array, name: str) -> dict[str, np.ndarray]:
+    """Per document: the share of its paragraphs (`name` "para") or lines ("line") that repeat an earlier one, and
+    the characters in them (`_lines.c`). Paragraphs are split at blank lines after stripping, lines at line breaks.
+    Invisible paragraphs and zero-width lines (ZERO_WIDTH) are not parts: pages put zero-width spaces between
+    paragraphs, and the reference code, which does not see them as space, counts each as a repeat."""
+    frac, chars = np.empty(len(texts)), np.empty(len(texts), np.int64)
+    offsets, data, valid = arrow_buffers.offsets(texts), arrow_buffers.data(texts), arrow_buffers.valid(texts)
+    repeated_parts(offsets, data, valid, name == "para", frac, chars)
+    return {f"{P}dup_{name}_frac": frac, f"_dup_{name}_chars": chars}
 
 
 def _ngram_fractions(toks: pl.Series, top_ns: list[int], dup_ns: list[int]) -> dict[str, np.ndarray]:
@@ -88,15 +88,13 @@ class GopherRepetition(Filter):
     def metrics(self, df: pl.DataFrame) -> pl.DataFrame:
         text = pl.col(TEXT)
         size = text.str.len_chars().cast(pl.Float64)
-        paragraphs = text.str.strip_chars().str.replace_all(r"\n{2,}", "\x00").str.split("\x00")
-        paras = _duplicates(df, paragraphs, "para", INVISIBLE)
-        lines = _duplicates(df, text.str.replace_all(r"\n+", "\n").str.split("\n"), "line", ZERO_WIDTH)
+        texts = df[TEXT].cast(pl.String).to_arrow()  # (one array, whatever the chunks)
+        parts = _duplicates(texts, "para") | _duplicates(texts, "line")
         toks = TOKEN_LISTS.of(df)
         top_ns = sorted({*self.max_top_ngram_frac, *self.cjk_max_top_ngram_frac})
         dup_ns = sorted({*self.max_dup_ngram_frac, *self.cjk_max_dup_ngram_frac})
         grams = _ngram_fractions(toks, top_ns, dup_ns)
-        parts = [df, paras.drop("_doc"), lines.drop("_doc")] + ([pl.DataFrame(grams)] if grams else [])
-        measured = pl.concat(parts, how="horizontal")
+        measured = pl.concat([df, pl.DataFrame(parts | grams)], how="horizontal")
         return measured.with_columns(
             (pl.col("_dup_para_chars") / size).alias(P + "dup_para_char_frac"),
             (pl.col("_dup_line_chars") / size).alias(P + "dup_line_char_frac"),

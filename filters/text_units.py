@@ -51,6 +51,8 @@ match first and are left whole (with two spaces after them, which no token holds
 boundaries make the regex engine slow on CJK text, hence the ASCII one."""
 
 CJK_CHAR = rf"[{CJK}]"
+WIDE = rf"{CJK_CHAR}|[\x{{3000}}-\x{{303F}}\x{{FF01}}-\x{{FF60}}]"
+"""Characters two columns wide (CJK, full-width forms): fineweb_quality counts them twice in a line's length."""
 CONTROL = r"\x00-\x08\x0b\x0c\x0e-\x1f\x7f"
 """C0 control characters besides tab, LF and CR, and DEL (a regex class body): binary data read as text."""
 CONTROL_CHAR = rf"[{CONTROL}]"
@@ -72,6 +74,11 @@ CLOSING_QUOTES = r"\"'”’»"
 """Quotes that close a sentence after its mark (`said.”`): the sentence still ends there."""
 CREDIT = r"（[^（）\n]*）"
 """A bracketed credit after a Chinese sentence (`。（新华社）`, `。（武斌摄）`)."""
+CJK_TERMINAL = "。！？"
+"""CJK sentence ends that closing marks or a credit may follow."""
+SENTENCE_END = rf"(?:[{TERMINAL}][{CLOSING_QUOTES}]*|[{CJK_TERMINAL}][{CJK_CLOSING}]+|[{CJK_TERMINAL}]{CREDIT})$"
+"""A line that ends a sentence: a sentence mark (any script), maybe followed by closing quotes, or a
+CJK one followed by closing marks or a bracketed credit."""
 INVISIBLE = r"^[\s\p{Cf}]*$"
 """A line or paragraph with nothing visible: spaces and format characters such as U+200B."""
 
@@ -167,14 +174,3 @@ def lines(text: pl.Expr) -> pl.Expr:
     """The lines of each document, split as Python's str.splitlines (without the trailing empty one)."""
     unified = text.str.replace_all(LINE_BREAK, "\n")
     return pl.when(unified.str.ends_with("\n")).then(unified.str.slice(0, unified.str.len_chars() - 1)).otherwise(unified).str.split("\n")
-
-
-def ends_sentence(line: pl.Expr) -> pl.Expr:
-    """The line ends with a sentence mark (any script), maybe followed by closing quotes, or a
-    CJK one followed by closing marks or a bracketed credit."""
-    return line.str.contains(rf"(?:[{TERMINAL}][{CLOSING_QUOTES}]*|[。！？][{CJK_CLOSING}]+|[。！？]{CREDIT})$")
-
-
-def visible(part: pl.Expr) -> pl.Expr:
-    """The line or paragraph shows something (not only spaces and zero-width characters)."""
-    return ~part.str.contains(INVISIBLE)

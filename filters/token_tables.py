@@ -1,10 +1,11 @@
 """Generates `_token_tables.h`: the character classes of the tokenizer kernel (`_tokens.c`), as ranges of code points,
-and the code points that Polars' `str.to_lowercase` changes (its token measures lowercase stop-word candidates).
+and the code points that Polars' `str.to_lowercase` changes (its token measures lowercase stop-word candidates); and
+`_line_tables.h`: the classes of the line kernel (`_lines.c`), and what Polars' `str.strip_chars` strips.
 
-The kernel must see each class exactly as Polars' regex engine (the Rust `regex` crate) does, whose Unicode
+The kernels must see each class exactly as Polars' regex engine (the Rust `regex` crate) does, whose Unicode
 version is not Python's `unicodedata`'s, so every code point is put to the installed Polars, class by class.
-tests/test_token_kernel.py regenerates the header and compares it with the committed one (a Polars upgrade
-that changes Unicode fails there): rerun `python -m cleanmix.filters.token_tables` then, and rebuild.
+tests/test_token_kernel.py and tests/test_line_kernel.py regenerate the headers and compare them with the committed
+ones (a Polars upgrade that changes Unicode fails there): rerun `python -m cleanmix.filters.token_tables` then, and rebuild.
 """
 
 from __future__ import annotations
@@ -15,9 +16,20 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from cleanmix.filters.text_units import CJK, CLOSING, OPENING, TOKEN_ABBREVIATIONS
+from cleanmix.filters.text_units import (
+    CJK,
+    CJK_CLOSING,
+    CJK_TERMINAL,
+    CLOSING,
+    CLOSING_QUOTES,
+    OPENING,
+    TERMINAL,
+    TOKEN_ABBREVIATIONS,
+    WIDE,
+)
 
 HEADER = Path(__file__).with_name("_token_tables.h")
+LINE_HEADER = Path(__file__).with_name("_line_tables.h")
 CLASSES = {
     "SPACE": r"\s",
     "CJK": rf"[{CJK}]",
@@ -30,31 +42,48 @@ CLASSES = {
     "WORD": r"\w",
 }
 """Flag name → the class as text_units' patterns write it."""
+LINE_CLASSES = {
+    "SPACE": r"\s",
+    "FORMAT": r"\p{Cf}",
+    "WIDE": WIDE,
+    "TERMINAL": rf"[{TERMINAL}]",
+    "CLOSING_QUOTE": rf"[{CLOSING_QUOTES}]",
+    "CJK_TERMINAL": rf"[{CJK_TERMINAL}]",
+    "CJK_CLOSING": rf"[{CJK_CLOSING}]",
+}
+"""The line kernel's classes: INVISIBLE's and gopher_repetition.ZERO_WIDTH's, fineweb_quality's WIDE, SENTENCE_END's."""
 
 
-def class_ranges() -> dict[str, list[tuple[int, int]]]:
-    """Each class's members as inclusive ranges of code points, as the installed Polars matches them."""
+def _code_points() -> tuple[np.ndarray, pl.Series]:
     points = np.array([c for c in range(0x110000) if not 0xD800 <= c <= 0xDFFF])  # (surrogates are no characters)
-    chars = pl.Series([chr(c) for c in points], dtype=pl.String)
-    ranges = {}
-    for name, pattern in CLASSES.items():
-        members = points[chars.str.contains(rf"^{pattern}$").to_numpy()]
-        starts = np.flatnonzero(np.diff(members, prepend=-2) != 1)
-        ends = np.append(starts[1:], len(members)) - 1
-        ranges[name] = [(int(members[s]), int(members[e])) for s, e in zip(starts, ends)]
-    return ranges
+    return points, pl.Series([chr(c) for c in points], dtype=pl.String)
+
+
+def _ranges(members: np.ndarray) -> list[tuple[int, int]]:
+    """Sorted code points as inclusive ranges."""
+    starts = np.flatnonzero(np.diff(members, prepend=-2) != 1)
+    ends = np.append(starts[1:], len(members)) - 1
+    return [(int(members[s]), int(members[e])) for s, e in zip(starts, ends)]
+
+
+def class_ranges(classes: dict[str, str] = CLASSES) -> dict[str, list[tuple[int, int]]]:
+    """Each class's members as inclusive ranges of code points, as the installed Polars matches them."""
+    points, chars = _code_points()
+    return {name: _ranges(points[chars.str.contains(rf"^(?:{pattern})$").to_numpy()]) for name, pattern in classes.items()}
 
 
 def lowercase_changes() -> list[tuple[int, int]]:
     """The code points that the installed Polars' `str.to_lowercase` changes, alone, as inclusive ranges: the kernel
     lowercases a token in C only where it has none of them besides A-Z (Rust's only context rule, the final sigma, is
     Σ's, which is one of them)."""
-    points = np.array([c for c in range(0x110000) if not 0xD800 <= c <= 0xDFFF])
-    chars = pl.Series([chr(c) for c in points], dtype=pl.String)
-    members = points[(chars.str.to_lowercase() != chars).to_numpy()]
-    starts = np.flatnonzero(np.diff(members, prepend=-2) != 1)
-    ends = np.append(starts[1:], len(members)) - 1
-    return [(int(members[s]), int(members[e])) for s, e in zip(starts, ends)]
+    points, chars = _code_points()
+    return _ranges(points[(chars.str.to_lowercase() != chars).to_numpy()])
+
+
+def stripped() -> list[tuple[int, int]]:
+    """The code points that the installed Polars' `str.strip_chars()` strips (Rust's `char::is_whitespace`)."""
+    points, chars = _code_points()
+    return _ranges(points[(chars.str.strip_chars() == "").to_numpy()])
 
 
 def c_ranges(name: str, ranges: list[tuple[int, int]]) -> list[str]:
@@ -85,5 +114,17 @@ def header() -> str:
     return "\n".join(lines) + "\n"
 
 
+def line_header() -> str:
+    lines = [
+        "/* Generated by filters/token_tables.py from the installed Polars' regex classes: do not edit. */",
+        "/* Each class: inclusive ranges of code points. */",
+    ]
+    for name, ranges in (class_ranges(LINE_CLASSES) | {"STRIP": stripped()}).items():
+        lines += c_ranges(name, ranges)
+    lines.append("#define LINE_CLASSES(X) " + " ".join(f"X({name})" for name in [*LINE_CLASSES, "STRIP"]))
+    return "\n".join(lines) + "\n"
+
+
 if __name__ == "__main__":
     HEADER.write_text(header())
+    LINE_HEADER.write_text(line_header())
