@@ -12,71 +12,26 @@
  *
  * Input: a batch's texts as Arrow buffers (large string offsets, UTF-8 bytes) and a byte per text, 0 where null.
  */
-#define PY_SSIZE_T_CLEAN
-#include <Python.h>
-#include <stdint.h>
-#include <stdlib.h>
-#include <string.h>
-
+#include "_text.h"
 #include "_line_tables.h"
 
 enum { SPACE = 1, FORMAT = 2, WIDE = 4, TERMINAL = 8, CLOSING_QUOTE = 16, CJK_TERMINAL = 32, CJK_CLOSING = 64, STRIP = 128 };
 #define FULLWIDTH_OPEN 0xFF08  /* （ : text_units.CREDIT's brackets */
 #define FULLWIDTH_CLOSE 0xFF09 /* ） */
 
-/* Flags of every code point in two stages: blocks of 256, uniform blocks shared (most of the code space). */
-static uint16_t block_of[0x110000 >> 8];
-static uint8_t (*blocks)[256];
+static FlagTable classes;
 
-static inline uint8_t flags(uint32_t c) { return c < 256 ? blocks[0][c] : blocks[block_of[c >> 8]][c & 255]; } /* (block 0 is first) */
+static inline uint8_t flags(uint32_t c) { return flag_of(&classes, c); }
 
 static int build_tables(void) {
     uint8_t *all = calloc(0x110000, 1);
     if (!all) return -1;
-#define FILL(name)                                                                  \
-    for (size_t i = 0; i < sizeof(RANGES_##name) / sizeof(RANGES_##name[0]); i++) \
-        for (uint32_t c = RANGES_##name[i][0]; c <= RANGES_##name[i][1]; c++) all[c] |= name;
+#define FILL(name) FLAG_RANGES(all, RANGES_##name, name)
     LINE_CLASSES(FILL)
 #undef FILL
-    int n = 0, cap = 64;
-    blocks = malloc(sizeof(*blocks) * cap);
-    for (int b = 0; b < (0x110000 >> 8) && blocks; b++) {
-        const uint8_t *flags_b = all + (b << 8);
-        int uniform = 1, found = -1;
-        for (int i = 1; i < 256 && uniform; i++) uniform = flags_b[i] == flags_b[0];
-        for (int k = 0; uniform && k < n && found < 0; k++)
-            if (memcmp(blocks[k], flags_b, sizeof(blocks[k])) == 0) found = k;
-        if (found < 0) {
-            if (n == cap) {
-                void *grown = realloc(blocks, sizeof(*blocks) * (cap *= 2));
-                if (!grown) { free(blocks); blocks = NULL; break; }
-                blocks = grown;
-            }
-            memcpy(blocks[n], flags_b, sizeof(blocks[n]));
-            found = n++;
-        }
-        block_of[b] = (uint16_t)found;
-    }
+    int failed = flag_table_build(&classes, all);
     free(all);
-    return blocks ? 0 : -1;
-}
-
-/* The code point at s[*i] (valid UTF-8: Polars' strings are); moves *i past it. */
-static inline uint32_t next_char(const uint8_t *s, int64_t *i) {
-    uint32_t b = s[*i];
-    if (b < 0x80) { *i += 1; return b; }
-    if (b < 0xE0) { *i += 2; return ((b & 0x1F) << 6) | (s[*i - 1] & 0x3F); }
-    if (b < 0xF0) { *i += 3; return ((b & 0x0F) << 12) | ((s[*i - 2] & 0x3F) << 6) | (s[*i - 1] & 0x3F); }
-    *i += 4;
-    return ((b & 0x07) << 18) | ((s[*i - 3] & 0x3F) << 12) | ((s[*i - 2] & 0x3F) << 6) | (s[*i - 1] & 0x3F);
-}
-
-/* The code point that ends at s[*j - 1]; moves *j to its start. */
-static inline uint32_t prev_char(const uint8_t *s, int64_t *j) {
-    int64_t k = *j - 1;
-    while ((s[k] & 0xC0) == 0x80) k--;
-    *j = k;
-    return next_char(s, &k);
+    return failed;
 }
 
 static int64_t utf8_chars(const uint8_t *s, int64_t size) {
@@ -251,39 +206,6 @@ static int64_t part_end(const uint8_t *s, int64_t p, int64_t end, int paragraphs
     return limit;
 }
 
-typedef struct {
-    const int64_t *offsets;
-    const uint8_t *data, *valid;
-    int64_t docs;
-    Py_buffer views[3];
-} Texts;
-
-static void release(Py_buffer *views, int n) {
-    for (int i = 0; i < n; i++)
-        if (views[i].obj) PyBuffer_Release(&views[i]);
-}
-
-static int texts_from(Texts *t, PyObject *offsets, PyObject *data, PyObject *valid) {
-    memset(t->views, 0, sizeof t->views);
-    if (PyObject_GetBuffer(offsets, &t->views[0], PyBUF_SIMPLE) || PyObject_GetBuffer(data, &t->views[1], PyBUF_SIMPLE) ||
-        PyObject_GetBuffer(valid, &t->views[2], PyBUF_SIMPLE))
-        return -1;
-    t->docs = t->views[2].len;
-    if (t->views[0].len != 8 * (t->docs + 1)) {
-        PyErr_SetString(PyExc_ValueError, "the offsets are not int64, one more than the texts");
-        return -1;
-    }
-    t->offsets = t->views[0].buf, t->data = t->views[1].buf, t->valid = t->views[2].buf;
-    return 0;
-}
-
-static int writable(PyObject *obj, Py_buffer *view, Py_ssize_t size) {
-    if (PyObject_GetBuffer(obj, view, PyBUF_WRITABLE)) return -1;
-    if (view->len == size) return 0;
-    PyErr_SetString(PyExc_ValueError, "an output's size does not match the texts");
-    return -1;
-}
-
 /* gopher_repetition's `_duplicates`: per document, the share of its shown parts that repeat an earlier one
  * (`repeat.sum() / max(shown.sum(), 1)`) and the characters in those repeats. Paragraphs are split after
  * `str.strip_chars()` and are shown unless INVISIBLE; lines are shown unless ZERO_WIDTH (invisible with a
@@ -405,6 +327,6 @@ static PyMethodDef methods[] = {
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_lines", NULL, -1, methods};
 
 PyMODINIT_FUNC PyInit__lines(void) {
-    if (!blocks && build_tables()) return PyErr_NoMemory();
+    if (!classes.blocks && build_tables()) return PyErr_NoMemory();
     return PyModule_Create(&module);
 }

@@ -24,6 +24,8 @@ import numpy as np
 import polars as pl
 from pydantic import Field
 
+from cleanmix.filters._script import model_lines, script_counts
+from cleanmix.pipelines import arrow_buffers
 from cleanmix.pipelines.histogram import split_counts, split_histograms
 from cleanmix.pipelines.stage import REASON, TEXT, Filter, Rule
 
@@ -53,11 +55,11 @@ def load_model(path: str) -> Any:
     return fasttext.load_model(path)
 
 
-def _identify_batch(lines: pl.Series, path: str) -> pl.Series:
+def _identify_batch(lines: list[str], path: str) -> pl.Series:
     """The top language, its probability and the probability of the Chinese labels, per line."""
     predict = load_model(path).f.predict
     rows = []
-    for line in lines.to_list():
+    for line in lines:
         if not line:
             rows.append(None)
             continue
@@ -65,13 +67,6 @@ def _identify_batch(lines: pl.Series, path: str) -> pl.Series:
         best = max(scores, key=scores.__getitem__)
         rows.append({LANGUAGE: best, SCORE: scores[best], "_chinese": sum(scores.get(c, 0.0) for c in CHINESE)})
     return pl.Series(rows, dtype=STRUCT)
-
-
-def _count_not(others: str) -> pl.Expr:
-    """Characters of the head less those matching `others` (a negated class): the count of the
-    class itself, with one regex match per other character instead of per counted one."""
-    head = pl.col("_head")
-    return (head.str.len_chars() - head.str.count_matches(others)).cast(pl.Int64)
 
 
 class Language(Filter):
@@ -92,32 +87,21 @@ class Language(Filter):
     keeps: ClassVar[tuple[str, ...]] = (LANGUAGE, SCORE)
 
     def metrics(self, df: pl.DataFrame) -> pl.DataFrame:
-        """Each step runs only on the rows it can change: letters and kana are looked at where
-        there is Han (without, the share is 0, too little for any `min_han_share` above 0), and
-        the model runs on the text the script does not settle."""
+        """The script is counted first (`_script.c`: Han characters, letters and kana of each head), and the
+        model runs on the text it does not settle. A head without Han has a Han share of 0, too little for
+        any `min_han_share` above 0, so its letters and kana are not looked at (as the regex path skipped them)."""
         path = self.model_path or bundled_model()
-        text = pl.col(TEXT) if self.max_chars is None else pl.col(TEXT).str.slice(0, self.max_chars)
-        heads = df.select(text.alias("_head"), pl.col(TEXT).is_not_null().alias("_present"))
-        present = heads["_present"].to_numpy()
-        hans = np.zeros(df.height, dtype=np.int64)
-        has_han = heads.select(pl.col("_head").str.contains(r"\p{Han}").fill_null(False)).to_series().to_numpy()
-        if has_han.any():  # counted as characters less the others: in Chinese text, far fewer matches
-            hans[has_han] = heads.filter(pl.Series(has_han)).select(_count_not(r"\P{Han}")).to_series().to_numpy()
+        texts = df[TEXT].cast(pl.String).to_arrow()  # (one array, whatever the chunks)
+        offsets, data, present = arrow_buffers.offsets(texts), arrow_buffers.data(texts), arrow_buffers.valid(texts)
+        counts = np.empty((4, len(texts)), np.int64)
+        script_counts(offsets, data, present, -1 if self.max_chars is None else self.max_chars, counts)
+        head_end, hans, letters, kana = counts
         maybe = present & (hans > 0) if self.min_han_share > 0 else present
-        share = np.zeros(df.height)
-        kana = np.zeros(df.height, dtype=bool)
-        if maybe.any():
-            script = heads.filter(pl.Series(maybe)).select(
-                _count_not(r"\P{L}").alias("letters"),
-                pl.col("_head").str.contains(r"[\p{Hiragana}\p{Katakana}]").alias("kana"),
-            )
-            letters = script["letters"].to_numpy()
-            share[maybe] = np.where(letters > 0, hans[maybe] / np.maximum(letters, 1), 0.0)
-            kana[maybe] = script["kana"].to_numpy()
-        han = present & (share >= self.min_han_share) & ~kana
+        share = np.where(maybe & (letters > 0), hans / np.maximum(letters, 1), 0.0)
+        han = present & (share >= self.min_han_share) & ~(maybe & (kana > 0))
         settled = han & (share >= max(self.script_only, self.min_score))
         run = np.flatnonzero(present & ~settled)
-        lines = heads[run].select(pl.col("_head").str.replace_all(r"\s+", " ").str.strip_chars()).to_series()
+        lines = model_lines(offsets, data, present, run.astype(np.int64), head_end)
         found = _identify_batch(lines, path).struct.unnest()
         model = pl.DataFrame({"_row": run.astype(np.uint32)}).hstack(found)
         measured = (
