@@ -1,5 +1,5 @@
-/* Shingle hashes of a batch of texts, one pass over each text's bytes, their MinHash signatures and their distinct
- * sets (see shingles.py).
+/* MinHash's text folding (lowercase, punctuation to spaces), the shingle hashes of a batch of texts, one pass over
+ * each text's bytes, their MinHash signatures and their distinct sets (see shingles.py).
  *
  * Why C: column-wise (NumPy) the same hashes took a dozen whole-batch passes (whitespace and
  * unspaced-script masks, token boundaries, prefix sums of byte powers, gathers, the chain over n
@@ -18,6 +18,9 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "../filters/_text.h"
+#include "_fold_tables.h"
 
 #define BASE 0x100000001B3ULL
 
@@ -371,7 +374,129 @@ done:
     return result;
 }
 
+
+/* Folding: normalize_expr's `str.to_lowercase()` then `str.replace_all(r"[\p{P}\p{S}]+", " ")`, as the installed
+ * Polars does them (tables from `_fold_tables.h`): each character's lowercase (Σ's by Final_Sigma: ς where a cased
+ * character comes before it and none after, case-ignorable ones skipped), and each run of punctuation and symbols
+ * in the lowercased text one space. */
+enum { PUNCT_SYMBOL = 1, CASED = 2, CASE_IGNORABLE = 4, LOWER_CHANGES = 8 };
+#define SIGMA 0x3A3
+
+static FlagTable fold_classes;
+
+static inline uint8_t fold_flags(uint32_t c) { return flag_of(&fold_classes, c); }
+
+static int build_fold_tables(void) {
+    uint8_t *all = calloc(0x110000, 1);
+    if (!all) return -1;
+#define FILL(name) FLAG_RANGES(all, RANGES_##name, name)
+    FOLD_CLASSES(FILL)
+#undef FILL
+    int failed = flag_table_build(&fold_classes, all);
+    free(all);
+    return failed;
+}
+
+/* A cased character comes first, past case-ignorable ones, walking from `i` back to `start` (or on to `end`). */
+static int cased_before(const uint8_t *s, int64_t start, int64_t i) {
+    while (i > start) {
+        uint8_t f = fold_flags(prev_char(s, &i));
+        if (!(f & CASE_IGNORABLE)) return (f & CASED) != 0;
+    }
+    return 0;
+}
+
+static int cased_after(const uint8_t *s, int64_t i, int64_t end) {
+    while (i < end) {
+        uint8_t f = fold_flags(next_char(s, &i));
+        if (!(f & CASE_IGNORABLE)) return (f & CASED) != 0;
+    }
+    return 0;
+}
+
+/* The UTF-8 of c's lowercase (c one of LOWER_CHANGES), NUL-padded. */
+static const uint8_t *lowercase_of(uint32_t c) {
+    size_t lo = 0, hi = sizeof(LOWER_FROM) / sizeof(LOWER_FROM[0]);
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (LOWER_FROM[mid] < c) lo = mid + 1;
+        else hi = mid;
+    }
+    return LOWER_TO[lo];
+}
+
+/* Appends a lowercased character (`flags`: its classes): a punctuation mark or symbol starts or continues a run,
+ * which is one space. */
+static inline void fold_char(uint8_t *o, int64_t *w, int *in_run, const uint8_t *bytes, int64_t size, uint8_t flags) {
+    if (flags & PUNCT_SYMBOL) {
+        if (!*in_run) o[(*w)++] = ' ';
+        *in_run = 1;
+        return;
+    }
+    memcpy(o + *w, bytes, (size_t)size);
+    *w += size;
+    *in_run = 0;
+}
+
+static PyObject *fold_texts(PyObject *self, PyObject *args) {
+    PyObject *offsets, *data, *valid, *out_offsets_obj, *out_data_obj;
+    if (!PyArg_ParseTuple(args, "OOOOO", &offsets, &data, &valid, &out_offsets_obj, &out_data_obj)) return NULL;
+    Texts t;
+    Py_buffer out[2] = {{0}};
+    PyObject *result = NULL;
+    if (texts_from(&t, offsets, data, valid) || writable(out_offsets_obj, &out[0], 8 * (t.docs + 1))) goto done;
+    if (PyObject_GetBuffer(out_data_obj, &out[1], PyBUF_WRITABLE)) goto done;
+    int64_t *out_offsets = out[0].buf, w = 0;
+    uint8_t *o = out[1].buf;
+    if (out[1].len < 2 * (t.offsets[t.docs] - t.offsets[0]) + 1) {
+        PyErr_SetString(PyExc_ValueError, "the output holds less than twice the texts' bytes");
+        goto done;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    out_offsets[0] = 0;
+    for (int64_t d = 0; d < t.docs; d++) {
+        int64_t start = t.offsets[d], end = t.valid[d] ? t.offsets[d + 1] : start;
+        int in_run = 0;
+        for (int64_t i = start; i < end;) {
+            uint8_t b = t.data[i];
+            if (b < 0x80) { /* ASCII: A-Z lowered */
+                uint8_t lower = b >= 'A' && b <= 'Z' ? b + 32 : b;
+                fold_char(o, &w, &in_run, &lower, 1, fold_flags(b));
+                i++;
+                continue;
+            }
+            int64_t at = i;
+            uint32_t c = next_char(t.data, &i);
+            uint8_t f = fold_flags(c);
+            if (c == SIGMA) {
+                uint8_t sigma[2] = {0xCF, cased_before(t.data, start, at) && !cased_after(t.data, i, end) ? 0x82 : 0x83}; /* ς : σ */
+                fold_char(o, &w, &in_run, sigma, 2, 0);
+            } else if (f & LOWER_CHANGES) {
+                const uint8_t *lower = lowercase_of(c);
+                int64_t size = lower[3] ? 4 : lower[2] ? 3 : lower[1] ? 2 : 1;
+                for (int64_t k = 0, from = 0; k < size; from = k) { /* (a lowercase may be two characters: İ → i̇) */
+                    uint8_t g = fold_flags(next_char(lower, &k));
+                    fold_char(o, &w, &in_run, lower + from, k - from, g);
+                }
+            } else {
+                fold_char(o, &w, &in_run, t.data + at, i - at, f);
+            }
+        }
+        out_offsets[d + 1] = w;
+    }
+    Py_END_ALLOW_THREADS
+    result = PyLong_FromLongLong(w);
+done:
+    release(t.views, 3);
+    release(out, 2);
+    return result;
+}
+
 static PyMethodDef methods[] = {
+    {"fold_texts", fold_texts, METH_VARARGS,
+     "fold_texts(offsets, data, valid, out_offsets, out_data) -> int: each text lowercased and each run of punctuation "
+     "and symbols made one space, as normalize_expr's Polars steps do, into out_data (uint8, at least twice the texts' "
+     "bytes + 1) and out_offsets (int64, docs + 1); returns the bytes written. A null text is empty."},
     {"shingle_hashes", shingle_hashes, METH_VARARGS,
      "shingle_hashes(data, offsets, ngram, unspaced, starts_out) -> bytearray: the uint64 shingle hashes of the texts "
      "data[offsets[d]:offsets[d+1]] (int64 offsets), in order; fills starts_out (int64, docs + 1) with where each text's "
@@ -389,6 +514,7 @@ static PyMethodDef methods[] = {
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_shingles", NULL, -1, methods};
 
 PyMODINIT_FUNC PyInit__shingles(void) {
+    if (!fold_classes.blocks && build_fold_tables()) return PyErr_NoMemory();
     powers[0] = 1;
     for (int k = 1; k <= 8; k++) powers[k] = powers[k - 1] * BASE;
     return PyModule_Create(&module);

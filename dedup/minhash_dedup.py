@@ -31,7 +31,7 @@ from cleanmix.dedup.clusters import (
     size_histogram,
 )
 from cleanmix.dedup.partitions import KEY, count_rows, partition_count, partition_files, partition_of, split_to_disk
-from cleanmix.dedup.shingles import band_keys, normalize_expr, shingle_hashes, shingle_sets, signatures
+from cleanmix.dedup.shingles import band_keys, buffer_shingle_hashes, folded_buffers, shingle_sets, signatures
 from cleanmix.dedup.verify import SHINGLES, SIGNATURE, attach_left, distinct_pairs, score_right, split_pairs, split_payload
 from cleanmix.pipelines.shards import write_parquet
 from cleanmix.pipelines.stage import ORDER, TEXT, Context
@@ -86,8 +86,7 @@ class MinhashDedup(DedupStage):
 
     def shingles(self, texts: pl.Series) -> tuple[np.ndarray, np.ndarray]:
         """(shingle hashes, start of each text's run) of raw texts."""
-        normalised = normalize_expr(pl.lit(texts, pl.String), whitespace=False)  # tokens split at any whitespace
-        return shingle_hashes(pl.select(normalised).to_series(), self.ngram)
+        return buffer_shingle_hashes(*folded_buffers(texts), self.ngram)  # (normalize_expr but whitespace: tokens split at any)
 
     def signatures(self, texts: pl.Series) -> tuple[np.ndarray, np.ndarray]:
         """(signatures, has_shingles) of raw texts: the columnar MinHash, usable on its own."""

@@ -74,6 +74,16 @@ def normalize_expr(
     return expr
 
 
+def folded_buffers(texts: pl.Series) -> tuple[np.ndarray, np.ndarray]:
+    """`normalize_expr(texts, whitespace=False)` as buffers (bytes, offsets): NFKC by Polars, then the lowercase and
+    the punctuation runs by `_shingles.fold_texts`, in one pass where Polars took two over the whole batch."""
+    array = pl.select(pl.lit(texts, pl.String).fill_null("").str.normalize("NFKC")).to_series().to_arrow()
+    data, offsets = arrow_buffers.data(array), arrow_buffers.offsets(array)
+    folded, folded_offsets = np.empty(2 * int(offsets[-1] - offsets[0]) + 1, np.uint8), np.empty(len(array) + 1, np.int64)
+    size = _shingles.fold_texts(offsets, data, np.ones(len(array), np.uint8), folded_offsets, folded)
+    return folded[:size], folded_offsets
+
+
 def text_buffers(texts: pl.Series) -> tuple[np.ndarray, np.ndarray]:
     """The UTF-8 bytes of all texts as one array, and each text's [start, end) offsets into it."""
     array = texts.cast(pl.String).to_arrow()  # (large_string: one array, whatever the chunks)
@@ -165,10 +175,12 @@ def shingle_hashes(texts: pl.Series, ngram: int) -> tuple[np.ndarray, np.ndarray
     is one shingle (short texts still match); an empty text has none. Computed by `_shingles.c`,
     one pass over each text's bytes (the definitions are in its head).
     """
-    starts = np.zeros(len(texts) + 1, np.int64)
-    if not len(texts):
-        return np.zeros(0, _U64), starts
-    data, offsets = text_buffers(texts)
+    return buffer_shingle_hashes(*text_buffers(texts), ngram) if len(texts) else (np.zeros(0, _U64), np.zeros(1, np.int64))
+
+
+def buffer_shingle_hashes(data: np.ndarray, offsets: np.ndarray, ngram: int) -> tuple[np.ndarray, np.ndarray]:
+    """`shingle_hashes` of texts given as buffers (bytes, int64 offsets)."""
+    starts = np.zeros(len(offsets), np.int64)
     hashes = _shingles.shingle_hashes(data, offsets, ngram, _UNSPACED_RANGES, starts)
     return np.frombuffer(hashes, _U64), starts
 

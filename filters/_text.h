@@ -1,5 +1,5 @@
-/* What the text kernels (`_lines.c`, `_script.c`) share: UTF-8 decoding, per-code-point flag tables, and a batch
- * of texts read from Arrow buffers. Static functions in a header: each module gets its own copy to inline. */
+/* What the text kernels (`_lines.c`, `_script.c`, dedup's `_shingles.c`) share: UTF-8 decoding, per-code-point flag tables, and a batch
+ * of texts read from Arrow buffers. Static inline functions in a header: each module gets its own copy, and none it does not use. */
 #ifndef CLEANMIX_TEXT_H
 #define CLEANMIX_TEXT_H
 
@@ -18,7 +18,7 @@ typedef struct {
 static inline uint8_t flag_of(const FlagTable *t, uint32_t c) { return c < 256 ? t->blocks[0][c] : t->blocks[t->block_of[c >> 8]][c & 255]; } /* (block 0 is first) */
 
 /* Fills `t` from `all`, the flags of every code point (0x110000 of them); -1 when out of memory. */
-static int flag_table_build(FlagTable *t, const uint8_t *all) {
+static inline int flag_table_build(FlagTable *t, const uint8_t *all) {
     int n = 0, cap = 64;
     t->blocks = malloc(sizeof(*t->blocks) * cap);
     for (int b = 0; b < (0x110000 >> 8) && t->blocks; b++) {
@@ -72,12 +72,12 @@ typedef struct {
     Py_buffer views[3];
 } Texts;
 
-static void release(Py_buffer *views, int n) {
+static inline void release(Py_buffer *views, int n) {
     for (int i = 0; i < n; i++)
         if (views[i].obj) PyBuffer_Release(&views[i]);
 }
 
-static int texts_from(Texts *t, PyObject *offsets, PyObject *data, PyObject *valid) {
+static inline int texts_from(Texts *t, PyObject *offsets, PyObject *data, PyObject *valid) {
     memset(t->views, 0, sizeof t->views);
     if (PyObject_GetBuffer(offsets, &t->views[0], PyBUF_SIMPLE) || PyObject_GetBuffer(data, &t->views[1], PyBUF_SIMPLE) ||
         PyObject_GetBuffer(valid, &t->views[2], PyBUF_SIMPLE))
@@ -92,7 +92,7 @@ static int texts_from(Texts *t, PyObject *offsets, PyObject *data, PyObject *val
 }
 
 /* An output buffer of `size` bytes, written in place. */
-static int writable(PyObject *obj, Py_buffer *view, Py_ssize_t size) {
+static inline int writable(PyObject *obj, Py_buffer *view, Py_ssize_t size) {
     if (PyObject_GetBuffer(obj, view, PyBUF_WRITABLE)) return -1;
     if (view->len == size) return 0;
     PyErr_SetString(PyExc_ValueError, "an output's size does not match the texts");

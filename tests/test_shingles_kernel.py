@@ -1,5 +1,6 @@
 """The compiled shingle kernel (dedup/_shingles.c) against the definitions of shingles.py written plainly in Python,
-and its shingle sets against the column-wise code they replaced."""
+its shingle sets against the column-wise code they replaced, and its text folding against Polars' lowercase and
+punctuation steps of normalize_expr."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ from hypothesis import strategies as st
 
 from cleanmix.dedup import _shingles
 from cleanmix.dedup.minhash_dedup import MinhashDedup
-from cleanmix.dedup.shingles import UNSPACED, permutations, shingle_hashes, shingle_sets, signatures
+from cleanmix.dedup.shingles import UNSPACED, folded_buffers, normalize_expr, permutations, shingle_hashes, shingle_sets, signatures
+from cleanmix.filters import token_tables
 from cleanmix.pipelines import arrow_buffers
 from conftest import shared_text_columns
 
@@ -183,3 +185,45 @@ def test_kernel_rejects_what_does_not_fit() -> None:
         _shingles.shingle_sets(np.zeros(2, np.uint64), starts, np.zeros(1, np.uint32), np.zeros(2, np.int64))
     with pytest.raises(ValueError, match="do not match"):  # starts past the hashes
         _shingles.shingle_sets(np.zeros(1, np.uint64), starts, np.zeros(2, np.uint32), np.zeros(2, np.int64))
+
+
+def polars_folded(texts: pl.Series) -> list[str]:
+    """MinHash's normalisation as Polars does it (normalize_expr without the whitespace step)."""
+    return pl.select(normalize_expr(pl.lit(texts, pl.String), whitespace=False)).to_series().to_list()
+
+
+def assert_folded_as_polars(texts: pl.Series) -> int:
+    data, offsets = folded_buffers(texts)
+    folded = [bytes(data[offsets[i] : offsets[i + 1]]).decode() for i in range(len(texts))]
+    for text, got, expected in zip(texts.to_list(), folded, polars_folded(texts)):
+        assert got == expected, (text[:300] if text else text, got[:300], expected[:300])
+    return len(texts)
+
+
+def test_fold_tables_are_the_installed_polars() -> None:
+    """A Polars upgrade with another Unicode version (or casing) fails here: rerun `python -m cleanmix.filters.token_tables`."""
+    assert token_tables.FOLD_HEADER.read_text() == token_tables.fold_header()
+
+
+SIGMA_PIECES = ["Σ", "Α", "α", "a", "Z", "1", " ", "'", ".", "\u0301", "\u00ad", "\u0345", "·", "-", "İ", "K", "Ⓐ", "ǅ", "ß", "ﬁ",
+                "ＡＢ", "!!", "…", "$", "中", "\U0001d400", "\u2126", "\u1e9e", "\U00010400", "\U0001e900", "\u023a"]
+"""Σ among cased, case-ignorable and other characters (Final_Sigma's contexts); characters whose lowercase is two
+(İ), or takes other bytes (K, Ⱥ) or four (Deseret, Adlam), or is a symbol (Ⓐ); punctuation and symbols to run together."""
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.one_of(st.none(), st.lists(st.sampled_from(SIGMA_PIECES), max_size=14).map("".join)), min_size=1, max_size=10),
+       st.integers(0, 40))
+def test_fold_is_the_polars_code(texts: list[str | None], ascii_prefix: int) -> None:
+    """Also behind a run of ASCII (Polars lowercases a leading ASCII run apart, in 16-byte chunks)."""
+    assert_folded_as_polars(pl.Series([t if t is None else "x" * ascii_prefix + t for t in texts], dtype=pl.String))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.characters(codec="utf-8"), max_size=30).map("".join))
+def test_fold_is_the_polars_code_on_any_characters(text: str) -> None:
+    assert_folded_as_polars(pl.Series([text, text.upper(), "Σ" + text + "Σ", "A" + text + "Σ" + text]))
+
+
+def test_fold_of_every_shared_text(shared_data: Path) -> None:
+    assert sum(assert_folded_as_polars(column) for column in shared_text_columns(shared_data)) >= 150_000
