@@ -31,14 +31,18 @@ def file_components(files: list[Path]) -> tuple[np.ndarray, np.ndarray]:
     """Union-find over the edges of Parquet files (columns `a`, `b`), vectorised: (nodes, root) where
     root[i] is the smallest node of nodes[i]'s component. One file in memory at a time: memory is 16
     bytes per node in some edge plus one file, never every pair."""
-    ends = [pl.Series(_ends(path)).unique() for path in files]  # (Polars' unique: 10x NumPy's sort-based one)
-    nodes = pl.concat(ends).unique().sort().to_numpy() if ends else np.zeros(0, np.uint64)
-    del ends
+    nodes = edge_nodes(files)
     parent = np.arange(nodes.size)
     for path in files:
         a, b = _ends(path).reshape(2, -1)
         _link(parent, np.searchsorted(nodes, a), np.searchsorted(nodes, b))
     return nodes, nodes[parent]
+
+
+def edge_nodes(files: list[Path]) -> np.ndarray:
+    """The distinct nodes of the edges in Parquet files (columns `a`, `b`), ascending."""
+    ends = [pl.Series(_ends(path)).unique() for path in files]  # (Polars' unique: 10x NumPy's sort-based one)
+    return pl.concat(ends).unique().sort().to_numpy() if ends else np.zeros(0, np.uint64)
 
 
 def _ends(path: Path) -> np.ndarray:

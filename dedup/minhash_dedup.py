@@ -27,6 +27,7 @@ from cleanmix.dedup.clusters import (
     REMOVED,
     WEIGHT,
     DedupStage,
+    edge_nodes,
     file_components,
     size_histogram,
 )
@@ -146,17 +147,22 @@ class MinhashDedup(DedupStage):
         Two documents meet in every band they share, and the bands' keys fall in different
         partitions, so one pair may be in several edge files: the pairs are split to disk by their
         left document, which puts every copy of a pair in one partition, and each partition is made
-        distinct, verified and written on its own. Memory: one partition, never every pair."""
+        distinct, verified and written on its own. Only the documents of some pair have their payload
+        split (in a corpus of few duplicates, a few of them). Memory: one partition, never every pair;
+        the paired documents' orders (8 bytes each, as the union-find holds them)."""
         if not edge_files:
             return 0, []
         column = {"exact": SHINGLES, "signature": SIGNATURE}.get(self.verify)
-        payload = sum(path.stat().st_size for path in scans) * _PAYLOAD_EXPANSION if column else 0
+        paired = edge_nodes(edge_files) if column else np.zeros(0, np.uint64)
+        share = len(paired) / max(1, count_rows(scans))
+        payload = sum(path.stat().st_size for path in scans) * _PAYLOAD_EXPANSION * share
         partitions = partition_count(payload + count_rows(edge_files) * _BYTES_PER_PAIR, self.partition_mb)
         ctx.map(split_pairs, [(path, partitions, work) for path in edge_files])
         if column is None:
             found = ctx.map(distinct_pairs, [(p, work) for p in range(partitions)])
         else:
-            ctx.map(split_payload, [(group, f"s{i:06d}", column, partitions, work) for i, group in enumerate(_groups(scans, partitions))])
+            ctx.map(split_payload, [(group, f"s{i:06d}", column, partitions, work, paired)
+                                    for i, group in enumerate(_groups(scans, partitions))])
             budget = self.partition_mb / 4  # for the pairs' copies of the payload, beside the partition's own
             counts = ctx.map(attach_left, [(p, column, partitions, work, budget) for p in range(partitions)])
             verified = ctx.map(score_right, [(p, column, self.threshold, work) for p in range(partitions)])

@@ -371,3 +371,18 @@ def test_columnar_shingles_are_the_python_reference_shingles(texts: list[str]) -
     assert [len(s) for s in sets] == [len(r) for r in reference]
     shared = [[len(set(a) & set(b)) for b in sets] for a in sets]
     assert shared == [[len(a & b) for b in reference] for a in reference]
+
+
+def test_only_paired_documents_have_their_payload_split(tmp_path: Path) -> None:
+    """Exact verification copies shingle sets only of documents in some candidate pair: in a corpus of few
+    duplicates, a few of them (the rest would fill partitions that no pair reads)."""
+    from cleanmix.dedup.verify import SHINGLES, split_payload
+
+    scan = tmp_path / "scan.parquet"
+    pl.DataFrame({ORDER: np.arange(10, dtype=np.uint64), SHINGLES: [bytes([i]) * 4 for i in range(10)]}).write_parquet(scan)
+    split_payload(([scan], "s0", SHINGLES, 3, tmp_path, np.array([2, 7, 9], np.uint64)))
+    split = pl.read_parquet(tmp_path / "payload" / "*" / "*.parquet").sort(ORDER)
+    assert split[ORDER].to_list() == [2, 7, 9]
+    assert split[SHINGLES].to_list() == [b"\x02" * 4, b"\x07" * 4, b"\t" * 4]
+    split_payload(([scan], "s1", SHINGLES, 3, tmp_path / "none", np.zeros(0, np.uint64)))
+    assert not (tmp_path / "none" / "payload").exists()
