@@ -10,6 +10,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from contextlib import contextmanager
 from multiprocessing import get_context
 from typing import Any
 
@@ -33,7 +34,9 @@ class Pool:
     def map(self, fn: Callable[[Any], Any], items: Iterable[Any]) -> list[Any]:
         if self.executor is None:
             return [fn(item) for item in items]
-        return list(self.executor.map(fn, items))
+        with _workers_ignore_ctrl_c():
+            results = self.executor.map(fn, items)  # (submits every item, starting the workers)
+        return list(results)
 
     def each(self, fn: Callable[[Job, Unit], dict[str, Any]], job: Job, units: list[Unit]) -> Iterator[dict[str, Any]]:
         """Results as they complete (any order)."""
@@ -41,7 +44,8 @@ class Pool:
             for unit in units:
                 yield fn(job, unit)
             return
-        pending = {self.executor.submit(fn, job, unit) for unit in units}
+        with _workers_ignore_ctrl_c():
+            pending = {self.executor.submit(fn, job, unit) for unit in units}
         try:
             while pending:
                 done, pending = wait(pending, return_when=FIRST_COMPLETED)
@@ -64,6 +68,18 @@ class Pool:
             process.join(timeout=5)
         if manager is not None:  # it closes its wake-up pipe as it ends: interpreter exit must not write to it meanwhile
             manager.join(timeout=5)
+
+
+@contextmanager
+def _workers_ignore_ctrl_c() -> Iterator[None]:
+    """Workers start (on submit) while Ctrl-C is ignored here: a spawned interpreter keeps an ignored SIGINT
+    ignored and installs no KeyboardInterrupt handler, so a Ctrl-C while a worker still imports prints no
+    traceback from it. The parent handles Ctrl-C as before once its workers are started."""
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _bind_to_parent(parent: int) -> None:

@@ -207,6 +207,27 @@ def test_a_second_run_into_the_same_folder_is_refused_while_the_first_runs(tmp_p
         os.killpg(first.pid, signal.SIGKILL) if first.poll() is None else None
 
 
+def test_ctrl_c_while_the_workers_start_prints_no_traceback(tmp_path):
+    """A Ctrl-C that reaches the workers while they still import (a slow disk, a loaded machine: here a
+    sitecustomize that makes a worker's start-up take 3 s): they ignore it from their first instruction, and
+    the run stops with its one paragraph."""
+    slow = tmp_path / "slow"
+    slow.mkdir()
+    (slow / "sitecustomize.py").write_text("import sys, time\nif '--multiprocessing-fork' in sys.argv:\n    time.sleep(3)\n")
+    out = tmp_path / "out"
+    pipeline = write_pipeline(tmp_path / "p.yaml", big_corpus(tmp_path / "in"), out, SLOW_STAGES, workers=2)
+    process = subprocess.Popen([sys.executable, "-m", "cleanmix.pipelines.cli", "run", str(pipeline), "-q"], cwd=REPO,
+                               env={**os.environ, "PYTHONPATH": f"{slow}{os.pathsep}{REPO}"}, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, start_new_session=True)
+    wait_for(lambda: (out / "_work").exists())
+    time.sleep(1.0)  # the workers are in their start-up
+    os.killpg(process.pid, signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
+    assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr, stderr
+    assert stderr.strip().startswith("interrupted: the run stopped.")
+
+
 def test_ctrl_c_exits_130_with_one_paragraph_and_resumes(tmp_path):
     out = tmp_path / "out"
     pipeline = write_pipeline(tmp_path / "p.yaml", big_corpus(tmp_path / "in"), out, SLOW_STAGES, workers=2)
