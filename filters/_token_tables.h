@@ -621,3 +621,9 @@ static const uint32_t RANGES_LOWERCASE_CHANGES[][2] = {
 };
 /* TOKEN_ABBREVIATIONS' words, in their order (the first that matches wins). */
 #define TOKEN_ABBREVIATION_WORDS "Mr", "Mrs", "Ms", "Dr", "St", "Jr", "Sr", "Prof", "Inc", "Ltd", "Co", "Corp", "vs", "Gov", "Gen", "Rep", "Sen", "Mt", "Jan", "Feb", "Mar", "Apr", "Jun", "Jul", "Aug", "Sep", "Sept", "Oct", "Nov", "Dec"
+/* c4_lines: non-ASCII code points whose lowercase (Polars' str.to_lowercase) holds ASCII, and that lowercase with
+ * each non-ASCII character as byte 0x80. */
+#define LOWERCASE_TO_ASCII(X) X(0x130, "i\200") X(0x212A, "k")
+/* c4_quality.POLICY's phrases, and SENTENCE_ABBREVIATION's words after [A-Z], in their order. */
+#define POLICY_PHRASES "terms of use", "privacy policy", "cookie policy", "uses cookies", "use of cookies", "use cookies"
+#define SENTENCE_ABBREVIATION_WORDS "Mr", "Mrs", "Ms", "Dr", "St", "Jr", "Sr", "Prof", "vs", "etc", "e.g", "i.e", "U.S", "No", "Inc", "Ltd", "Co"

@@ -15,8 +15,9 @@
  * without a copy: 16 bytes per token, tokens of up to 12 bytes inline, longer ones pointing into the next
  * buffer), the longer tokens' bytes, and the validity bitmap (None without one).
  *
- * `token_measures` (at the end) counts what gopher_quality measures on those lists: here, as it needs the same
- * classes (the tables above) and reads the same string views.
+ * `token_measures` (after it) counts what gopher_quality measures on those lists: here, as it needs the same
+ * classes (the tables above) and reads the same string views. `c4_lines` (at the end) measures c4_quality's lines:
+ * here for the same classes.
  */
 #define _GNU_SOURCE /* mremap */
 #define PY_SSIZE_T_CLEAN
@@ -729,6 +730,284 @@ done:
     return result;
 }
 
+/* c4_quality's per-line rules (see c4_quality.py), one pass per document: each line's words and longest word, and
+ * for the lines that can be kept (enough words, none too long) the rest, on the line stripped and its citations
+ * removed: its end, its lowercase phrases, its `{`, and its sentences. Why C: Polars split, exploded, stripped,
+ * matched six regexes and lowercased every line, then grouped them back, for five numbers per document.
+ *
+ * Each pattern is matched as Polars' regex engine does (leftmost-first, non-overlapping): see each function. The
+ * classes are the tables above (`\s`, `\d`, `\p{Ll}`, `\p{Lu}`, CJK); `str.strip_chars()` strips `\s`, and only the
+ * code points of LOWERCASE_TO_ASCII lowercase to something with ASCII in it (both checked by token_tables.py). */
+
+typedef struct {
+    int64_t min_words, max_word;
+    int terminal, citations, javascript, policy;
+} C4Rules;
+
+typedef struct {
+    uint32_t *cp;
+    uint8_t *low;
+    int64_t cap;
+} C4Line;
+
+static inline uint32_t utf8_at(const uint8_t *s, int64_t i, int *size) {
+    uint32_t c = s[i];
+    if (c < 0x80) { *size = 1; return c; }
+    if (c < 0xE0) { *size = 2; return ((c & 0x1F) << 6) | (s[i + 1] & 0x3F); }
+    if (c < 0xF0) { *size = 3; return ((c & 0x0F) << 12) | ((s[i + 1] & 0x3F) << 6) | (s[i + 2] & 0x3F); }
+    *size = 4;
+    return ((c & 0x07) << 18) | ((s[i + 1] & 0x3F) << 12) | ((s[i + 2] & 0x3F) << 6) | (s[i + 3] & 0x3F);
+}
+
+static inline int is_space(uint32_t c) { return flags(c) & SPACE; }
+static inline int mark(uint32_t c) { return c == '.' || c == '!' || c == '?'; }
+static inline int cjk_mark(uint32_t c) { return c == 0x3002 || c == 0xFF01 || c == 0xFF1F; } /* 。！？ */
+static inline int cjk_bracket(uint32_t c) { return c == 0x300D || c == 0x300F || c == 0xFF09; } /* 」』） */
+
+/* CITATION removed in place, `\[\d*]|\[edit]|\[citation needed]` left to right: the new length. */
+static int64_t remove_citations(uint32_t *cp, int64_t n) {
+    static const char *const words[] = {"edit]", "citation needed]"};
+    int64_t m = 0;
+    for (int64_t i = 0; i < n;) {
+        int64_t end = -1;
+        if (cp[i] == '[') {
+            int64_t k = i + 1;
+            while (k < n && (flags(cp[k]) & DIGIT)) k++;
+            if (k < n && cp[k] == ']') end = k + 1;
+            for (int w = 0; w < 2 && end < 0; w++) {
+                int64_t j = 0;
+                while (words[w][j] && i + 1 + j < n && cp[i + 1 + j] == (uint8_t)words[w][j]) j++;
+                if (!words[w][j]) end = i + 1 + j;
+            }
+        }
+        if (end >= 0) i = end;
+        else cp[m++] = cp[i++];
+    }
+    return m;
+}
+
+/* ENDS_LINE, `(?:[.?!"'”’]|[。！？][」』）]*|[。！？]（[^（）]*）)$`, and not ending with `...`. */
+static int ends_line(const uint32_t *cp, int64_t n) {
+    if (!n) return 0;
+    uint32_t last = cp[n - 1];
+    if (n >= 3 && last == '.' && cp[n - 2] == '.' && cp[n - 3] == '.') return 0;
+    if (mark(last) || last == '"' || last == '\'' || last == 0x201D || last == 0x2019) return 1;
+    int64_t k = n;
+    while (k > 0 && cjk_bracket(cp[k - 1])) k--;
+    if (k > 0 && cjk_mark(cp[k - 1])) return 1;
+    if (last != 0xFF09) return 0;
+    int64_t q = n - 2; /* the last （ or ） before the final ） */
+    while (q >= 0 && cp[q] != 0xFF08 && cp[q] != 0xFF09) q--;
+    return q >= 1 && cp[q] == 0xFF08 && cjk_mark(cp[q - 1]);
+}
+
+static const char *const PHRASES[] = {"javascript", "lorem ipsum", POLICY_PHRASES};
+enum { JAVASCRIPT = 1, LOREM_IPSUM = 2 }; /* PHRASES' bits; the others are POLICY's */
+_Static_assert(sizeof(PHRASES) / sizeof(PHRASES[0]) <= 32, "one bit per phrase in a uint32_t");
+static uint32_t phrases_from[128]; /* per ASCII character: the phrases it begins, one bit each */
+#define AT_MOST_3(point, lower) _Static_assert(sizeof(lower) - 1 <= 3, "c4_line keeps 3 bytes per character for the lowercase");
+LOWERCASE_TO_ASCII(AT_MOST_3)
+#undef AT_MOST_3
+static const char *const SENTENCE_ABBREVIATIONS[] = {SENTENCE_ABBREVIATION_WORDS};
+_Static_assert(sizeof(SENTENCE_ABBREVIATIONS) / sizeof(SENTENCE_ABBREVIATIONS[0]) <= 32, "one bit per word in a uint32_t");
+static uint32_t sentence_abbreviations_from[128]; /* per ASCII letter: the words it begins, one bit each in list order */
+
+/* SENTENCE_ABBREVIATION's `(?:[A-Z]|words)\.\s` at q: the end, or -1 (the first alternative that matches). */
+static int64_t abbreviation_end(const uint32_t *cp, int64_t n, int64_t q) {
+    if (q >= n || cp[q] >= 128) return -1;
+    if (q + 2 < n && cp[q] >= 'A' && cp[q] <= 'Z' && cp[q + 1] == '.' && is_space(cp[q + 2])) return q + 3;
+    for (uint32_t words = sentence_abbreviations_from[cp[q]]; words; words &= words - 1) {
+        const char *word = SENTENCE_ABBREVIATIONS[__builtin_ctz(words)];
+        int64_t j = 0;
+        while (word[j] && q + j < n && cp[q + j] == (uint8_t)word[j]) j++;
+        if (!word[j] && q + j + 1 < n && cp[q + j] == '.' && is_space(cp[q + j + 1])) return q + j + 2;
+    }
+    return -1;
+}
+
+/* c4_quality's sentence count of a line whose `\.{2,}` are already `…`: SENTENCE_END's matches plus JOINED's less
+ * SENTENCE_ABBREVIATION's, at least 1 (as UInt32, like Polars). */
+static uint32_t sentences(const uint32_t *cp, int64_t m) {
+    uint32_t ends = 0, joined = 0, abbreviations = 0;
+    /* `[.!?]+["'”’)\]]*(?:\s|$)|[。！？]+[”’」』）]*`: a failed start fails on all of its run of marks too, and no
+     * closing mark or space starts a match, so each run of marks is tried once. */
+    for (int64_t i = 0; i < m;) {
+        int64_t k = i + 1;
+        if (mark(cp[i])) {
+            while (k < m && mark(cp[k])) k++;
+            /* `\p{Ll}[.!?]\p{Lu}` (JOINED) is a run of one mark between those letters: its matches cannot overlap */
+            joined += k == i + 1 && i > 0 && k < m && (flags(cp[i - 1]) & LOWER) && (flags(cp[k]) & UPPER);
+            while (k < m && (cp[k] == '"' || cp[k] == '\'' || cp[k] == 0x201D || cp[k] == 0x2019 || cp[k] == ')' || cp[k] == ']')) k++;
+            ends += k == m || is_space(cp[k]);
+        } else if (cjk_mark(cp[i])) {
+            while (k < m && cjk_mark(cp[k])) k++;
+            while (k < m && (cp[k] == 0x201D || cp[k] == 0x2019 || cjk_bracket(cp[k]))) k++;
+            ends++;
+        }
+        i = k;
+    }
+    /* `(?:^|\s)(?:...)\.\s`: the scan goes on after a match's trailing space, which the next match cannot start with. */
+    for (int64_t i = 0; i < m;) {
+        int64_t end = i == 0 ? abbreviation_end(cp, m, 0) : -1;
+        uint32_t next = i + 1 < m ? cp[i + 1] : 0;
+        if (end < 0 && next < 128 && (next - 'A' < 26 || sentence_abbreviations_from[next]) && is_space(cp[i]))
+            end = abbreviation_end(cp, m, i + 1);
+        if (end >= 0) abbreviations++, i = end;
+        else i++;
+    }
+    uint32_t total = ends + joined - abbreviations;
+    return total > 1 ? total : 1;
+}
+
+/* The PHRASES in a lowercased line, one bit each. */
+static uint32_t phrases_in(const uint8_t *low, int64_t n) {
+    uint32_t found = 0;
+    for (int64_t j = 0; j < n; j++) {
+        if (low[j] >= 128) continue;
+        for (uint32_t ps = phrases_from[low[j]] & ~found; ps; ps &= ps - 1) {
+            const char *phrase = PHRASES[__builtin_ctz(ps)];
+            int64_t i = 1;
+            while (phrase[i] && j + i < n && low[j + i] == (uint8_t)phrase[i]) i++;
+            if (!phrase[i]) found |= ps & -ps;
+        }
+    }
+    return found;
+}
+
+/* The line's last character that is no space (0 if none): what ends it once stripped, unless a citation (`]`) does. */
+static uint32_t last_char(const uint8_t *s, int64_t start, int64_t end) {
+    while (end > start) {
+        int64_t at = end - 1;
+        while (at > start && (s[at] & 0xC0) == 0x80) at--;
+        int size;
+        uint32_t c = utf8_at(s, at, &size);
+        if (!is_space(c)) return c;
+        end = at;
+    }
+    return 0;
+}
+
+/* A line that may be kept (enough words, none too long), bytes [start, end): counted into `row`. */
+static int c4_line(const uint8_t *s, int64_t start, int64_t end, const C4Rules *rules, C4Line *w, uint32_t *row) {
+    if (rules->terminal) { /* most lines end otherwise than ENDS_LINE allows: known before they are decoded */
+        uint32_t last = last_char(s, start, end);
+        if (!(mark(last) || last == '"' || last == '\'' || last == 0x201D || last == 0x2019 || cjk_mark(last) || cjk_bracket(last) ||
+              (last == ']' && rules->citations)))
+            return 0;
+    }
+    if (end - start > w->cap) {
+        int64_t cap = end - start > 2 * w->cap ? end - start : 2 * w->cap;
+        free(w->cp), free(w->low);
+        w->cp = malloc(sizeof(uint32_t) * cap), w->low = malloc(3 * cap);
+        w->cap = w->cp && w->low ? cap : 0;
+        if (!w->cap) return -1;
+    }
+    uint32_t *cp = w->cp;
+    int64_t n = 0, a = 0;
+    for (int64_t i = start; i < end; n++) {
+        int size;
+        cp[n] = utf8_at(s, i, &size);
+        i += size;
+    }
+    while (n > 0 && is_space(cp[n - 1])) n--; /* str.strip_chars() */
+    while (a < n && is_space(cp[a])) a++;
+    cp += a, n -= a;
+    if (rules->citations) n = remove_citations(cp, n);
+    if (rules->terminal && !ends_line(cp, n)) return 0;
+    uint8_t *low = w->low; /* str.to_lowercase(), with every other non-ASCII character as 0x80 */
+    int64_t k = 0, m = 0;  /* and in place, for `sentences`: the line with `\.{2,}` as `…` (m code points) */
+    int curly = 0, dots = 0;
+    for (int64_t i = 0; i < n; i++) {
+        uint32_t c = cp[i];
+        curly |= c == '{';
+        if (c != '.') cp[m++] = c, dots = 0;
+        else if (!dots) cp[m++] = i + 1 < n && cp[i + 1] == '.' ? 0x2026 : '.', dots = 1;
+        switch (c) {
+#define TO_ASCII(point, lower) case point: memcpy(low + k, lower, sizeof(lower) - 1), k += sizeof(lower) - 1; break;
+            LOWERCASE_TO_ASCII(TO_ASCII)
+#undef TO_ASCII
+        default:
+            low[k++] = c < 0x80 ? (uint8_t)(c - 'A' < 26 ? c + 32 : c) : 0x80;
+        }
+    }
+    uint32_t found = phrases_in(low, k);
+    int javascript = rules->javascript && (found & JAVASCRIPT), policy = rules->policy && (found & ~(uint32_t)(JAVASCRIPT | LOREM_IPSUM));
+    row[0] |= (found & LOREM_IPSUM) != 0;
+    row[1] |= curly && !javascript;
+    if (!javascript && !policy) row[2]++, row[3] += sentences(cp, m);
+    return 0;
+}
+
+/* One document: lorem ipsum, curly bracket, kept lines, sentences, words into `row`. Lines as text_units.lines
+ * splits them (at \n, \r\n, \r, \v, \f, \x1c-\x1e, \x85, \u2028, \u2029; a text's last line break ends no
+ * empty line, but an empty text is one empty line). */
+static int c4_doc(const uint8_t *s, int64_t size, const C4Rules *rules, C4Line *w, uint32_t *row) {
+    int64_t i = 0;
+    for (;;) {
+        int64_t start = i, words = 0, run = 0, longest = 0, next = -1;
+        while (i < size) {
+            int width;
+            uint32_t c = utf8_at(s, i, &width);
+            if (c == '\n' || c == '\v' || c == '\f' || (c >= 0x1C && c <= 0x1E) || c == 0x85 || c == 0x2028 || c == 0x2029) {
+                next = i + width;
+                break;
+            }
+            if (c == '\r') {
+                next = i + 1 + (i + 1 < size && s[i + 1] == '\n');
+                break;
+            }
+            uint16_t f = flags(c); /* `[CJK]|[^\s CJK]+`: each CJK character is a word, so is each run of the rest */
+            run = f & (SPACE | CJK) ? 0 : run + 1;
+            words += (f & CJK) != 0 || run == 1;
+            longest = run > longest ? run : longest;
+            i += width;
+        }
+        row[4] += (uint32_t)words;
+        if (longest <= rules->max_word && words >= rules->min_words && c4_line(s, start, i, rules, w, row)) return -1;
+        if (next < 0 || next >= size) return 0;
+        i = next;
+    }
+}
+
+static PyObject *c4_lines(PyObject *self, PyObject *args) {
+    PyObject *off_obj, *data_obj, *valid_obj, *out_obj;
+    Py_ssize_t docs, first;
+    C4Rules rules;
+    if (!PyArg_ParseTuple(args, "nOOOnLLppppO", &docs, &off_obj, &data_obj, &valid_obj, &first, &rules.min_words, &rules.max_word,
+                          &rules.terminal, &rules.citations, &rules.javascript, &rules.policy, &out_obj))
+        return NULL;
+    Py_buffer off = {0}, data = {0}, valid = {0}, out = {0};
+    PyObject *result = NULL;
+    if (PyObject_GetBuffer(off_obj, &off, PyBUF_SIMPLE) || PyObject_GetBuffer(data_obj, &data, PyBUF_SIMPLE) ||
+        PyObject_GetBuffer(out_obj, &out, PyBUF_WRITABLE) || (valid_obj != Py_None && PyObject_GetBuffer(valid_obj, &valid, PyBUF_SIMPLE)))
+        goto done;
+    const int64_t *text_off = off.buf;
+    if (docs < 0 || off.len < (Py_ssize_t)sizeof(int64_t) * (docs + 1) || (valid.buf && valid.len * 8 < first + docs) ||
+        out.len < (Py_ssize_t)(5 * sizeof(uint32_t) * docs) || text_off[0] < 0 || text_off[docs] > data.len) {
+        PyErr_SetString(PyExc_ValueError, "the buffers are shorter than the texts");
+        goto done;
+    }
+    const uint8_t *bits = valid.buf;
+    uint32_t *counts = out.buf;
+    C4Line w = {0};
+    int failed = 0;
+    Py_BEGIN_ALLOW_THREADS
+    for (int64_t d = 0; d < docs && !failed; d++) {
+        uint32_t row[5] = {0, 0, 0, 0, 0};
+        if (!bits || (bits[(first + d) >> 3] >> ((first + d) & 7)) & 1)
+            failed = c4_doc((const uint8_t *)data.buf + text_off[d], text_off[d + 1] - text_off[d], &rules, &w, row);
+        for (int r = 0; r < 5; r++) counts[r * docs + d] = row[r];
+    }
+    Py_END_ALLOW_THREADS
+    free(w.cp), free(w.low);
+    if (failed) PyErr_NoMemory();
+    else result = Py_NewRef(Py_None);
+done:
+    PyBuffer_Release(&off), PyBuffer_Release(&data), PyBuffer_Release(&out);
+    if (valid.obj) PyBuffer_Release(&valid);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"token_lists", token_lists, METH_VARARGS,
      "token_lists(docs, offsets, data, validity, first) -> (list offsets, string views into data, validity): "
@@ -737,6 +1016,9 @@ static PyMethodDef methods[] = {
      "token_measures(list offsets, validity, first, views, views first, data buffers, targets, target offsets, max chars, any case, "
      "out, resolve): per document tokens, words, CJK tokens, letter tokens, characters of non-CJK words and distinct stop words "
      "into `out` (uint32, 6 rows); `resolve(tokens) -> int64 targets` for the tokens Polars must lowercase."},
+    {"c4_lines", c4_lines, METH_VARARGS,
+     "c4_lines(docs, offsets, data, validity, first, min words, max word length, terminal, citations, javascript, policy, out): "
+     "per document c4_quality's lorem ipsum, curly bracket, kept lines, sentences and words into `out` (uint32, 5 rows)."},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_tokens", NULL, -1, methods};
@@ -749,5 +1031,8 @@ PyMODINIT_FUNC PyInit__tokens(void) {
     for (size_t i = 0; i < sizeof(RANGES_LOWERCASE_CHANGES) / sizeof(RANGES_LOWERCASE_CHANGES[0]); i++)
         for (uint32_t c = RANGES_LOWERCASE_CHANGES[i][0]; c <= RANGES_LOWERCASE_CHANGES[i][1]; c++) lowercase_changes[c >> 3] |= (uint8_t)(1 << (c & 7));
     for (size_t w = 0; w < sizeof(ABBREVIATIONS) / sizeof(ABBREVIATIONS[0]); w++) abbreviations_from[(uint8_t)ABBREVIATIONS[w][0]] |= 1ULL << w;
+    for (size_t p = 0; p < sizeof(PHRASES) / sizeof(PHRASES[0]); p++) phrases_from[(uint8_t)PHRASES[p][0]] |= 1u << p;
+    for (size_t w = 0; w < sizeof(SENTENCE_ABBREVIATIONS) / sizeof(SENTENCE_ABBREVIATIONS[0]); w++)
+        sentence_abbreviations_from[(uint8_t)SENTENCE_ABBREVIATIONS[w][0]] |= 1u << w;
     return PyModule_Create(&module);
 }

@@ -15,13 +15,17 @@ from __future__ import annotations
 
 from typing import ClassVar, Literal
 
+import numpy as np
 import polars as pl
 from pydantic import Field
 
-from cleanmix.filters.text_units import CJK, CJK_CHAR, CJK_CHARS, cjk_limit, cjk_share, lines
+from cleanmix.filters._tokens import c4_lines
+from cleanmix.filters.text_units import CJK_CHARS, cjk_limit, cjk_share
+from cleanmix.pipelines import arrow_buffers
 from cleanmix.pipelines.stage import TEXT, Filter, Rule
 
 P = "c4_quality_"
+# The line rules, as Polars regexes: the kernel (`_tokens.c` `c4_lines`) matches each as Polars' regex engine does.
 CITATION = r"\[\d*]|\[edit]|\[citation needed]"
 POLICY = r"terms of use|privacy policy|cookie policy|uses cookies|use of cookies|use cookies"
 ENDS_LINE = r"(?:[.?!\"'”’]|[。！？][」』）]*|[。！？]（[^（）]*）)$"
@@ -34,13 +38,6 @@ SENTENCE_ABBREVIATION = r"(?:^|\s)(?:[A-Z]|Mr|Mrs|Ms|Dr|St|Jr|Sr|Prof|vs|etc|e\.
 """A period that ends an abbreviation, not a sentence, in C4's sentence count. Apart from
 text_units.TOKEN_ABBREVIATIONS (the words the tokenizer keeps whole) on purpose: this one has `etc.`
 and `No.` but no months, and changing either list would change the figures it reproduces."""
-
-
-def sentences(line: pl.Expr) -> pl.Expr:
-    """Sentences in a line that ends one: sentence marks followed by a space or the end, at least 1."""
-    text = line.str.replace_all(r"\.{2,}", "…")
-    ends = text.str.count_matches(SENTENCE_END) + text.str.count_matches(JOINED) - text.str.count_matches(SENTENCE_ABBREVIATION)
-    return pl.max_horizontal(ends, pl.lit(1, pl.UInt32))
 
 
 class C4Quality(Filter):
@@ -61,56 +58,33 @@ class C4Quality(Filter):
     )
 
     def metrics(self, df: pl.DataFrame) -> pl.DataFrame:
-        """Per line: words and whether C4 could keep it (a candidate); the checks that read the
-        lowercased line and the sentence counts run on the candidates only (most lines are not)."""
-        line = pl.col("_line").str.strip_chars()
-        cited, lower = pl.col("_cited"), pl.col("_lower")  # computed once per line, read by several rules
-        candidate = ~pl.col("_long_word") & (pl.col("_words") >= self.min_words_per_line)
-        if self.terminal_punctuation:
-            candidate = candidate & cited.str.contains(ENDS_LINE) & ~cited.str.ends_with("...")
-        javascript = lower.str.contains("javascript", literal=True) if self.javascript else pl.lit(False)
-        policy = lower.str.contains(POLICY) if self.policy else pl.lit(False)
-        kept = pl.col("_candidate") & ~javascript & ~policy  # (a column: a literal would sum to 1 per document)
-        per_line = df.select(lines(pl.col(TEXT)).alias("_line")).with_row_index("_doc").explode("_line")
-        per_line = per_line.with_columns(
-            self._long_word(per_line["_line"]).alias("_long_word"),
-            (line.str.replace_all(CITATION, "") if self.remove_citations else line).alias("_cited"),
-            line.str.count_matches(rf"{CJK_CHAR}|[^\s{CJK}]+").alias("_words"),
-        ).with_columns(candidate.fill_null(False).alias("_candidate"))
-        candidates = (
-            per_line.filter("_candidate")
-            .with_columns(cited.str.to_lowercase().alias("_lower"))
-            .group_by("_doc")
-            .agg(
-                lower.str.contains("lorem ipsum", literal=True).any().alias(P + "lorem_ipsum"),
-                (~javascript & cited.str.contains("{", literal=True)).any().alias(P + "curly_bracket"),
-                kept.sum().alias(P + "kept_lines"),
-                pl.when(kept).then(sentences(cited)).otherwise(0).sum().alias(P + "sentences"),
-            )
+        """Per document, from its lines (by the compiled kernel `_tokens.c` `c4_lines`, one pass per document where
+        Polars split, stripped, matched and lowercased every line): 'lorem ipsum' or '{' in a line C4 could keep,
+        the lines it keeps, their sentences, and the words of all lines (for the CJK share)."""
+        array = df[TEXT].cast(pl.String).to_arrow()  # (one array, whatever the chunks)
+        validity = array.buffers()[0] if array.null_count else None
+        out = np.empty((5, len(array)), np.uint32)
+        c4_lines(
+            len(array),
+            arrow_buffers.offsets(array).astype(np.int64, copy=False),
+            arrow_buffers.data(array),
+            validity,
+            array.offset,
+            self.min_words_per_line,
+            self.max_word_length,
+            self.terminal_punctuation,
+            self.remove_citations,
+            self.javascript,
+            self.policy,
+            out,
         )
-        per_doc = (
-            per_line.group_by("_doc", maintain_order=True)
-            .agg(pl.col("_words").sum())
-            .join(candidates, on="_doc", how="left", maintain_order="left")
-            .with_columns(
-                pl.col(P + "lorem_ipsum", P + "curly_bracket").fill_null(False), pl.col(P + "kept_lines", P + "sentences").fill_null(0)
-            )
-            .select(P + "lorem_ipsum", P + "curly_bracket", P + "kept_lines", P + "sentences", "_words")
+        return df.with_columns(
+            pl.Series(P + "lorem_ipsum", out[0] != 0),
+            pl.Series(P + "curly_bracket", out[1] != 0),
+            pl.Series(P + "kept_lines", out[2]),
+            pl.Series(P + "sentences", out[3]),
+            cjk_share(df, pl.Series(out[4])).alias(P + "cjk_share"),
         )
-        return (
-            pl.concat([df, per_doc], how="horizontal")
-            .with_columns(cjk_share(df, pl.col("_words")).alias(P + "cjk_share"))
-            .drop("_words")
-        )
-
-    def _long_word(self, texts: pl.Series) -> pl.Series:
-        """Lines with a word (a run without spaces or CJK) longer than `max_word_length`; only lines
-        longer than that are split, as a counted regex repetition is slow."""
-        long_lines = texts.str.len_chars() > self.max_word_length
-        if not long_lines.any():
-            return long_lines
-        longest = texts.filter(long_lines).str.extract_all(rf"[^\s{CJK}]+").list.eval(pl.element().str.len_chars()).list.max()
-        return long_lines.scatter(long_lines.arg_true(), longest.fill_null(0) > self.max_word_length)
 
     def rules(self) -> list[Rule]:
         rules = []
