@@ -386,16 +386,7 @@ static FlagTable fold_classes;
 
 static inline uint8_t fold_flags(uint32_t c) { return flag_of(&fold_classes, c); }
 
-static int build_fold_tables(void) {
-    uint8_t *all = calloc(0x110000, 1);
-    if (!all) return -1;
-#define FILL(name) FLAG_RANGES(all, RANGES_##name, name)
-    FOLD_CLASSES(FILL)
-#undef FILL
-    int failed = flag_table_build(&fold_classes, all);
-    free(all);
-    return failed;
-}
+FLAG_TABLE_BUILDER(build_fold_tables, fold_classes, FOLD_CLASSES)
 
 /* A cased character comes first, past case-ignorable ones, walking from `i` back to `start` (or on to `end`). */
 static int cased_before(const uint8_t *s, int64_t start, int64_t i) {

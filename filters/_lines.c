@@ -23,16 +23,7 @@ static FlagTable classes;
 
 static inline uint8_t flags(uint32_t c) { return flag_of(&classes, c); }
 
-static int build_tables(void) {
-    uint8_t *all = calloc(0x110000, 1);
-    if (!all) return -1;
-#define FILL(name) FLAG_RANGES(all, RANGES_##name, name)
-    LINE_CLASSES(FILL)
-#undef FILL
-    int failed = flag_table_build(&classes, all);
-    free(all);
-    return failed;
-}
+FLAG_TABLE_BUILDER(build_tables, classes, LINE_CLASSES)
 
 static int64_t utf8_chars(const uint8_t *s, int64_t size) {
     int64_t chars = 0;

@@ -18,16 +18,7 @@ static FlagTable classes;
 
 static inline uint8_t flags(uint32_t c) { return flag_of(&classes, c); }
 
-static int build_tables(void) {
-    uint8_t *all = calloc(0x110000, 1);
-    if (!all) return -1;
-#define FILL(name) FLAG_RANGES(all, RANGES_##name, name)
-    SCRIPT_CLASSES(FILL)
-#undef FILL
-    int failed = flag_table_build(&classes, all);
-    free(all);
-    return failed;
-}
+FLAG_TABLE_BUILDER(build_tables, classes, SCRIPT_CLASSES)
 
 /* Per text, of its head (`str.slice(0, max_chars)`, the whole text where max_chars < 0): where the head ends (a
  * byte offset into data), its Han characters (`len_chars() - count_matches(r"\P{Han}")`), its letters

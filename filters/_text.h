@@ -45,6 +45,19 @@ static inline int flag_table_build(FlagTable *t, const uint8_t *all) {
 #define FLAG_RANGES(all, ranges, flag)                                             \
     for (size_t i_ = 0; i_ < sizeof(ranges) / sizeof(ranges[0]); i_++)            \
         for (uint32_t c_ = ranges[i_][0]; c_ <= ranges[i_][1]; c_++) (all)[c_] |= (flag);
+#define FLAG_CLASS_RANGES(name) FLAG_RANGES(all, RANGES_##name, name)
+
+/* Defines `static int build(void)`, which fills `table` from a generated header's classes: `CLASSES(X)` lists X(name)
+ * for each, `name` being both the class's flag (an enum of the module) and its RANGES_name table; -1: out of memory. */
+#define FLAG_TABLE_BUILDER(build, table, CLASSES)      \
+    static int build(void) {                           \
+        uint8_t *all = calloc(0x110000, 1);             \
+        if (!all) return -1;                           \
+        CLASSES(FLAG_CLASS_RANGES)                     \
+        int failed = flag_table_build(&(table), all);  \
+        free(all);                                     \
+        return failed;                                 \
+    }
 
 /* The code point at s[*i] (valid UTF-8: Polars' strings are); moves *i past it. */
 static inline uint32_t next_char(const uint8_t *s, int64_t *i) {

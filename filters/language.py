@@ -69,6 +69,23 @@ def _identify_batch(lines: list[str], path: str) -> pl.Series:
     return pl.Series(rows, dtype=STRUCT)
 
 
+def scored(present: np.ndarray, han: np.ndarray, share: np.ndarray, run: np.ndarray, found: pl.Series) -> pl.DataFrame:
+    """The language and its score per row: the model's (`found`, for the rows `run`), or Chinese where the script
+    says so, scored by the larger of the model's Chinese labels and the Han share."""
+    model = pl.DataFrame({"_row": run.astype(np.uint32)}).hstack(found.struct.unnest())
+    measured = (
+        pl.DataFrame({"_han": han, "_han_share": share, "_present": present})
+        .with_row_index("_row")
+        .join(model, on="_row", how="left", maintain_order="left")
+    )
+    return measured.select(
+        pl.when("_han").then(pl.lit("zh")).otherwise(LANGUAGE).alias(LANGUAGE),
+        pl.when("_present")
+        .then(pl.when("_han").then(pl.max_horizontal("_chinese", "_han_share")).otherwise(SCORE).fill_null(0.0).clip(0.0, 1.0))
+        .alias(SCORE),
+    )
+
+
 class Language(Filter):
     type: Literal["language"] = "language"
     languages: list[str] | None = Field(
@@ -102,21 +119,7 @@ class Language(Filter):
         settled = han & (share >= max(self.script_only, self.min_score))
         run = np.flatnonzero(present & ~settled)
         lines = model_lines(offsets, data, present, run.astype(np.int64), head_end)
-        found = _identify_batch(lines, path).struct.unnest()
-        model = pl.DataFrame({"_row": run.astype(np.uint32)}).hstack(found)
-        measured = (
-            pl.DataFrame({"_han": han, "_han_share": share, "_present": present})
-            .with_row_index("_row")
-            .join(model, on="_row", how="left", maintain_order="left")
-        )
-        return df.hstack(
-            measured.select(
-                pl.when("_han").then(pl.lit("zh")).otherwise(LANGUAGE).alias(LANGUAGE),
-                pl.when("_present")
-                .then(pl.when("_han").then(pl.max_horizontal("_chinese", "_han_share")).otherwise(SCORE).fill_null(0.0).clip(0.0, 1.0))
-                .alias(SCORE),
-            )
-        )
+        return df.hstack(scored(present, han, share, run, _identify_batch(lines, path)))
 
     def rules(self) -> list[Rule]:
         if self.languages is None:

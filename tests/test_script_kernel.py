@@ -15,7 +15,7 @@ from polars.testing import assert_frame_equal
 
 from cleanmix.filters import token_tables
 from cleanmix.filters._script import model_lines, script_counts
-from cleanmix.filters.language import LANGUAGE, SCORE, Language, _identify_batch, bundled_model
+from cleanmix.filters.language import Language, _identify_batch, bundled_model, scored
 from cleanmix.pipelines import arrow_buffers
 from cleanmix.pipelines.stage import TEXT
 from conftest import shared_text_columns
@@ -27,7 +27,7 @@ def _count_not(others: str) -> pl.Expr:
 
 
 def regex_metrics(stage: Language, df: pl.DataFrame) -> pl.DataFrame:
-    """The replaced Language.metrics."""
+    """The replaced Language.metrics (its counts and model input by Polars' regexes; the scoring after them is shared)."""
     path = stage.model_path or bundled_model()
     text = pl.col(TEXT) if stage.max_chars is None else pl.col(TEXT).str.slice(0, stage.max_chars)
     heads = df.select(text.alias("_head"), pl.col(TEXT).is_not_null().alias("_present"))
@@ -50,21 +50,7 @@ def regex_metrics(stage: Language, df: pl.DataFrame) -> pl.DataFrame:
     settled = han & (share >= max(stage.script_only, stage.min_score))
     run = np.flatnonzero(present & ~settled)
     lines = heads[run].select(pl.col("_head").str.replace_all(r"\s+", " ").str.strip_chars()).to_series()
-    found = _identify_batch(lines.to_list(), path).struct.unnest()
-    model = pl.DataFrame({"_row": run.astype(np.uint32)}).hstack(found)
-    measured = (
-        pl.DataFrame({"_han": han, "_han_share": share, "_present": present})
-        .with_row_index("_row")
-        .join(model, on="_row", how="left", maintain_order="left")
-    )
-    return df.hstack(
-        measured.select(
-            pl.when("_han").then(pl.lit("zh")).otherwise(LANGUAGE).alias(LANGUAGE),
-            pl.when("_present")
-            .then(pl.when("_han").then(pl.max_horizontal("_chinese", "_han_share")).otherwise(SCORE).fill_null(0.0).clip(0.0, 1.0))
-            .alias(SCORE),
-        )
-    )
+    return df.hstack(scored(present, han, share, run, _identify_batch(lines.to_list(), path)))
 
 
 def assert_same_counts(texts: pl.Series, max_chars: int | None = 4000) -> int:
