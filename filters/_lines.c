@@ -304,6 +304,78 @@ done:
     return result;
 }
 
+/* gopher_quality's text measures, per text: its lines as text_units.lines counts them (`\r\n` or one of
+ * `\n\r\v\f\x1C-\x1E\x85\u2028\u2029` ends a line; a break at the very end ends none), its `#`, its ellipses
+ * (`count_matches(r"\.\.\.|…")`), the lines (split on `\n`) that start with a bullet after spaces
+ * (`(?m)^[^\S\n]*[•\-]`) and those that end with an ellipsis before spaces (`(?m)(?:\.\.\.|…)[^\S\n]*$`).
+ * A null text: zeros (the caller makes them null). */
+static int ends_with_ellipsis(const uint8_t *s, int64_t start, int64_t end) {
+    while (end > start) { /* past the trailing spaces */
+        int64_t j = end;
+        if (!(flags(prev_char(s, &j)) & SPACE)) break;
+        end = j;
+    }
+    if (end - start >= 3 && s[end - 1] == 0xA6 && s[end - 2] == 0x80 && s[end - 3] == 0xE2) return 1; /* … */
+    return end - start >= 3 && s[end - 1] == '.' && s[end - 2] == '.' && s[end - 3] == '.';
+}
+
+static uint8_t text_marks[256]; /* the bytes gopher_text_counts looks at: # . line breaks, and the lead bytes of … U+0085 U+2028 U+2029 */
+
+static PyObject *gopher_text_counts(PyObject *self, PyObject *args) {
+    PyObject *offsets, *data, *valid, *out_obj;
+    if (!PyArg_ParseTuple(args, "OOOO", &offsets, &data, &valid, &out_obj)) return NULL;
+    Texts t;
+    Py_buffer out = {0};
+    PyObject *result = NULL;
+    if (texts_from(&t, offsets, data, valid) || writable(out_obj, &out, 5 * 8 * t.docs)) goto done;
+    int64_t *lines = out.buf, *hashes = lines + t.docs, *ellipses = hashes + t.docs, *bullets = ellipses + t.docs;
+    int64_t *ellipsis_lines = bullets + t.docs;
+    Py_BEGIN_ALLOW_THREADS
+    for (int64_t d = 0; d < t.docs; d++) {
+        lines[d] = hashes[d] = ellipses[d] = bullets[d] = ellipsis_lines[d] = 0;
+        if (!t.valid[d]) continue;
+        const uint8_t *s = t.data;
+        int64_t start = t.offsets[d], end = t.offsets[d + 1], breaks = 0, last_break_end = -1;
+        for (int64_t i = start; i < end; i++) { /* byte by byte: no byte of a marked sequence is a continuation byte */
+            uint8_t b = s[i];
+            if (!text_marks[b]) continue;
+            if (b == '#') {
+                hashes[d]++;
+            } else if (b == '.') {
+                if (i + 2 < end && s[i + 1] == '.' && s[i + 2] == '.') ellipses[d]++, i += 2;
+            } else if (b == 0xE2) { /* … U+2026, U+2028, U+2029 */
+                if (i + 2 < end && s[i + 1] == 0x80 && s[i + 2] == 0xA6) ellipses[d]++, i += 2;
+                else if (i + 2 < end && s[i + 1] == 0x80 && (s[i + 2] == 0xA8 || s[i + 2] == 0xA9)) breaks++, i += 2, last_break_end = i + 1;
+            } else if (b == 0xC2) { /* U+0085 */
+                if (i + 1 < end && s[i + 1] == 0x85) breaks++, i += 1, last_break_end = i + 1;
+            } else { /* \n \r \v \f \x1C-\x1E, \r\n as one */
+                if (b == '\r' && i + 1 < end && s[i + 1] == '\n') i++;
+                breaks++, last_break_end = i + 1;
+            }
+        }
+        lines[d] = breaks + 1 - (last_break_end == end && end > start);
+        for (int64_t p = start, e; p <= end; p = e + 1) { /* the lines split on `\n` */
+            const uint8_t *found = memchr(s + p, '\n', (size_t)(end - p));
+            e = found ? found - s : end;
+            int64_t i = p;
+            while (i < e) {
+                int64_t next = i;
+                uint32_t c = next_char(s, &next);
+                if (c == '-' || c == 0x2022) { bullets[d]++; break; }
+                if (!(flags(c) & SPACE)) break;
+                i = next;
+            }
+            ellipsis_lines[d] += ends_with_ellipsis(s, p, e);
+        }
+    }
+    Py_END_ALLOW_THREADS
+    result = Py_NewRef(Py_None);
+done:
+    release(t.views, 3);
+    if (out.obj) PyBuffer_Release(&out);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"repeated_parts", repeated_parts, METH_VARARGS,
      "repeated_parts(offsets, data, valid, paragraphs, frac_out, chars_out): per text, the share of its paragraphs "
@@ -312,6 +384,9 @@ static PyMethodDef methods[] = {
      "line_counts(offsets, data, valid, short_line_chars, out): per text, its non-blank lines, those ending a sentence, "
      "the short ones, the characters of repeated ones, its line breaks and its other characters, into the rows of out "
      "(int64, 6 x texts)."},
+    {"gopher_text_counts", gopher_text_counts, METH_VARARGS,
+     "gopher_text_counts(offsets, data, valid, out): per text, its lines (text_units.lines), '#', ellipses, lines starting "
+     "with a bullet and lines ending with an ellipsis, into the rows of out (int64, 5 x texts)."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -319,5 +394,6 @@ static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_lines", NULL, -1, m
 
 PyMODINIT_FUNC PyInit__lines(void) {
     if (!classes.blocks && build_tables()) return PyErr_NoMemory();
+    for (const char *b = "#.\n\r\v\f\x1C\x1D\x1E\xC2\xE2"; *b; b++) text_marks[(uint8_t)*b] = 1;
     return PyModule_Create(&module);
 }

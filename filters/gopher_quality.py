@@ -16,8 +16,9 @@ import numpy as np
 import polars as pl
 from pydantic import Field
 
+from cleanmix.filters._lines import gopher_text_counts
 from cleanmix.filters._tokens import token_measures
-from cleanmix.filters.text_units import STOP_WORDS_EN, STOP_WORDS_ZH, TOKEN_LISTS, lines
+from cleanmix.filters.text_units import STOP_WORDS_EN, STOP_WORDS_ZH, TOKEN_LISTS
 from cleanmix.pipelines import arrow_buffers
 from cleanmix.pipelines.stage import TEXT, Filter, Rule
 
@@ -56,6 +57,23 @@ def _token_counts(tokens: pl.Series, stop_words: list[str], any_case: bool = Tru
     return measured.select(pl.when(pl.lit(tokens.is_not_null())).then(pl.all()).name.keep()).to_dict()  # no text: nothing measured
 
 
+TEXT_COUNTS = ("lines", "hashes", "ellipses", "bullet_lines", "ellipsis_lines")
+"""The line kernel's rows for gopher_quality (`gopher_text_counts` in _lines.c), in its order."""
+
+
+def _text_counts(df: pl.DataFrame) -> list[pl.Series]:
+    r"""Per document: its lines (`text_units.lines(text).list.len()`), `#` (`count_matches("#")`), ellipses
+    (`count_matches(r"\.\.\.|…")`), lines starting with a bullet (`count_matches(r"(?m)^[^\S\n]*[•\-]")`) and
+    lines ending with an ellipsis (`count_matches(r"(?m)(?:\.\.\.|…)[^\S\n]*$")`), null without text: one pass of
+    the line kernel, where Polars split every text into lines and matched four regexes."""
+    texts = df[TEXT].cast(pl.String).to_arrow()  # (one array, whatever the chunks)
+    valid = arrow_buffers.valid(texts)
+    counts = np.empty((len(TEXT_COUNTS), len(texts)), np.int64)
+    gopher_text_counts(arrow_buffers.offsets(texts), arrow_buffers.data(texts), valid, counts)
+    nulls = np.flatnonzero(~valid)
+    return [pl.Series(name, row, pl.UInt32).scatter(nulls, None) for name, row in zip(TEXT_COUNTS, counts)]
+
+
 class GopherQuality(Filter):
     type: Literal["gopher_quality"] = "gopher_quality"
     shared: ClassVar = (TOKEN_LISTS,)
@@ -86,8 +104,7 @@ class GopherQuality(Filter):
     )
 
     def metrics(self, df: pl.DataFrame) -> pl.DataFrame:
-        text = pl.col(TEXT)
-        n_lines = lines(text).list.len()
+        n_lines, hashes, ellipses, bullet_lines, ellipsis_lines = (pl.lit(c) for c in _text_counts(df))
         found = _token_counts(TOKEN_LISTS.of(df), self.stop_words, not self.stop_words_case_sensitive)
         counts = {name: pl.lit(values) for name, values in found.items()}
         n_tokens, words, cjk, letters = counts["tokens"], counts["words"], counts["cjk"], counts["letters"]
@@ -97,10 +114,10 @@ class GopherQuality(Filter):
             words.alias(P + "words"),
             (cjk / words).alias(P + "cjk_share"),
             pl.when(alpha_words > 0).then(counts["alpha_chars"] / alpha_words).alias(P + "mean_word_length"),
-            (text.str.count_matches("#", literal=True) / n_tokens).alias(P + "hash_ratio"),
-            (text.str.count_matches(r"\.\.\.|…") / n_tokens).alias(P + "ellipsis_ratio"),
-            (text.str.count_matches(r"(?m)^[^\S\n]*[•\-]") / n_lines).alias(P + "bullet_lines"),
-            (text.str.count_matches(r"(?m)(?:\.\.\.|…)[^\S\n]*$") / n_lines).alias(P + "ellipsis_lines"),
+            (hashes / n_tokens).alias(P + "hash_ratio"),
+            (ellipses / n_tokens).alias(P + "ellipsis_ratio"),
+            (bullet_lines / n_lines).alias(P + "bullet_lines"),
+            (ellipsis_lines / n_lines).alias(P + "ellipsis_lines"),
             (letters / pl.when(share_of > 0).then(share_of)).alias(P + "alpha_words"),
             counts["stop_words"].alias(P + "stop_words"),
         )

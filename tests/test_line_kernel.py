@@ -1,5 +1,6 @@
 """The compiled line kernel (filters/_lines.c) against the Polars code it replaced: gopher_repetition's repeated
-lines and paragraphs and fineweb_quality's per-line counts, split, exploded, matched and grouped back by Polars.
+lines and paragraphs and fineweb_quality's per-line counts, split, exploded, matched and grouped back by Polars;
+gopher_quality's lines, '#', ellipses, bullet and ellipsis lines, counted by Polars' regexes.
 Every measured column must be the same, floats to the bit, or decisions change."""
 
 from __future__ import annotations
@@ -16,9 +17,10 @@ from polars.testing import assert_frame_equal
 from cleanmix.filters import token_tables
 from cleanmix.filters.fineweb_quality import FinewebQuality
 from cleanmix.filters.fineweb_quality import P as FW
+from cleanmix.filters.gopher_quality import _text_counts
 from cleanmix.filters.gopher_repetition import ZERO_WIDTH, GopherRepetition, _ngram_fractions
 from cleanmix.filters.gopher_repetition import P as GR
-from cleanmix.filters.text_units import INVISIBLE, SENTENCE_END, TOKEN_LISTS, WIDE, cjk_share, token_counts
+from cleanmix.filters.text_units import INVISIBLE, SENTENCE_END, TOKEN_LISTS, WIDE, cjk_share, lines, token_counts
 from cleanmix.pipelines.stage import TEXT, share_columns
 from conftest import shared_text_columns
 
@@ -182,3 +184,47 @@ def test_every_shared_text(shared_data: Path) -> None:
     """Every text column of the project's real data (web pages, raw HTML, Chinese news and reviews, 75 languages, PII, benchmarks)."""
     texts = sum(assert_same(column) for column in shared_text_columns(shared_data))
     assert texts >= 150_000, texts
+
+
+def polars_text_counts(texts: pl.Series) -> pl.DataFrame:
+    """The replaced gopher_quality expressions: lines, '#', ellipses, bullet lines, ellipsis lines."""
+    t = pl.col(TEXT)
+    return pl.DataFrame({TEXT: texts}).select(
+        lines(t).list.len().alias("lines"),
+        t.str.count_matches("#", literal=True).alias("hashes"),
+        t.str.count_matches(r"\.\.\.|…").alias("ellipses"),
+        t.str.count_matches(r"(?m)^[^\S\n]*[•\-]").alias("bullet_lines"),
+        t.str.count_matches(r"(?m)(?:\.\.\.|…)[^\S\n]*$").alias("ellipsis_lines"),
+    )
+
+
+def assert_same_text_counts(texts: pl.Series) -> int:
+    found = pl.DataFrame(_text_counts(pl.DataFrame({TEXT: texts.cast(pl.String)})))
+    expected = polars_text_counts(texts.cast(pl.String))
+    for column in expected.columns:
+        differ = (found[column] != expected[column]) | (found[column].is_null() != expected[column].is_null())
+        if differ.any():
+            row = int(differ.arg_true()[0])
+            pytest.fail(f"{column} of {texts[row]!r:.300}: kernel {found[column][row]} != Polars {expected[column][row]}")
+    assert_frame_equal(found, expected, check_exact=True)
+    return len(texts)
+
+
+GOPHER_PIECES = [*PIECES, "#", "##", "...", "....", "..", "…", "……", "-", "•", " -", "\t•", "\u3000-", "\r-", "a-", "- ", "... ", "…\t"]
+GOPHER_TEXTS = st.lists(st.sampled_from(GOPHER_PIECES), max_size=40).map("".join)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.one_of(st.none(), GOPHER_TEXTS), min_size=1, max_size=12))
+def test_gopher_quality_counts_are_the_polars_code(texts: list[str | None]) -> None:
+    assert_same_text_counts(pl.Series(texts, dtype=pl.String))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.characters(codec="utf-8"), max_size=30).map("".join))
+def test_gopher_quality_counts_are_the_polars_code_on_any_characters(text: str) -> None:
+    assert_same_text_counts(pl.Series([text, text + "\n" + text, "\r\n".join([text] * 3)]))
+
+
+def test_gopher_quality_counts_of_every_shared_text(shared_data: Path) -> None:
+    assert sum(assert_same_text_counts(column) for column in shared_text_columns(shared_data)) >= 150_000
