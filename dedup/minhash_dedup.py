@@ -114,7 +114,7 @@ class MinhashDedup(DedupStage):
         partitions = partition_count(docs * bands * _BYTES_PER_BAND_KEY, self.partition_mb)
         ctx.map(_split, [(group, f"s{i:06d}", partitions, work) for i, group in enumerate(_groups(scans, partitions))])
         edge_files = [f for f in ctx.map(_bucket, [(p, work) for p in range(partitions)]) if f is not None]
-        candidates, pair_files = self._pairs(edge_files, scans, ctx, work)
+        candidates, pair_files = self._pairs(edge_files, scans, docs, ctx, work)
         nodes, roots = file_components(pair_files)
         clustered = pl.DataFrame({ORDER: nodes, GROUP: roots}, schema={ORDER: pl.UInt64, GROUP: pl.UInt64})
         members = (  # streamed: the scans pass by, only the clustered documents stay (decisions sort them)
@@ -141,7 +141,7 @@ class MinhashDedup(DedupStage):
             "cluster_sizes": size_histogram(sizes),
         }
 
-    def _pairs(self, edge_files: list[Path], scans: list[Path], ctx: Context, work: Path) -> tuple[int, list[Path]]:
+    def _pairs(self, edge_files: list[Path], scans: list[Path], docs: int, ctx: Context, work: Path) -> tuple[int, list[Path]]:
         """(distinct candidate pairs, files of the pairs that are duplicates as `verify` measures).
 
         Two documents meet in every band they share, and the bands' keys fall in different
@@ -154,7 +154,7 @@ class MinhashDedup(DedupStage):
             return 0, []
         column = {"exact": SHINGLES, "signature": SIGNATURE}.get(self.verify)
         paired = edge_nodes(edge_files) if column else np.zeros(0, np.uint64)
-        share = len(paired) / max(1, count_rows(scans))
+        share = len(paired) / max(1, docs)
         payload = sum(path.stat().st_size for path in scans) * _PAYLOAD_EXPANSION * share
         partitions = partition_count(payload + count_rows(edge_files) * _BYTES_PER_PAIR, self.partition_mb)
         ctx.map(split_pairs, [(path, partitions, work) for path in edge_files])

@@ -30,12 +30,10 @@ def document_partition(orders: np.ndarray, partitions: int) -> np.ndarray:
 
 
 def split_payload(job: tuple[list[Path], str, str, int, Path, np.ndarray]) -> None:
-    """Scan files' (order, payload) rows of the `paired` documents (orders, ascending) into their document partitions."""
+    """Scan files' (order, payload) rows of the `paired` documents (their orders) into their document partitions."""
     paths, name, column, partitions, work, paired = job
     df = pl.read_parquet(paths, columns=[ORDER, column])
-    orders = df[ORDER].to_numpy()
-    at = np.minimum(np.searchsorted(paired, orders), max(paired.size - 1, 0))
-    df = df.filter(pl.Series(paired[at] == orders if paired.size else np.zeros(len(orders), bool)))
+    df = df.filter(pl.Series(np.isin(df[ORDER].to_numpy(), paired)))
     split_to_disk(df, document_partition(df[ORDER].to_numpy(), partitions), partitions, work / "payload", name)
 
 

@@ -83,17 +83,15 @@ static PyObject *model_lines(PyObject *self, PyObject *args) {
     int64_t w = 0;
     for (int64_t k = 0; k < n; k++) {
         int64_t i = t.offsets[rows[k]], end = ends[rows[k]], first = w;
-        while (i < end) { /* a run of spaces is one " " */
+        for (int in_run = 0; i < end;) { /* a run of spaces is one " " */
             int64_t at = i;
             if (flags(next_char(t.data, &i)) & SPACE) {
-                while (i < end) {
-                    int64_t back = i;
-                    if (!(flags(next_char(t.data, &i)) & SPACE)) { i = back; break; }
-                }
-                folded[w++] = ' ';
+                if (!in_run) folded[w++] = ' ';
+                in_run = 1;
             } else {
                 memcpy(folded + w, t.data + at, (size_t)(i - at));
                 w += i - at;
+                in_run = 0;
             }
         }
         int64_t a = first, b = w; /* strip_chars */

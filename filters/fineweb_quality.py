@@ -42,10 +42,9 @@ class FinewebQuality(Filter):
     cjk_max_dup_line_chars: float = Field(0.1, ge=0, le=1, description="max_dup_line_chars on CJK pages (FineWeb-2's value)")
 
     def metrics(self, df: pl.DataFrame) -> pl.DataFrame:
-        texts = df[TEXT].cast(pl.String).to_arrow()  # (one array, whatever the chunks)
-        valid = arrow_buffers.valid(texts)
-        counts = np.empty((6, len(texts)), np.int64)
-        line_counts(arrow_buffers.offsets(texts), arrow_buffers.data(texts), valid, self.short_line_chars, counts)
+        offsets, data, valid = arrow_buffers.texts(df[TEXT])
+        counts = np.empty((6, len(valid)), np.int64)
+        line_counts(offsets, data, valid, self.short_line_chars, counts)
         lines, punct, short, dup_chars, breaks, chars = (pl.Series(row) for row in counts)
         n_tokens = token_counts(df)  # (null for a null text, as its line breaks and characters are)
         return df.with_columns(

@@ -66,10 +66,9 @@ def _text_counts(df: pl.DataFrame) -> list[pl.Series]:
     (`count_matches(r"\.\.\.|…")`), lines starting with a bullet (`count_matches(r"(?m)^[^\S\n]*[•\-]")`) and
     lines ending with an ellipsis (`count_matches(r"(?m)(?:\.\.\.|…)[^\S\n]*$")`), null without text: one pass of
     the line kernel, where Polars split every text into lines and matched four regexes."""
-    texts = df[TEXT].cast(pl.String).to_arrow()  # (one array, whatever the chunks)
-    valid = arrow_buffers.valid(texts)
-    counts = np.empty((len(TEXT_COUNTS), len(texts)), np.int64)
-    gopher_text_counts(arrow_buffers.offsets(texts), arrow_buffers.data(texts), valid, counts)
+    offsets, data, valid = arrow_buffers.texts(df[TEXT])
+    counts = np.empty((len(TEXT_COUNTS), len(valid)), np.int64)
+    gopher_text_counts(offsets, data, valid, counts)
     nulls = np.flatnonzero(~valid)
     return [pl.Series(name, row, pl.UInt32).scatter(nulls, None) for name, row in zip(TEXT_COUNTS, counts)]
 

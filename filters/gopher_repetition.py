@@ -15,7 +15,6 @@ from typing import Annotated, ClassVar, Literal
 
 import numpy as np
 import polars as pl
-import pyarrow as pa
 from pydantic import Field
 
 from cleanmix.filters._lines import repeated_parts
@@ -30,13 +29,13 @@ ZERO_WIDTH = r"^[\s\p{Cf}]*\p{Cf}[\s\p{Cf}]*$"
 the reference code, which splits on line breaks only."""
 
 
-def _duplicates(texts: pa.Array, name: str) -> dict[str, np.ndarray]:
+def _duplicates(texts: tuple[np.ndarray, np.ndarray, np.ndarray], name: str) -> dict[str, np.ndarray]:
     """Per document: the share of its paragraphs (`name` "para") or lines ("line") that repeat an earlier one, and
     the characters in them (`_lines.c`). Paragraphs are split at blank lines after stripping, lines at line breaks.
     Invisible paragraphs and zero-width lines (ZERO_WIDTH) are not parts: pages put zero-width spaces between
     paragraphs, and the reference code, which does not see them as space, counts each as a repeat."""
-    frac, chars = np.empty(len(texts)), np.empty(len(texts), np.int64)
-    offsets, data, valid = arrow_buffers.offsets(texts), arrow_buffers.data(texts), arrow_buffers.valid(texts)
+    offsets, data, valid = texts
+    frac, chars = np.empty(len(valid)), np.empty(len(valid), np.int64)
     repeated_parts(offsets, data, valid, name == "para", frac, chars)
     return {f"{P}dup_{name}_frac": frac, f"_dup_{name}_chars": chars}
 
@@ -88,7 +87,7 @@ class GopherRepetition(Filter):
     def metrics(self, df: pl.DataFrame) -> pl.DataFrame:
         text = pl.col(TEXT)
         size = text.str.len_chars().cast(pl.Float64)
-        texts = df[TEXT].cast(pl.String).to_arrow()  # (one array, whatever the chunks)
+        texts = arrow_buffers.texts(df[TEXT])
         parts = _duplicates(texts, "para") | _duplicates(texts, "line")
         toks = TOKEN_LISTS.of(df)
         top_ns = sorted({*self.max_top_ngram_frac, *self.cjk_max_top_ngram_frac})

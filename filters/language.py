@@ -108,9 +108,8 @@ class Language(Filter):
         model runs on the text it does not settle. A head without Han has a Han share of 0, too little for
         any `min_han_share` above 0, so its letters and kana are not looked at (as the regex path skipped them)."""
         path = self.model_path or bundled_model()
-        texts = df[TEXT].cast(pl.String).to_arrow()  # (one array, whatever the chunks)
-        offsets, data, present = arrow_buffers.offsets(texts), arrow_buffers.data(texts), arrow_buffers.valid(texts)
-        counts = np.empty((4, len(texts)), np.int64)
+        offsets, data, present = arrow_buffers.texts(df[TEXT])
+        counts = np.empty((4, len(present)), np.int64)
         script_counts(offsets, data, present, -1 if self.max_chars is None else self.max_chars, counts)
         head_end, hans, letters, kana = counts
         maybe = present & (hans > 0) if self.min_han_share > 0 else present

@@ -76,7 +76,7 @@ CREDIT = r"（[^（）\n]*）"
 """A bracketed credit after a Chinese sentence (`。（新华社）`, `。（武斌摄）`)."""
 CJK_TERMINAL = "。！？"
 """CJK sentence ends that closing marks or a credit may follow."""
-SENTENCE_END = rf"(?:[{TERMINAL}][{CLOSING_QUOTES}]*|[{CJK_TERMINAL}][{CJK_CLOSING}]+|[{CJK_TERMINAL}]{CREDIT})$"
+LINE_ENDS_SENTENCE = rf"(?:[{TERMINAL}][{CLOSING_QUOTES}]*|[{CJK_TERMINAL}][{CJK_CLOSING}]+|[{CJK_TERMINAL}]{CREDIT})$"
 """A line that ends a sentence: a sentence mark (any script), maybe followed by closing quotes, or a
 CJK one followed by closing marks or a bracketed credit."""
 INVISIBLE = r"^[\s\p{Cf}]*$"

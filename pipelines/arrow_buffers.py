@@ -7,6 +7,7 @@ view of a buffer copies nothing.
 from __future__ import annotations
 
 import numpy as np
+import polars as pl
 import pyarrow as pa
 
 LARGE = (pa.types.is_large_string, pa.types.is_large_binary, pa.types.is_large_list)
@@ -26,6 +27,13 @@ def data(array: pa.Array) -> np.ndarray:
     """A string or binary array's bytes (all of its data buffer: index it by `offsets`), as a view."""
     buffer = array.buffers()[2]
     return np.frombuffer(buffer, np.uint8) if buffer is not None else np.zeros(0, np.uint8)
+
+
+def texts(series: pl.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A text column as the compiled kernels read it: (int64 offsets, bytes, True where not null), views
+    of one large_string array (Polars joins the chunks)."""
+    array = series.cast(pl.String).to_arrow()
+    return offsets(array), data(array), valid(array)
 
 
 def valid(array: pa.Array) -> np.ndarray:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
@@ -29,3 +30,11 @@ def test_list_offsets_and_an_empty_array() -> None:
     assert arrow_buffers.offsets(lists).tolist() == [1, 1, 3]
     empty = pa.array([], type=pa.large_string())
     assert arrow_buffers.offsets(empty).tolist() == [0] and arrow_buffers.data(empty).size == 0
+
+
+def test_a_text_column_of_chunks_slices_and_nulls() -> None:
+    """What the text kernels take from a Polars column: one array's int64 offsets, bytes and non-null mask."""
+    series = pl.concat([pl.Series("text", VALUES[:7]), pl.Series("text", VALUES[7:])], rechunk=False).slice(2, 12)
+    offsets, data, valid = arrow_buffers.texts(series)
+    assert offsets.dtype == np.int64 and valid.tolist() == [v is not None for v in VALUES[2:14]]
+    assert [bytes(data[a:b]).decode() if ok else None for a, b, ok in zip(offsets[:-1], offsets[1:], valid)] == VALUES[2:14]

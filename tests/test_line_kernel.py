@@ -20,7 +20,7 @@ from cleanmix.filters.fineweb_quality import P as FW
 from cleanmix.filters.gopher_quality import _text_counts
 from cleanmix.filters.gopher_repetition import ZERO_WIDTH, GopherRepetition, _ngram_fractions
 from cleanmix.filters.gopher_repetition import P as GR
-from cleanmix.filters.text_units import INVISIBLE, SENTENCE_END, TOKEN_LISTS, WIDE, cjk_share, lines, token_counts
+from cleanmix.filters.text_units import INVISIBLE, LINE_ENDS_SENTENCE, TOKEN_LISTS, WIDE, cjk_share, lines, token_counts
 from cleanmix.pipelines.stage import TEXT, share_columns
 from conftest import shared_text_columns
 
@@ -69,7 +69,7 @@ def fineweb_reference(stage: FinewebQuality, df: pl.DataFrame) -> pl.DataFrame:
         .group_by("_doc", maintain_order=True)
         .agg(
             nonblank.sum().alias("_lines"),
-            (nonblank & line.str.contains(SENTENCE_END)).sum().alias("_punct"),
+            (nonblank & line.str.contains(LINE_ENDS_SENTENCE)).sum().alias("_punct"),
             (nonblank & (line.str.len_chars() + line.str.count_matches(WIDE) <= stage.short_line_chars)).sum().alias("_short"),
             pl.when(nonblank & ~line.is_first_distinct()).then(line.str.len_chars()).otherwise(0).sum().alias("_dup_chars"),
         )
@@ -109,7 +109,7 @@ def test_tables_are_the_installed_polars_classes() -> None:
 def test_kernel_was_written_for_these_patterns() -> None:
     """_lines.c spells out these patterns by hand (and counts WIDE's characters as taking 2 bytes or more): a change
     to them must change the kernel too."""
-    patterns = repr((INVISIBLE, ZERO_WIDTH, SENTENCE_END, WIDE)).encode()
+    patterns = repr((INVISIBLE, ZERO_WIDTH, LINE_ENDS_SENTENCE, WIDE)).encode()
     assert hashlib.sha256(patterns).hexdigest()[:16] == "8ef338e78ed80bef", "the line patterns changed: update _lines.c"
 
 
@@ -128,7 +128,7 @@ REPEATING = st.lists(st.tuples(LINES, st.sampled_from(["\n", "\n\n", "\n\n\n", "
 )
 """Few distinct lines, so that lines and paragraphs repeat."""
 SENTENCE_ENDS = st.lists(st.sampled_from([*"。！？.?!（）”’」』》\"'»a中\n ", "\u200b", "\u3000"]), max_size=12).map("".join)
-"""Few pieces, so that SENTENCE_END's alternatives meet often."""
+"""Few pieces, so that LINE_ENDS_SENTENCE's alternatives meet often."""
 
 
 @settings(max_examples=500, deadline=None)
