@@ -26,15 +26,16 @@ from bench_pipeline import stages_and_batches  # noqa: E402
 
 def run(filters: list, minhash, batches: list[pl.DataFrame], seconds: dict[str, float]) -> None:
     """Every batch through the filters and the scan, as `run_stages` does; CPU seconds per stage."""
-    from cleanmix.pipelines.stage import share_columns, without_shared
+    from cleanmix.pipelines.stage import SharedColumns, without_shared
     from cleanmix.pipelines.stats import StageStats, text_bytes
 
     for df in batches:
         stats = [StageStats(stage.label, stage.type) for stage in filters]
         bytes_in = text_bytes(df)
+        shared = SharedColumns(filters)
         for i, (stage, stage_stats) in enumerate(zip(filters, stats)):
             started = time.process_time()
-            df = share_columns(df, filters[i:])
+            df = shared.attach(df, i)
             result = stage.process(df)
             bytes_in = stage_stats.record(df, result, 0.0, bytes_in)
             if result.rejected.height:

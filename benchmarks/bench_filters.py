@@ -185,21 +185,21 @@ def cleanmix_stages() -> list:
 
 def time_cleanmix(texts: list[str]) -> dict[str, float]:
     """CPU seconds of the five stages: as a pipeline (each sees what the last kept) and each on all.
-    The token lists are made once per batch and shared, as the engine does (`share_columns`)."""
+    The token lists are made once per batch and shared, as the engine does (`SharedColumns`)."""
     import polars as pl
 
-    from cleanmix.pipelines.stage import share_columns
+    from cleanmix.pipelines.stage import SharedColumns
 
     df = pl.DataFrame({"id": [str(i) for i in range(len(texts))], "text": texts})
     stages = cleanmix_stages()
     stages[0].annotate(df.head(1))  # load the model outside the timing, as datatrove's is
     start = time.process_time()
-    kept = df
+    kept, held = df, SharedColumns(stages)
     for i, stage in enumerate(stages):
-        kept = stage.filter(share_columns(kept, stages[i:]))
+        kept = stage.filter(held.attach(kept, i))
     pipeline = time.process_time() - start
     start = time.process_time()
-    shared = share_columns(df, stages[1:])
+    shared = SharedColumns(stages).attach(df, 1)
     per_stage = {SHARED: time.process_time() - start}
     for stage in stages:
         start = time.process_time()

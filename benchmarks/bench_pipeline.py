@@ -212,7 +212,7 @@ def stage_seconds(repeat: int = 3) -> None:
     """CPU seconds of each stage's own work on the corpus's batches, as a 1-worker run feeds them
     (the shared token lists apart, the MinHash scan without its decide step), best of `repeat`;
     run in this process (pin it: `taskset -c 0`, POLARS_MAX_THREADS=1)."""
-    from cleanmix.pipelines.stage import share_columns, without_shared
+    from cleanmix.pipelines.stage import SharedColumns, without_shared
 
     filters, minhash, batches = stages_and_batches()
     minhash.scan(batches[0].head(2))  # per-process tables, outside the timings
@@ -220,11 +220,12 @@ def stage_seconds(repeat: int = 3) -> None:
     for _ in range(repeat):
         seconds: dict[str, float] = {}
         for df in batches:
+            shared = SharedColumns(filters)
             for i, stage in enumerate(filters):
                 started = time.process_time()
-                shared = share_columns(df, filters[i:])
+                df = shared.attach(df, i)
                 between = time.process_time()
-                df = stage.process(shared).kept
+                df = stage.process(df).kept
                 seconds["shared columns"] = seconds.get("shared columns", 0.0) + between - started
                 seconds[stage.label] = seconds.get(stage.label, 0.0) + time.process_time() - between
             started = time.process_time()

@@ -47,7 +47,7 @@ from cleanmix.pipelines.shards import (
     read_unit,
     write_json,
 )
-from cleanmix.pipelines.stage import Context, GlobalStage, Mapper, Stage, is_global, share_columns, without_shared
+from cleanmix.pipelines.stage import Context, GlobalStage, Mapper, SharedColumns, Stage, is_global, without_shared
 from cleanmix.pipelines.stats import StageStats, text_bytes
 
 ID_SEED = 0x5EED
@@ -206,14 +206,15 @@ def run_stages(seg: Segment, df: pl.DataFrame, ctx: Context | None, stats: list[
     """One batch through a pass's stages: the kept rows, and each stage's removed rows."""
     removed: list[tuple[str, pl.DataFrame]] = []
     stages = seg.all_stages
+    shared = SharedColumns(stages)
     for i, (stage, stage_stats) in enumerate(zip(stages, stats)):
         started = time.perf_counter()
-        df = share_columns(df, stages[i:])
+        df = shared.attach(df, i)
         result = stage.apply(df, ctx) if stage is seg.head else stage.process(df)
         bytes_in = stage_stats.record(df, result, time.perf_counter() - started, bytes_in)
         if result.rejected.height:
             removed.append((stage.label, without_shared(result.rejected, stages)))
-        df = without_shared(result.kept, stages) if isinstance(stage, Mapper) else result.kept
+        df = without_shared(result.kept, stages) if isinstance(stage, Mapper) else result.kept  # (stale: text changed)
     return without_shared(df, stages), removed
 
 

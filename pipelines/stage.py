@@ -192,20 +192,50 @@ def _checked(df: pl.DataFrame) -> pl.DataFrame:
     return df
 
 
-def share_columns(df: pl.DataFrame, stages: Sequence[Stage]) -> pl.DataFrame:
-    """`df` plus the shared columns the first stage reads and a later one reads too, unless the
-    text changes in between (a `Mapper`); columns already there are reused."""
-    later: set[str] = set()
-    for stage in stages[1:]:
-        later.update(column.name for column in stage.shared)
-        if isinstance(stage, Mapper):
-            break
-    wanted = [c for c in stages[0].shared if c.name in later and c.name not in df.columns] if stages else []
-    return df.with_columns(c.compute(pl.col(TEXT)).alias(c.name) for c in wanted) if wanted else df
+ROW = "_cm_row"
+"""A batch's row numbers while a runner's stages work on it: where the held shared columns' rows are found again."""
+
+
+class SharedColumns:
+    """The shared columns of one batch on its way through a run of stages. Each is computed once, at its first
+    reader when a later stage reads it too (unless the text changes in between: a `Mapper`), and held here at the
+    height it was computed at; a stage gets it for the rows it sees, and does not pass it on (`Filter.select`
+    drops it). The token lists are 16 bytes a token: carried through every stage's filter, kept and removed
+    rows, they cost about as much as a stage."""
+
+    def __init__(self, stages: Sequence[Stage]) -> None:
+        self.stages = stages
+        self.held: dict[str, tuple[pl.Series, pl.Series]] = {}
+        """name -> (the row numbers it was computed for, its values)"""
+
+    def attach(self, df: pl.DataFrame, i: int) -> pl.DataFrame:
+        """`df` as stage `i` reads it: with its shared columns that are held or that a later stage reads too."""
+        later: set[str] = set()
+        for stage in self.stages[i + 1 :]:
+            later.update(column.name for column in stage.shared)
+            if isinstance(stage, Mapper):
+                break
+        wanted = [column for column in self.stages[i].shared if column.name in self.held or column.name in later]
+        if not wanted:
+            return df
+        if ROW not in df.columns or not df[ROW].is_sorted():  # (numbered afresh where a stage reordered rows)
+            df = df.with_columns(pl.int_range(pl.len(), dtype=pl.UInt32).alias(ROW))
+            self.held.clear()
+        columns = []
+        for column in wanted:
+            if column.name in self.held:
+                rows, values = self.held[column.name]
+                columns.append(values if rows.equals(df[ROW]) else values.gather(rows.search_sorted(df[ROW])))
+            else:
+                values = df.select(column.compute(pl.col(TEXT)).alias(column.name)).to_series()
+                self.held[column.name] = (df[ROW], values)
+                columns.append(values)
+        return df.with_columns(columns)
 
 
 def without_shared(df: pl.DataFrame, stages: Sequence[Stage]) -> pl.DataFrame:
-    return df.drop([c.name for stage in stages for c in stage.shared], strict=False)
+    """`df` without what a runner adds while stages work: shared columns, row numbers."""
+    return df.drop([ROW, *(c.name for stage in stages for c in stage.shared)], strict=False)
 
 
 class DocumentStage(Stage):
@@ -281,14 +311,16 @@ class Filter(DocumentStage):
         return self.select(df, self.with_metrics(df))
 
     def select(self, df: pl.DataFrame, measured: pl.DataFrame) -> StageResult:
-        """Keep or drop by the rules, from already measured rows; histograms of every metric."""
-        measured = measured.with_columns(self.reason_expr().alias(REASON))
+        """Keep or drop by the rules, from already measured rows; histograms of every metric. The shared columns
+        this stage read are not passed on (see `SharedColumns`)."""
+        shared = [c.name for c in self.shared]
+        measured = measured.drop(shared, strict=False).with_columns(self.reason_expr().alias(REASON))
         tallies = self.histograms(measured)
         if self.mode == "annotate":
             kept = measured.rename({REASON: f"{self.label}_reason"})
             return StageResult(kept, with_reason(df.clear(), None), tallies=tallies)
         removed = pl.col(REASON).is_not_null()
-        columns = [*df.columns, *(c for c in self.keeps if c not in df.columns)]
+        columns = [*(c for c in df.columns if c not in shared), *(c for c in self.keeps if c not in df.columns)]
         return StageResult(measured.filter(~removed).select(columns), measured.filter(removed), tallies=tallies)
 
     def histograms(self, measured: pl.DataFrame) -> dict[str, dict[str, int]]:

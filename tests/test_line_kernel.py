@@ -21,7 +21,7 @@ from cleanmix.filters.gopher_quality import _text_counts
 from cleanmix.filters.gopher_repetition import ZERO_WIDTH, GopherRepetition, _ngram_fractions
 from cleanmix.filters.gopher_repetition import P as GR
 from cleanmix.filters.text_units import INVISIBLE, LINE_ENDS_SENTENCE, TOKEN_LISTS, WIDE, cjk_share, lines, token_counts
-from cleanmix.pipelines.stage import TEXT, share_columns
+from cleanmix.pipelines.stage import TEXT, SharedColumns
 from conftest import shared_text_columns
 
 
@@ -89,7 +89,7 @@ def fineweb_reference(stage: FinewebQuality, df: pl.DataFrame) -> pl.DataFrame:
 def assert_same(texts: pl.Series, short_line_chars: int = 30) -> int:
     """Both stages' metrics, kernel and reference, equal to the bit; returns the number of texts."""
     gopher, fineweb = GopherRepetition(), FinewebQuality(short_line_chars=short_line_chars)
-    df = share_columns(pl.DataFrame({TEXT: texts.cast(pl.String)}), [gopher, fineweb])
+    df = SharedColumns([gopher, fineweb]).attach(pl.DataFrame({TEXT: texts.cast(pl.String)}), 0)
     for stage, reference in ((gopher, gopher_reference), (fineweb, fineweb_reference)):
         kernel, expected = stage.metrics(df), reference(stage, df)
         for column in expected.columns:

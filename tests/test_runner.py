@@ -380,3 +380,52 @@ def test_one_job_per_output_shard_writes_the_bytes_of_one_sequential_job(tmp_pat
         ours = sorted(job.dest.iterdir())
         assert [p.name for p in ours] == sorted(p.name for p in whole.folder.glob(f"part-*.{fmt}"))
         assert all(p.read_bytes() == (whole.folder / p.name).read_bytes() for p in ours)
+
+
+
+def test_shared_columns_are_made_once_and_found_again_for_the_rows_a_stage_sees():
+    """A shared column is computed at its first reader when a later one reads it, then gathered for the rows
+    each later reader sees (after removals, after rows were reordered), never passed on by a stage, and made
+    afresh after a stage that changes the text."""
+    from typing import ClassVar, Literal
+
+    from cleanmix.pipelines.stage import ROW, Filter, Mapper, Rule, SharedColumn, SharedColumns
+
+    made: list[int] = []
+    seen: list[tuple[list[int], list[int]]] = []  # (the shared column as a stage got it, the lengths of its rows)
+
+    def byte_lengths(text: pl.Expr) -> pl.Expr:
+        return text.map_batches(lambda texts: made.append(len(texts)) or texts.str.len_bytes(), return_dtype=pl.UInt32)
+
+    lengths = SharedColumn("_cm_lengths", byte_lengths)
+
+    class Shortest(Filter):
+        type: Literal["shortest"] = "shortest"
+        least: int
+        shared: ClassVar = (lengths,)
+
+        def metrics(self, df: pl.DataFrame) -> pl.DataFrame:
+            seen.append((lengths.of(df).to_list(), df["text"].str.len_bytes().to_list()))
+            return df.with_columns(lengths.of(df).alias(f"{self.label}_bytes"))
+
+        def rules(self) -> list[Rule]:
+            return [Rule.below("short", f"{self.label}_bytes", self.least)]
+
+    class Longer(Mapper):
+        type: Literal["longer"] = "longer"
+
+        def transform(self, df: pl.DataFrame) -> tuple[pl.DataFrame, dict[str, int]]:
+            return df.with_columns(pl.col("text") + "!!"), {"longer": df.height}
+
+    stages = [Shortest(least=3, name="a"), Shortest(least=6, name="b"), Longer(), Shortest(least=9, name="c"),
+              Shortest(least=10, name="d")]
+    texts = ["x" * n for n in (8, 1, 5, 12, 3, 7, 2, 9, 6)]
+    df, held = pl.DataFrame({"id": [str(i) for i in range(9)], "text": texts}), SharedColumns(stages)
+    for i, stage in enumerate(stages):
+        result = stage.process(held.attach(df.reverse() if i == 4 else df, i))  # (d: rows in another order)
+        assert "_cm_lengths" not in result.kept.columns and "_cm_lengths" not in result.rejected.columns
+        df = result.kept.drop(ROW) if isinstance(stage, Mapper) else result.kept
+    assert [got == wanted for got, wanted in seen] == [True] * 4
+    assert [len(got) for got, _ in seen] == [9, 7, 5, 4]
+    assert made == [9, 5, 4]  # at a (b gathers what a kept), at c (the text changed), at d (rows reordered)
+    assert sorted(df["text"].str.len_bytes()) == [10, 11, 14]
