@@ -47,6 +47,7 @@ from pydantic import Field, model_validator
 
 from cleanmix.dedup.partitions import count_rows, fresh_dir, partition_count, partition_files, partition_of, split_to_disk
 from cleanmix.dedup.shingles import text_buffers
+from cleanmix.pipelines import arrow_buffers
 from cleanmix.pipelines.order import UnitDecisions
 from cleanmix.pipelines.stage import ORDER, REASON, TEXT, Context, GlobalStage, StageResult, with_reason
 
@@ -86,7 +87,7 @@ def bare(texts: pl.Series, *, lowercase: bool = False, digits: bool = False) -> 
     gone = np.flatnonzero(drop)
     kept = offsets - np.searchsorted(gone, offsets)
     array = pa.LargeStringArray.from_buffers(len(texts), pa.py_buffer(kept), pa.py_buffer(np.delete(data, gone)))
-    return pl.Series(texts.name, array)
+    return arrow_buffers.series(texts.name, array)
 
 
 _E2_CASED = np.zeros(256, bool)

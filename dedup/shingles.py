@@ -258,7 +258,7 @@ def shingle_sets(hashes: np.ndarray, starts: np.ndarray) -> pl.Series:
     offsets = np.empty(starts.size, np.int64)
     _shingles.shingle_sets(np.ascontiguousarray(hashes, _U64), starts, values, offsets)
     used = pa.py_buffer(values[: offsets[-1] // 4])
-    return pl.Series(pa.Array.from_buffers(pa.large_binary(), starts.size - 1, [None, pa.py_buffer(offsets), used]))
+    return arrow_buffers.series("", pa.Array.from_buffers(pa.large_binary(), starts.size - 1, [None, pa.py_buffer(offsets), used]))
 
 
 def set_values(sets: pl.Series) -> tuple[np.ndarray, np.ndarray]:

@@ -112,7 +112,7 @@ def _token_lists(texts: pl.Series) -> pl.Series:
     lists, views, longs, valid = (block and pa.py_buffer(block) for block in token_lists(len(array), offsets, data, validity, array.offset))
     strings = pa.Array.from_buffers(pa.string_view(), views.size // 16, [None, views, longs])
     lists = pa.Array.from_buffers(pa.large_list(pa.string_view()), len(array), [valid, lists], children=[strings])
-    return pl.Series(texts.name, lists)
+    return arrow_buffers.series(texts.name, lists)
 
 
 def tokens(text: pl.Expr) -> pl.Expr:

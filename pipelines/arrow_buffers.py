@@ -42,3 +42,19 @@ def valid(array: pa.Array) -> np.ndarray:
         return np.ones(len(array), bool)
     bits = np.unpackbits(np.frombuffer(array.buffers()[0], np.uint8), bitorder="little")
     return bits[array.offset : array.offset + len(array)].astype(bool)
+
+
+class _Exported:
+    """An Arrow array behind the C data interface only."""
+
+    def __init__(self, array: pa.Array) -> None:
+        self.array = array
+
+    def __arrow_c_array__(self, requested_schema: object | None = None) -> object:
+        return self.array.__arrow_c_array__(requested_schema)
+
+
+def series(name: str, array: pa.Array) -> pl.Series:
+    """A kernel's Arrow array as a Polars Series, handed over by the C data interface (no copy): given a pyarrow
+    array, Polars imports `pyarrow.compute` first (30 ms of a run's start)."""
+    return pl.Series(name, _Exported(array))

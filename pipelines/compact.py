@@ -20,7 +20,6 @@ from typing import Any
 import numpy as np
 import polars as pl
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from cleanmix.pipelines import arrow_buffers
@@ -251,6 +250,8 @@ def _text_sizes(table: pa.Table) -> np.ndarray:
 
 def _byte_lengths(chunk: pa.Array) -> np.ndarray:
     if not (pa.types.is_string(chunk.type) or pa.types.is_large_string(chunk.type)):
+        import pyarrow.compute as pc  # (30 ms to import, for string views and binary text only)
+
         return np.asarray(pc.binary_length(chunk).fill_null(0)).astype(np.int64)
     return np.where(arrow_buffers.valid(chunk), np.diff(arrow_buffers.offsets(chunk)), 0).astype(np.int64)
 

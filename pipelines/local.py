@@ -9,15 +9,17 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, wait
 from contextlib import contextmanager
-from multiprocessing import get_context
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cleanmix.pipelines.config import PipelineConfig
 from cleanmix.pipelines.progress import Reporter
 from cleanmix.pipelines.run import Job, run_pipeline
 from cleanmix.pipelines.shards import Unit
+
+if TYPE_CHECKING:
+    from concurrent.futures import ProcessPoolExecutor
 
 
 class Pool:
@@ -27,6 +29,9 @@ class Pool:
         self.workers = workers
         self.executor: ProcessPoolExecutor | None = None
         if workers > 1:
+            from concurrent.futures import ProcessPoolExecutor  # (with multiprocessing, 12 ms: not for one worker)
+            from multiprocessing import get_context
+
             os.environ.setdefault("POLARS_MAX_THREADS", str(max(1, (os.cpu_count() or 1) // workers)))
             self.executor = ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_bind_to_parent,
                                                 initargs=(os.getpid(),))

@@ -31,8 +31,17 @@ class Reporter:
         return Console(file=self.stream)
 
     def log(self, message: str) -> None:
-        if not self.quiet:
-            self.console.print(f"[dim]{time.strftime('%H:%M:%S')}[/] {message}", highlight=False)
+        """A timestamped line. `message` is plain text (a file name with brackets is not rich markup); off a
+        terminal it is printed as it is (rich wrapped it at 80 columns, and its import is 20 ms of a run)."""
+        if self.quiet:
+            return
+        stamp = time.strftime("%H:%M:%S")
+        if self.live:
+            from rich.markup import escape
+
+            self.console.print(f"[dim]{stamp}[/] {escape(message)}", highlight=False)
+        else:
+            print(f"{stamp} {message}", file=self.stream, flush=True)
 
     @contextmanager
     def task(self, label: str, total_units: int, done_units: int = 0) -> Iterator[Task]:

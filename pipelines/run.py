@@ -152,7 +152,7 @@ def run_unit(job: Job, unit: Unit) -> dict[str, Any]:
             skipped[error.path] = str(error)
     if skipped:
         marker["skipped"] = skipped
-    write_json(marker_path(job.work, job.segment.index, unit.index), marker)
+    write_json(marker_path(job.work, job.segment.index, unit.index), marker, indent=None)
     return marker
 
 

@@ -90,3 +90,24 @@ def test_sigkill_then_rerun_gives_identical_output(tmp_path, stages, kill_points
     a, b = (json.loads((d / "stats" / "summary.json").read_text()) for d in (out, reference))
     strip = lambda s: [{k: v for k, v in st.items() if k != "seconds"} for st in s["stages"]]  # noqa: E731
     assert strip(a) == strip(b) and a["input"] == b["input"] and a["output"] == b["output"]
+
+
+def test_the_fingerprint_is_what_pipeline_yaml_says():
+    """A run resumes only where its fingerprint matches the folder's: it must be the resolved pipeline as the
+    written pipeline.yaml gives it back (how it was computed before it skipped the YAML round trip), for the
+    presets and every stage type's defaults (floats, nulls, lists, nested models)."""
+    import yaml
+
+    from cleanmix.pipelines.config import fingerprint_of, load_pipeline, validate_pipeline
+    from cleanmix.pipelines.errors import UserError
+    from cleanmix.pipelines.registry import stage_type_names
+
+    configs = [load_pipeline(path) for path in sorted((REPO / "pipelines" / "presets").glob("*.yaml"))]
+    for name in stage_type_names():
+        try:
+            configs.append(validate_pipeline({"input": {"path": "in"}, "output": {"path": "out"}, "stages": [{"type": name}]}))
+        except UserError:  # (a type with required parameters)
+            continue
+    assert len(configs) >= 20
+    for config in configs:
+        assert config.fingerprint() == fingerprint_of(yaml.safe_load(config.resolved_yaml()))
