@@ -12,7 +12,7 @@
 #include "_text.h"
 #include "_script_tables.h"
 
-enum { SPACE = 1, HAN = 2, LETTER = 4, KANA = 8, STRIP = 16 };
+enum { SPACE = 1, HAN = 2, LETTER = 4, KANA = 8, CJK = 16, STRIP = 32 };
 
 static FlagTable classes;
 
@@ -115,6 +115,30 @@ done:
     return result;
 }
 
+/* Per text, its CJK characters (text_units' `str.count_matches(CJK_CHAR)`: Han, kana, the long-vowel mark), into out
+ * (int64, one per text); a null text: 0 (the caller makes it null). */
+static PyObject *cjk_counts(PyObject *self, PyObject *args) {
+    PyObject *offsets, *data, *valid, *out_obj;
+    if (!PyArg_ParseTuple(args, "OOOO", &offsets, &data, &valid, &out_obj)) return NULL;
+    Texts t;
+    Py_buffer out = {0};
+    PyObject *result = NULL;
+    if (texts_from(&t, offsets, data, valid) || writable(out_obj, &out, 8 * t.docs)) goto done;
+    int64_t *counts = out.buf;
+    Py_BEGIN_ALLOW_THREADS
+    for (int64_t d = 0; d < t.docs; d++) {
+        int64_t i = t.offsets[d], end = t.valid[d] ? t.offsets[d + 1] : i, n = 0;
+        while (i < end) n += (flags(next_char(t.data, &i)) & CJK) != 0;
+        counts[d] = n;
+    }
+    Py_END_ALLOW_THREADS
+    result = Py_NewRef(Py_None);
+done:
+    release(t.views, 3);
+    if (out.obj) PyBuffer_Release(&out);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"script_counts", script_counts, METH_VARARGS,
      "script_counts(offsets, data, valid, max_chars, out): per text, of its first max_chars characters (all where "
@@ -123,6 +147,8 @@ static PyMethodDef methods[] = {
     {"model_lines", model_lines, METH_VARARGS,
      "model_lines(offsets, data, valid, rows, head_end): the texts `rows` (int64) up to head_end (int64, per text), "
      "each run of spaces one ' ', stripped: a list of str."},
+    {"cjk_counts", cjk_counts, METH_VARARGS,
+     "cjk_counts(offsets, data, valid, out): per text, its CJK characters (Han, kana, U+30FC) into out (int64, one per text)."},
     {NULL, NULL, 0, NULL},
 };
 

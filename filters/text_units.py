@@ -11,6 +11,7 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
+from cleanmix.filters._script import cjk_counts
 from cleanmix.filters._tokens import token_lists
 from cleanmix.pipelines import arrow_buffers
 from cleanmix.pipelines.stage import TEXT, SharedColumn
@@ -136,9 +137,18 @@ def token_counts(df: pl.DataFrame) -> pl.Series:
     return df.select(token_count(pl.col(TEXT))).to_series()
 
 
+def _cjk_counts(texts: pl.Series) -> pl.Series:
+    """`str.count_matches(CJK_CHAR)` by the script kernel (`_script.c`), a fifth of the regex engine's time; null
+    stays null."""
+    offsets, data, present = arrow_buffers.texts(texts)
+    counts = np.empty(len(present), np.int64)
+    cjk_counts(offsets, data, present, counts)
+    return arrow_buffers.series(texts.name, pa.array(counts.astype(np.uint32), mask=~present))
+
+
 def cjk_chars(text: pl.Expr) -> pl.Expr:
     """The number of CJK characters of each document."""
-    return text.str.count_matches(CJK_CHAR)
+    return text.map_batches(_cjk_counts, return_dtype=pl.UInt32)
 
 
 CJK_CHARS = SharedColumn("_cm_cjk_chars", cjk_chars)

@@ -66,8 +66,10 @@ SCRIPT_CLASSES = {
     "HAN": r"\p{Han}",
     "LETTER": r"\p{L}",
     "KANA": r"[\p{Hiragana}\p{Katakana}]",
+    "CJK": rf"[{CJK}]",
 }
-"""language's classes: the Han and letter counts and the kana test of its script rule, the spaces its model input folds."""
+"""language's classes: the Han and letter counts and the kana test of its script rule, the spaces its model input folds;
+and text_units' CJK_CHAR, whose counts the quality filters share."""
 
 
 @cache

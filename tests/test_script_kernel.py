@@ -1,5 +1,6 @@
 """The compiled script kernel (filters/_script.c) against the Polars code it replaced: language ID's Han, letter
-and kana counts of each document's head and the model's input (spaces folded, stripped). The counts and the
+and kana counts of each document's head and the model's input (spaces folded, stripped), and the quality filters'
+shared CJK character counts. The counts and the
 model's lines must be the same, or scores and decisions change; the stage's columns are then compared whole."""
 
 from __future__ import annotations
@@ -11,11 +12,12 @@ import polars as pl
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from polars.testing import assert_frame_equal
+from polars.testing import assert_frame_equal, assert_series_equal
 
 from cleanmix.filters import token_tables
 from cleanmix.filters._script import model_lines, script_counts
 from cleanmix.filters.language import Language, _identify_batch, bundled_model, scored
+from cleanmix.filters.text_units import CJK_CHAR, cjk_chars
 from cleanmix.pipelines import arrow_buffers
 from cleanmix.pipelines.stage import TEXT
 from conftest import shared_text_columns
@@ -77,6 +79,9 @@ def assert_same_counts(texts: pl.Series, max_chars: int | None = 4000) -> int:
             row = int(differ[0])
             pytest.fail(f"{name} of {texts[row]!r:.300}: kernel {found[name][row]} != Polars {expected[name][row]}")
     assert lines == expected["line"].gather(rows).to_list()
+    text = pl.col(TEXT)
+    cjk = pl.DataFrame({TEXT: texts.cast(pl.String)}).select(cjk_chars(text), text.str.count_matches(CJK_CHAR).alias("regex"))
+    assert_series_equal(cjk[TEXT], cjk["regex"], check_names=False)
     return len(texts)
 
 
