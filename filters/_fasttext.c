@@ -49,8 +49,10 @@ typedef struct {
     const int64_t *offsets;
     const int8_t *types;
     const int32_t *left, *right;
-    uint32_t *word_hash, word_mask, prune_shift;
-    int32_t *word_slots, *prune_keys, *prune_values;
+    uint32_t word_mask, prune_mask;
+    uint64_t bucket_inverse, *pruned_in; /* (for h % bucket by multiplication); the buckets in the pruning index (bits) */
+    uint32_t (*word_slots)[2]; /* the word table: (hash, id), open addressing; id -1 (as uint32): empty */
+    int32_t (*pruned)[2]; /* the pruning index: (bucket, its row past the words), open addressing; bucket -1: empty */
     int64_t *sub_start; /* the rows of word w: sub_ids[sub_start[w]:sub_start[w + 1]] (itself, then its n-grams) */
     int32_t *sub_ids;
     Matrix in, out;
@@ -58,29 +60,46 @@ typedef struct {
     Py_buffer views[VIEWS];
 } Model;
 
-/* Where a line's rows go: summed into `hidden` (predict), or listed (a dictionary word's rows, at load). */
+/* The rows of a line's features (or a dictionary word's, at load), in fastText's order: listed first, summed after,
+ * so that the lookups of many n-grams are under way at once. */
 typedef struct {
-    float *hidden;
-    int64_t rows;
     int32_t *list;
     int64_t listed, capacity;
 } Sink;
 
 static inline uint32_t fnv(uint32_t h, uint8_t byte) { return (h ^ (uint32_t)(int8_t)byte) * 16777619u; } /* fastText's signed char */
 
-static void add_row(const Matrix *m, float *x, int32_t row) {
-    if (m->dense) {
-        const float *r = m->dense + (int64_t)row * m->cols;
-        for (int64_t j = 0; j < m->cols; j++) x[j] += r[j];
-        return;
+/* The rows' sum, row after row, into x. A quantized row adds, per subquantizer, its centroid (times the row's norm):
+ * fastText's addcode. Each element's additions keep their order, which is all that the float sums depend on. */
+static inline __attribute__((always_inline)) void add_quantized(const Matrix *m, float *x, const int32_t *rows, int64_t n, int32_t nsubq,
+                                                                int32_t dsub, int32_t lastdsub) {
+    for (int64_t r = 0; r < n; r++) {
+        if (r + 8 < n) __builtin_prefetch(m->codes + (int64_t)nsubq * rows[r + 8]);
+        float alpha = m->norm_codes ? m->norm_centroids[m->norm_codes[rows[r]]] : 1.0f;
+        const uint8_t *code = m->codes + (int64_t)nsubq * rows[r];
+        for (int32_t s = 0; s < nsubq - 1; s++) {
+            const float *c = m->centroids + ((int64_t)s * KSUB + code[s]) * dsub;
+            for (int32_t j = 0; j < dsub; j++) x[s * dsub + j] += alpha * c[j];
+        }
+        const float *c = m->centroids + (int64_t)(nsubq - 1) * KSUB * dsub + code[nsubq - 1] * lastdsub;
+        for (int32_t j = 0; j < lastdsub; j++) x[(nsubq - 1) * dsub + j] += alpha * c[j];
     }
-    float alpha = m->norm_codes ? m->norm_centroids[m->norm_codes[row]] : 1.0f;
-    const uint8_t *code = m->codes + (int64_t)m->nsubq * row;
-    for (int32_t s = 0, d = m->dsub; s < m->nsubq; s++) {
-        const float *c = m->centroids + (s == m->nsubq - 1 ? (int64_t)s * KSUB * m->dsub + code[s] * m->lastdsub
-                                                             : ((int64_t)s * KSUB + code[s]) * m->dsub);
-        if (s == m->nsubq - 1) d = m->lastdsub;
-        for (int32_t n = 0; n < d; n++) x[s * m->dsub + n] += alpha * c[n];
+}
+
+static void add_rows(const Matrix *m, float *x, const int32_t *rows, int64_t n) {
+    if (m->dense) {
+        for (int64_t r = 0; r < n; r++) {
+            if (r + 8 < n) __builtin_prefetch(m->dense + (int64_t)rows[r + 8] * m->cols);
+            const float *row = m->dense + (int64_t)rows[r] * m->cols;
+            for (int64_t j = 0; j < m->cols; j++) x[j] += row[j];
+        }
+    } else if (m->nsubq == 8 && m->dsub == 2 && m->lastdsub == 2) { /* lid.176.ftz's shape, in registers */
+        float sum[16];
+        memcpy(sum, x, sizeof sum);
+        add_quantized(m, sum, rows, n, 8, 2, 2);
+        memcpy(x, sum, sizeof sum);
+    } else {
+        add_quantized(m, x, rows, n, m->nsubq, m->dsub, m->lastdsub);
     }
 }
 
@@ -104,59 +123,74 @@ static float dot_row(const Matrix *m, const float *x, int32_t row, int *nan) {
     return d * alpha;
 }
 
-static int emit(const Model *model, Sink *sink, int32_t row) {
-    if (sink->hidden) {
-        add_row(&model->in, sink->hidden, row);
-        sink->rows++;
-        return 0;
-    }
-    if (sink->listed == sink->capacity) {
-        int64_t capacity = sink->capacity ? 2 * sink->capacity : 64;
-        int32_t *grown = realloc(sink->list, sizeof(int32_t) * capacity);
-        if (!grown) return -1;
-        sink->list = grown, sink->capacity = capacity;
-    }
-    sink->list[sink->listed++] = row;
+/* Room for `more` rows; -1 when out of memory. */
+static int reserve(Sink *sink, int64_t more) {
+    if (sink->listed + more <= sink->capacity) return 0;
+    int64_t capacity = 2 * (sink->listed + more);
+    int32_t *grown = realloc(sink->list, sizeof(int32_t) * capacity);
+    if (!grown) return -1;
+    sink->list = grown, sink->capacity = capacity;
     return 0;
 }
 
-/* fastText's pushHash: an n-gram bucket's row, through the pruning index where there is one (absent: dropped). */
-static int push_hash(const Model *model, Sink *sink, int32_t id) {
-    if (model->prune_size == 0 || id < 0) return 0;
-    if (model->prune_size > 0) {
-        uint32_t mask = (1u << (32 - model->prune_shift)) - 1, i = ((uint32_t)id * 0x9E3779B1u) >> model->prune_shift;
-        while (model->prune_keys[i] != id) {
-            if (model->prune_keys[i] < 0) return 0;
-            i = (i + 1) & mask;
-        }
-        id = model->prune_values[i];
+static inline uint32_t prune_slot(uint32_t bucket) { return bucket * 0x9E3779B1u; }
+
+/* fastText's pushHash for the n-gram buckets listed from `from` on: each becomes its row, through the pruning index
+ * where there is one (a bucket absent from it is dropped; with an empty index, all are). Most buckets are absent: a
+ * bit per bucket (a few hundred KB) says so first, for all of them, then the index is read for those present. */
+static void resolve(const Model *model, Sink *sink, int64_t from) {
+    int32_t *rows = sink->list;
+    int64_t kept = from;
+    if (model->prune_size < 0) {
+        for (int64_t r = from; r < sink->listed; r++) rows[r] += model->nwords;
+        return;
     }
-    return emit(model, sink, model->nwords + id);
+    if (model->prune_size > 0)
+        for (int64_t r = from; r < sink->listed; r++) {
+            uint32_t bucket = (uint32_t)rows[r];
+            rows[kept] = rows[r], kept += model->pruned_in[bucket >> 6] >> (bucket & 63) & 1;
+        }
+    for (int64_t r = from; r < kept; r++) {
+        uint32_t slot = prune_slot((uint32_t)rows[r]) & model->prune_mask;
+        while (model->pruned[slot][0] != rows[r]) slot = (slot + 1) & model->prune_mask;
+        rows[r] = model->nwords + model->pruned[slot][1];
+    }
+    sink->listed = kept;
 }
 
-/* The character n-grams (minn..maxn code points, a UTF-8 sequence kept whole) of `w` ("<word>"), single characters
- * at either end left out, in fastText's order: by start, then length. */
+/* h % bucket, by Lemire's multiply (exact for 32-bit operands): fastText's modulo is a division per n-gram. */
+static inline uint32_t bucket_of(const Model *model, uint32_t h) {
+    return (uint32_t)(((__uint128_t)(model->bucket_inverse * h) * (uint32_t)model->bucket) >> 64);
+}
+
+/* The rows of the character n-grams (minn..maxn code points, a UTF-8 sequence kept whole) of `w` ("<word>"), single
+ * characters at either end left out, in fastText's order: by start, then length. */
 static int subwords(const Model *model, Sink *sink, const uint8_t *w, int64_t n) {
+    int64_t from = sink->listed;
+    if (model->maxn < model->minn || model->maxn <= 0 || reserve(sink, n * (model->maxn - (model->minn > 1 ? model->minn : 1) + 1)))
+        return model->maxn < model->minn || model->maxn <= 0 ? 0 : -1;
+    int32_t *buckets = sink->list;
+    int64_t listed = from;
     for (int64_t i = 0; i < n; i++) {
         if ((w[i] & 0xC0) == 0x80) continue;
         uint32_t h = 2166136261u;
         for (int64_t j = i, length = 1; j < n && length <= model->maxn; length++) {
             do h = fnv(h, w[j++]);
             while (j < n && (w[j] & 0xC0) == 0x80);
-            if (length >= model->minn && !(length == 1 && (i == 0 || j == n)) &&
-                push_hash(model, sink, (int32_t)(h % (uint32_t)model->bucket)))
-                return -1;
+            if (length >= model->minn && !(length == 1 && (i == 0 || j == n))) buckets[listed++] = (int32_t)bucket_of(model, h);
         }
     }
+    sink->listed = listed;
+    resolve(model, sink, from);
     return 0;
 }
 
 static int32_t find_word(const Model *model, const uint8_t *w, int64_t n, uint32_t h) {
     for (uint32_t i = h & model->word_mask;; i = (i + 1) & model->word_mask) {
-        int32_t id = model->word_slots[i];
+        int32_t id = (int32_t)model->word_slots[i][1];
         if (id < 0) return -1;
         const int64_t start = model->offsets[id];
-        if (model->word_hash[id] == h && model->offsets[id + 1] - start == n && memcmp(model->words + start, w, (size_t)n) == 0)
+        if (model->word_slots[i][0] == h && model->offsets[id + 1] - start == n && memcmp(model->words + start, w, (size_t)n) == 0)
             return id;
     }
 }
@@ -168,14 +202,16 @@ typedef struct {
     uint8_t *bracketed;
     Scored *heap;
     int64_t heaped;
+    Sink rows;
 } Scratch;
 
 /* fastText's Dictionary::getLine and Model::computeHidden for `s` + "\n": the rows of its features summed into
- * hidden (times 1/count, as fastText scales). Returns the count of rows (0: fastText predicts nothing). */
+ * hidden (times 1/count, as fastText scales). Returns the count of rows (0: fastText predicts nothing; -1: out of
+ * memory). */
 static int64_t hidden_of(const Model *model, const uint8_t *s, int64_t n, Scratch *scratch) {
-    Sink sink = {scratch->hidden, 0, NULL, 0, 0};
+    Sink *sink = &scratch->rows;
     int64_t words = 0;
-    memset(scratch->hidden, 0, sizeof(float) * model->dim);
+    sink->listed = 0;
     for (int64_t i = 0; i <= n;) {
         const uint8_t *w = s + i;
         int64_t length = 0;
@@ -194,30 +230,38 @@ static int64_t hidden_of(const Model *model, const uint8_t *s, int64_t n, Scratc
         int is_eos = length == 4 && memcmp(w, "</s>", 4) == 0;
         int type = id >= 0 ? model->types[id] : (length >= 9 && memcmp(w, "__label__", 9) == 0) ? LABEL : WORD;
         if (type == WORD) {
-            if (id >= 0 && model->maxn <= 0) emit(model, &sink, id);
-            else if (id >= 0)
-                for (int64_t r = model->sub_start[id]; r < model->sub_start[id + 1]; r++) emit(model, &sink, model->sub_ids[r]);
-            else if (!is_eos) {
+            if (id >= 0) { /* its own row, and its n-grams' unless the model has none */
+                int64_t count = model->maxn <= 0 ? 1 : model->sub_start[id + 1] - model->sub_start[id];
+                if (reserve(sink, count)) return -1;
+                memcpy(sink->list + sink->listed, model->sub_ids + model->sub_start[id], sizeof(int32_t) * count);
+                sink->listed += count;
+            } else if (!is_eos) {
                 uint8_t *b = scratch->bracketed;
                 b[0] = '<', memcpy(b + 1, w, (size_t)length), b[length + 1] = '>';
-                subwords(model, &sink, b, length + 2);
+                if (subwords(model, sink, b, length + 2)) return -1;
             }
             scratch->hashes[words++] = (int32_t)h;
         }
         if (is_eos) break;
     }
+    int64_t from = sink->listed;
+    if (model->word_ngrams > 1 && reserve(sink, words * (model->word_ngrams - 1))) return -1;
     for (int64_t i = 0; i < words; i++) { /* word n-grams: fastText's hashes are int32, widened with their sign */
         uint64_t h = (uint64_t)(int64_t)scratch->hashes[i];
         for (int64_t j = i + 1; j < words && j < i + model->word_ngrams; j++) {
             h = h * 116049371u + (uint64_t)(int64_t)scratch->hashes[j];
-            push_hash(model, &sink, (int32_t)(h % (uint64_t)model->bucket));
+            sink->list[sink->listed++] = (int32_t)(h % (uint64_t)model->bucket);
         }
     }
-    if (sink.rows) {
-        float scale = (float)(1.0 / (double)sink.rows);
-        for (int32_t j = 0; j < model->dim; j++) scratch->hidden[j] *= scale;
+    resolve(model, sink, from);
+    float *hidden = scratch->hidden;
+    memset(hidden, 0, sizeof(float) * model->dim);
+    add_rows(&model->in, hidden, sink->list, sink->listed);
+    if (sink->listed) {
+        float scale = (float)(1.0 / (double)sink->listed);
+        for (int32_t j = 0; j < model->dim; j++) hidden[j] *= scale;
     }
-    return sink.rows;
+    return sink->listed;
 }
 
 /* libstdc++'s heap algorithms with fastText's comparison (a greater score first: the heap's front is the lowest). */
@@ -317,7 +361,7 @@ static PyObject *Model_predict(Model *model, PyObject *args) {
     const char **texts = NULL;
     Py_ssize_t *lengths = NULL, longest = 0;
     Scratch scratch = {0};
-    int nan = 0;
+    int nan = 0, failed = 0;
     if (k <= 0) { PyErr_SetString(PyExc_ValueError, "k needs to be 1 or higher"); goto done; }
     if (PyObject_GetBuffer(labels_obj, &labels, PyBUF_WRITABLE) || PyObject_GetBuffer(probabilities_obj, &probabilities, PyBUF_WRITABLE))
         goto done;
@@ -341,18 +385,21 @@ static PyObject *Model_predict(Model *model, PyObject *args) {
     int32_t *found = labels.buf;
     double *probability = probabilities.buf;
     for (Py_ssize_t i = 0; i < n; i++) {
-        if (!hidden_of(model, (const uint8_t *)texts[i], lengths[i], &scratch)) continue;
+        int64_t rows = hidden_of(model, (const uint8_t *)texts[i], lengths[i], &scratch);
+        if (rows < 0) { failed = 1; break; }
+        if (!rows) continue;
         int64_t count = predict_hidden(model, &scratch, k, threshold, &nan);
         for (int64_t j = 0; j < count; j++)
             found[i * k + j] = scratch.heap[j].id, probability[i * k + j] = (double)expf(scratch.heap[j].score);
     }
     Py_END_ALLOW_THREADS
-    if (nan) PyErr_SetString(PyExc_RuntimeError, "Encountered NaN.");
+    if (failed) PyErr_NoMemory();
+    else if (nan) PyErr_SetString(PyExc_RuntimeError, "Encountered NaN.");
     else result = Py_NewRef(Py_None);
 done:
     Py_DECREF(lines);
     free(texts), free(lengths);
-    free(scratch.hidden), free(scratch.output), free(scratch.hashes), free(scratch.bracketed), free(scratch.heap);
+    free(scratch.hidden), free(scratch.output), free(scratch.hashes), free(scratch.bracketed), free(scratch.heap), free(scratch.rows.list);
     if (labels.obj) PyBuffer_Release(&labels);
     if (probabilities.obj) PyBuffer_Release(&probabilities);
     return result;
@@ -423,7 +470,7 @@ static int Model_init(Model *model, PyObject *args, PyObject *kwds) {
     model->left = v[LEFT].buf, model->right = v[RIGHT].buf;
     const int32_t *keys = v[PRUNE_KEYS].buf, *values = v[PRUNE_VALUES].buf;
     int64_t most = model->prune_size < 0 ? model->bucket : 0; /* rows past the words that a feature may reach */
-    for (int64_t i = 0; i < prunes; i++) most = values[i] + 1 > most ? values[i] + 1 : most;
+    for (int64_t i = 0; i < prunes; i++) most = values[i] < 0 ? INT64_MAX : values[i] + 1 > most ? values[i] + 1 : most;
     if (model->nwords < 0 || model->nlabels <= 0 || model->in.cols != model->dim || model->out.cols != model->dim ||
         model->out.rows != model->nlabels || model->in.rows < model->nwords + most || model->offsets[model->size] != v[WORDS].len ||
         (model->loss != HS && model->loss != SOFTMAX && model->loss != OVA) || (model->bucket <= 0 && (model->maxn > 0 || model->word_ngrams > 1))) {
@@ -440,20 +487,23 @@ static int Model_init(Model *model, PyObject *args, PyObject *kwds) {
         model->sigmoid[i] = (float)(1.0 / (1.0 + (double)expf(-x)));
     }
     uint32_t words_size = table_size(model->size), prune_table = table_size(prunes);
-    model->prune_shift = 32 - (uint32_t)__builtin_ctz(prune_table);
-    model->word_mask = words_size - 1;
-    model->word_hash = malloc(sizeof(uint32_t) * (model->size + 1)), model->word_slots = malloc(sizeof(int32_t) * words_size);
-    model->prune_keys = malloc(sizeof(int32_t) * prune_table), model->prune_values = malloc(sizeof(int32_t) * prune_table);
+    model->word_mask = words_size - 1, model->prune_mask = prune_table - 1;
+    model->bucket_inverse = model->bucket > 0 ? UINT64_MAX / (uint32_t)model->bucket + 1 : 0;
+    model->word_slots = malloc(sizeof(*model->word_slots) * words_size);
+    model->pruned = malloc(sizeof(*model->pruned) * prune_table);
+    model->pruned_in = calloc(prunes && model->bucket > 0 ? ((size_t)model->bucket + 63) / 64 : 1, sizeof(uint64_t));
     model->sub_start = malloc(sizeof(int64_t) * (model->size + 1));
     uint8_t *bracketed = NULL;
     Sink sink = {0};
     int failed = -1;
-    if (!model->word_hash || !model->word_slots || !model->prune_keys || !model->prune_values || !model->sub_start) goto done;
-    memset(model->word_slots, 0xFF, sizeof(int32_t) * words_size), memset(model->prune_keys, 0xFF, sizeof(int32_t) * prune_table);
+    if (!model->word_slots || !model->pruned || !model->pruned_in || !model->sub_start) goto done;
+    memset(model->word_slots, 0xFF, sizeof(*model->word_slots) * words_size), memset(model->pruned, 0xFF, sizeof(*model->pruned) * prune_table);
     for (int64_t i = 0; i < prunes; i++) {
-        uint32_t slot = ((uint32_t)keys[i] * 0x9E3779B1u) >> model->prune_shift;
-        while (model->prune_keys[slot] >= 0 && model->prune_keys[slot] != keys[i]) slot = (slot + 1) & (prune_table - 1);
-        model->prune_keys[slot] = keys[i], model->prune_values[slot] = values[i]; /* a repeated key: the last wins, as in fastText */
+        if (keys[i] < 0 || keys[i] >= model->bucket) continue; /* (no n-gram reaches it) */
+        uint32_t slot = prune_slot((uint32_t)keys[i]) & model->prune_mask;
+        while (model->pruned[slot][0] >= 0 && model->pruned[slot][0] != keys[i]) slot = (slot + 1) & model->prune_mask;
+        model->pruned[slot][0] = keys[i], model->pruned[slot][1] = values[i]; /* a repeated key: the last wins, as in fastText */
+        model->pruned_in[keys[i] >> 6] |= 1ull << (keys[i] & 63);
     }
     int64_t longest = 0;
     for (int32_t w = 0; w < model->size; w++) longest = model->offsets[w + 1] - model->offsets[w] > longest ? model->offsets[w + 1] - model->offsets[w] : longest;
@@ -463,13 +513,13 @@ static int Model_init(Model *model, PyObject *args, PyObject *kwds) {
         int64_t length = model->offsets[w + 1] - model->offsets[w];
         uint32_t h = 2166136261u;
         for (int64_t j = 0; j < length; j++) h = fnv(h, word[j]);
-        model->word_hash[w] = h;
         uint32_t slot = h & model->word_mask; /* a repeated word: the last one's id, as in fastText's table */
-        for (int32_t id; (id = model->word_slots[slot]) >= 0; slot = (slot + 1) & model->word_mask)
+        for (int32_t id; (id = (int32_t)model->word_slots[slot][1]) >= 0; slot = (slot + 1) & model->word_mask)
             if (model->offsets[id + 1] - model->offsets[id] == length && memcmp(model->words + model->offsets[id], word, (size_t)length) == 0) break;
-        model->word_slots[slot] = w;
+        model->word_slots[slot][0] = h, model->word_slots[slot][1] = (uint32_t)w;
         model->sub_start[w] = sink.listed;
-        if (emit(model, &sink, w)) goto done;
+        if (reserve(&sink, 1)) goto done;
+        sink.list[sink.listed++] = w;
         if (!(length == 4 && memcmp(word, "</s>", 4) == 0)) {
             bracketed[0] = '<', memcpy(bracketed + 1, word, (size_t)length), bracketed[length + 1] = '>';
             if (subwords(model, &sink, bracketed, length + 2)) goto done;
@@ -486,7 +536,7 @@ done:
 }
 
 static void Model_dealloc(Model *model) {
-    free(model->word_hash), free(model->word_slots), free(model->prune_keys), free(model->prune_values);
+    free(model->word_slots), free(model->pruned), free(model->pruned_in);
     free(model->sub_start), free(model->sub_ids);
     for (int i = 0; i < VIEWS; i++)
         if (model->views[i].obj) PyBuffer_Release(&model->views[i]);
