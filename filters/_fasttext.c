@@ -3,15 +3,15 @@
  * Why C: the language stage called fastText's `predict` once per line from Python; inside it, the pruned model's
  * n-gram index is a std::unordered_map looked up for every 2-4 byte piece of every word (6.7% of the whole
  * pipeline's samples), and each call built strings, vectors and a dict. Here the word table and the pruning index
- * are open-addressing tables of our own, a word's n-gram hashes are computed as its bytes are walked (FNV-1a is a
- * fold: a piece's hash extends its prefix's), rows are summed as they are found, and the GIL is released over the
- * lines.
+ * are open-addressing tables of our own, the latter behind a bit per bucket (most n-grams are not in it); a word's
+ * n-gram hashes are computed as its bytes are walked (FNV-1a is a fold: a piece's hash extends its prefix's) and
+ * listed, then looked up together and their rows summed; and the GIL is released over the lines.
  *
  * Every result is fastText's, bit for bit (tests/test_fasttext_kernel.py): the same words (split on ' ', \n, \r,
  * \t, \v, \f and \0; the line ends with "\n", read as the word "</s>", and a word "</s>" ends it too), the same
  * features in the same order (a known word's own row and n-grams, an unknown word's n-grams, then word n-grams),
- * the same float32 arithmetic in the same order (no reassociation: built without -ffast-math, and no FMA on the
- * baseline x86-64 target), fastText's log (`log(x + 1e-5)` in double), its sigmoid table for one-vs-all, and its
+ * the same float32 arithmetic in the same order (no reassociation: built without -ffast-math, and with
+ * -ffp-contract=off, so that no multiply-add is fused whatever the target), fastText's log (`log(x + 1e-5)` in double), its sigmoid table for one-vs-all, and its
  * heap: libstdc++'s push_heap / pop_heap / sort_heap with a comparison of scores only, so that ties come out in the
  * same order.
  */
