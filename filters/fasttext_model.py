@@ -27,7 +27,6 @@ VERSIONS = (11, 12)
 """11: supervised models without character n-grams (fastText sets maxn to 0); 12: the current format."""
 SUPERVISED = 3
 LOSSES = {"hs": 1, "softmax": 3, "ova": 4}
-LABEL = "__label__"
 KSUB = 256
 """Centroids per subquantizer (8-bit codes, all fastText writes)."""
 
@@ -101,7 +100,7 @@ def huffman_tree(counts: list[int]) -> tuple[np.ndarray, np.ndarray]:
 
 @dataclass(frozen=True)
 class FastTextModel:
-    """A supervised model in the kernel, and its label names (without `__label__`)."""
+    """A supervised model in the kernel, and its labels as fastText's predict names them (`__label__en`)."""
 
     kernel: Any
     labels: list[str]
@@ -152,8 +151,7 @@ def parse(data: bytes) -> FastTextModel | None:
         np.array(types, np.int8), np.ascontiguousarray(pruned[:, 0]), np.ascontiguousarray(pruned[:, 1]),
         input_matrix, output_matrix, left, right,
     )
-    labels = [word.decode("utf-8", "replace").removeprefix(LABEL) for word in words[nwords:]]
-    return FastTextModel(kernel, labels)
+    return FastTextModel(kernel, [word.decode("utf-8", "replace") for word in words[nwords:]])
 
 
 @cache

@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 
 from cleanmix.filters import fasttext_model, language
 from cleanmix.filters._script import model_lines, script_counts
+from cleanmix.filters.classifier import score_texts, score_texts_with
 from cleanmix.filters.language import Language, _identify_batch, _identify_with_fasttext, bundled_model
 from cleanmix.pipelines import arrow_buffers
 from cleanmix.pipelines.stage import TEXT
@@ -39,7 +40,7 @@ def assert_same(path: str, lines: list[str], k: int = 3, threshold: float = 0.0)
     found, probabilities = model.predict(lines, k, threshold)
     predict = reference(path).f.predict
     for i, line in enumerate(lines):
-        got = [(float(p), "__label__" + model.labels[label]) for label, p in zip(found[i], probabilities[i]) if label >= 0]
+        got = [(float(p), model.labels[label]) for label, p in zip(found[i], probabilities[i]) if label >= 0]
         expected = predict(line + "\n", k, threshold, "replace")
         if got != expected:
             pytest.fail(f"line {i} {line!r:.300}, k={k}, threshold={threshold}: kernel {got} != fastText {expected}")
@@ -190,6 +191,17 @@ def test_quantized_models(corpus: tuple[Path, list[str]], name: str) -> None:
     path = trained(train, name, QUANTIZED[name])
     for k, threshold in [(1, 0.0), (3, 0.0), (-1, 0.0), (3, 0.1)]:
         assert_same(path, lines, k, threshold)
+
+
+@pytest.mark.parametrize("name", ["hs", "softmax-bigrams", "ova-bigrams"])
+def test_classifier_scores(corpus: tuple[Path, list[str]], name: str) -> None:
+    """The classifier stage's score (a label's probability among all labels, clipped to 0..1; null for a null line) is
+    the one fastText's line-by-line loop gave, for a dense and a quantized model, and for a label the model lacks."""
+    train, lines = corpus
+    texts = pl.Series([None, *lines, None, ""], dtype=pl.String)
+    for path in [trained(train, name), trained(train, name, QUANTIZED.get(name, {"qnorm": True}))]:
+        for label in ["en0", "de3", "zz"]:
+            assert score_texts(texts, path, label).equals(score_texts_with(reference(path), texts, label))
 
 
 def test_a_model_it_does_not_implement_goes_to_fasttext(corpus: tuple[Path, list[str]], monkeypatch: pytest.MonkeyPatch) -> None:
