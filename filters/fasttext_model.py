@@ -156,6 +156,11 @@ def parse(data: bytes) -> FastTextModel | None:
 
 @cache
 def load(path: str) -> FastTextModel | None:
-    """One model per file and process, as `language.load_model` keeps fastText's."""
+    """One model per file and process, as `language.load_model` keeps fastText's; None for a model the kernel does not
+    implement, or a file it cannot read (fastText then says what is wrong with it)."""
     with open(path, "rb") as file:
-        return parse(file.read())
+        data = file.read()
+    try:
+        return parse(data)
+    except (struct.error, ValueError):
+        return None

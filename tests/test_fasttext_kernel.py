@@ -211,6 +211,9 @@ def test_a_model_it_does_not_implement_goes_to_fasttext(corpus: tuple[Path, list
     path = trained(train, "ns")
     assert fasttext_model.load(path) is None
     assert fasttext_model.parse(b"\0" * 64) is None
+    truncated = train.parent / "truncated.ftz"
+    truncated.write_bytes(Path(bundled_model()).read_bytes()[:5000])
+    assert fasttext_model.load(str(truncated)) is None
     calls: list[str] = []
     load_model = language.load_model
     monkeypatch.setattr(language, "load_model", lambda model_path: calls.append(model_path) or load_model(model_path))
