@@ -1,8 +1,9 @@
 """`classifier`: score each document with a fastText supervised model; keep by score or by rank.
 
 The model is a file given by `model_path` (DCLM's OH-2.5+ELI5 classifier, Dolma's Jigsaw taggers,
-one trained with `clean train-classifier`), read by the fastText runtime cleanmix already uses
-(fasttext-predict): nothing is ever downloaded. The score is the probability the model gives
+one trained with `clean train-classifier`), read by cleanmix's compiled fastText predict (`fasttext_model`, fastText's
+results bit for bit; the fastText runtime, fasttext-predict, for a model it does not implement): nothing is ever
+downloaded. The score is the probability the model gives
 `score_label`, in the column `classifier_score` (`<name>_score`). The text is prepared as the model was trained: newlines and
 runs of fastText's whitespace become one space (fastText reads one line), optionally lowercased, and Han
 characters and kana optionally split apart (`cjk: chars`), since fastText cuts words at spaces
@@ -20,9 +21,11 @@ import struct
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 import polars as pl
 from pydantic import Field, field_validator, model_validator
 
+from cleanmix.filters import fasttext_model
 from cleanmix.filters.language import load_model
 from cleanmix.filters.ranking import RankedFilter
 from cleanmix.pipelines.stage import TEXT, Rule
@@ -33,6 +36,8 @@ LABEL_PREFIX = "__label__"
 CJK = r"([\p{Han}\p{Hiragana}\p{Katakana}])"
 FASTTEXT_SPACE = r"[ \t\n\r\x0B\x0C\x00]+"
 """What fastText splits words at (its reader's whitespace): other spaces (U+3000, NBSP) stay inside words, as fastText sees them."""
+PREDICT_LINES = 8192
+"""Lines predicted at a time: each gets every label's probability (lines x labels floats)."""
 
 
 def card_path(model_path: str | Path) -> Path:
@@ -76,10 +81,22 @@ def model_labels(path: str | Path) -> list[str]:
 
 
 def score_texts(lines: pl.Series, path: str, label: str) -> pl.Series:
-    """The probability of `label` for each prepared line (null stays null), by the model at `path`."""
+    """The probability of `label` for each prepared line (null stays null), by the model at `path`: by the compiled
+    predict (`fasttext_model`, fastText's results bit for bit), or by fastText itself for a model it does not implement."""
     if lines.is_empty():
         return pl.Series([], dtype=pl.Float64)
-    return score_texts_with(load_model(path), lines, label)
+    model = fasttext_model.load(path)
+    if model is None:
+        return score_texts_with(load_model(path), lines, label)
+    texts = lines.drop_nulls().to_list()
+    wanted = model.labels.index(LABEL_PREFIX + label) if LABEL_PREFIX + label in model.labels else -2
+    found_scores = np.zeros(len(texts))
+    for start in range(0, len(texts), PREDICT_LINES):
+        found, probabilities = model.predict(texts[start : start + PREDICT_LINES], -1)
+        found_scores[start : start + PREDICT_LINES] = np.where(found == wanted, probabilities, 0.0).sum(axis=1).clip(0.0, 1.0)
+    scores = np.full(len(lines), np.nan)
+    scores[lines.is_not_null().to_numpy()] = found_scores
+    return pl.Series(scores, dtype=pl.Float64).fill_nan(None)
 
 
 def score_texts_with(model: Any, lines: pl.Series, label: str) -> pl.Series:

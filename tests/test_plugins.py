@@ -140,7 +140,7 @@ def test_the_wheel_installs_cleanmix_and_nothing_else_at_the_top_level(tmp_path:
     assert {"cleanmix/filters/resources/zh_word_pairs.txt", "cleanmix/pipelines/presets/demo.yaml"} <= set(names)
     assert "cleanmix/pipelines/cli.py" in names
     kernels = {name.split("/")[-1].split(".")[0] for name in names if name.endswith(".so")}  # compiled from the copy, not carried
-    assert kernels == {"_lines", "_repetition", "_script", "_shingles", "_tokens"}, kernels
+    assert kernels == {"_fasttext", "_lines", "_repetition", "_script", "_shingles", "_tokens"}, kernels
 
     pip("install", "--target", str(tmp_path / "site"), str(wheel))
     check = (
