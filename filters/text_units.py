@@ -143,7 +143,7 @@ def _cjk_counts(texts: pl.Series) -> pl.Series:
     offsets, data, present = arrow_buffers.texts(texts)
     counts = np.empty(len(present), np.int64)
     cjk_counts(offsets, data, present, counts)
-    return arrow_buffers.series(texts.name, pa.array(counts.astype(np.uint32), mask=~present))
+    return arrow_buffers.series(texts.name, arrow_buffers.numbers(counts.astype(np.uint32), present))
 
 
 def cjk_chars(text: pl.Expr) -> pl.Expr:

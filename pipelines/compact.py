@@ -219,7 +219,7 @@ def compact(cut: Cut) -> tuple[int, int, int]:
     if shard_rows:
         close_shard()
     elif shards == 0 and job.always_one:
-        pending = [schema.empty_table() if schema is not None else pa.table({})]
+        pending = [arrow_buffers.empty_table(schema) if schema is not None else pa.table({})]
         close_shard()
     done = (shards, docs, total_bytes)
     write_json(cut.marker, list(done))

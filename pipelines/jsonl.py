@@ -28,6 +28,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.json as pj
 
+from cleanmix.pipelines import arrow_buffers
 from cleanmix.pipelines.errors import UserError, one_line
 from cleanmix.pipelines.formats import POSITION, SMALL_FILE_BYTES, Piece, Survey, Tally, compressed, count, open_stream
 from cleanmix.pipelines.storage import is_url
@@ -204,7 +205,7 @@ def parse_block(block: bytes, first_line: int, schema: pa.Schema | None, path: s
             keep[index] = False
         block = b"".join(block[starts[i]:ends[i]] + b"\n" for i in np.flatnonzero(keep))
         table = _parse(block, schema)
-    return table.append_column(POSITION, pa.array(first_line + 1 + np.flatnonzero(keep), pa.int64()))
+    return table.append_column(POSITION, arrow_buffers.numbers((first_line + 1 + np.flatnonzero(keep)).astype(np.int64)))
 
 
 def _lines(block: bytes) -> tuple[np.ndarray, np.ndarray]:
@@ -217,7 +218,7 @@ def _lines(block: bytes) -> tuple[np.ndarray, np.ndarray]:
 
 def _parse(block: bytes, schema: pa.Schema | None) -> pa.Table:
     if not block.strip():
-        return (schema or pa.schema([])).empty_table()
+        return arrow_buffers.empty_table(schema or pa.schema([]))
     parse = pj.ParseOptions(explicit_schema=schema, unexpected_field_behavior="error") if schema is not None else None
     read = pj.ReadOptions(use_threads=False, block_size=max(len(block) + 1, 2**20))
     return pj.read_json(io.BytesIO(block), read_options=read, parse_options=parse)

@@ -31,6 +31,7 @@ from typing import Any, Protocol
 import polars as pl
 import pyarrow.parquet as pq
 
+from cleanmix.pipelines import arrow_buffers
 from cleanmix.pipelines.compact import Compaction, compact, place, plan_cuts, sort_by_order
 from cleanmix.pipelines.config import InputConfig, PipelineConfig
 from cleanmix.pipelines.errors import UserError
@@ -238,7 +239,7 @@ def read_batches(job: Job, unit: Unit, skip: dict[str, str], tally: dict[str, di
         yield pl.from_arrow(batch)  # type: ignore[misc]
         yielded = True
     if not yielded:
-        yield pl.from_arrow(file.schema_arrow.empty_table())  # type: ignore[misc]
+        yield pl.from_arrow(arrow_buffers.empty_table(file.schema_arrow))  # type: ignore[misc]
 
 
 # the whole run ----------------------------------------------------------------------------------

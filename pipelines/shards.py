@@ -19,6 +19,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from cleanmix.pipelines import arrow_buffers
 from cleanmix.pipelines.config import InputConfig
 from cleanmix.pipelines.errors import UserError, one_line
 from cleanmix.pipelines.formats import DAMAGED, POSITION, Survey, Tally, format_of, reader_for
@@ -403,7 +404,7 @@ def read_unit(unit: Unit, config: InputConfig, skip: Collection[str] = (), tally
     if pending:  # the rows of small files, gathered: one batch, not one per file
         yield pl.concat(pending, how="diagonal_relaxed")
     elif not yielded and slices:
-        empty = schema.empty_table().append_column(_POSITION_FIELD, pa.array([], pa.int64()))
+        empty = arrow_buffers.empty_table(schema.append(_POSITION_FIELD))
         yield _canonical(pl.from_arrow(empty), renames, unit, slices[-1], local)  # type: ignore[arg-type]
 
 

@@ -429,3 +429,25 @@ def test_shared_columns_are_made_once_and_found_again_for_the_rows_a_stage_sees(
     assert [len(got) for got, _ in seen] == [9, 7, 5, 4]
     assert made == [9, 5, 4]  # at a (b gathers what a kept), at c (the text changed), at d (rows reordered)
     assert sorted(df["text"].str.len_bytes()) == [10, 11, 14]
+
+
+def test_a_run_imports_only_what_it_uses(tmp_path):
+    """A one-worker run of the speed issue's pipeline leaves out what its start-up once paid for: pandas (pyarrow
+    imports it for `pa.array(mask=...)`, `to_numpy`, scalars: 0.15 s), pyarrow.compute (Polars imports it for a
+    pyarrow array: 30 ms), fastText (the bundled model runs in `_fasttext.c`), rich off a terminal, the process pool."""
+    import subprocess
+    import sys
+
+    texts = ["The council met on Tuesday to discuss the new library and the park. " * 20, None, "",
+             "今年春天，这个小镇的图书馆进行了一次全面的修缮，工人们更换了屋顶。" * 10,
+             "Bonjour à tous, voici la réunion du conseil. " * 20]
+    corpus = write_shards(tmp_path / "in", [texts, texts[::-1]])
+    stages = [{"type": "language", "languages": ["en", "zh"]}, {"type": "gopher_repetition"}, {"type": "gopher_quality"},
+              {"type": "c4_quality"}, {"type": "fineweb_quality"}, {"type": "pii"}, {"type": "minhash_dedup"}]
+    pipeline = write_pipeline(tmp_path / "p.yaml", corpus, tmp_path / "out", stages, workers=1)
+    script = ("import sys\nfrom cleanmix.pipelines.cli import main\ntry:\n    main(['run', sys.argv[1]])\nexcept SystemExit as e:\n"
+              "    assert not e.code, e.code\nprint('imported:', *(m for m in ('pandas', 'pyarrow.compute', 'fasttext', 'rich', "
+              "'concurrent.futures.process') if m in sys.modules))")
+    found = subprocess.run([sys.executable, "-c", script, str(pipeline)], capture_output=True, text=True, timeout=300, check=True)
+    assert found.stdout.splitlines()[-1] == "imported:"
+    assert (tmp_path / "out" / "stats" / "summary.json").exists()
