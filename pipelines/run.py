@@ -32,7 +32,7 @@ import polars as pl
 import pyarrow.parquet as pq
 
 from cleanmix.pipelines import arrow_buffers
-from cleanmix.pipelines.compact import Compaction, compact, place, plan_cuts, sort_by_order
+from cleanmix.pipelines.compact import Compaction, compact, place, plan_cuts, release_freed_memory, sort_by_order
 from cleanmix.pipelines.config import InputConfig, PipelineConfig
 from cleanmix.pipelines.errors import UserError
 from cleanmix.pipelines.formats import count
@@ -356,6 +356,7 @@ def finish(state: RunState) -> dict[str, Any]:
     from cleanmix.pipelines.report import write_report
 
     out = state.out
+    release_freed_memory()
     shards, docs, nbytes = write_shards(state)
     summary = summarize(state, {"docs": docs, "bytes": nbytes, "shards": shards})
     summary["input"]["duplicate_ids"] = shared_ids(state)
