@@ -203,10 +203,10 @@ done:
     free(out.data);
     free(tokens.data);
     free(u);
-    if (data.obj) PyBuffer_Release(&data);
-    if (offsets.obj) PyBuffer_Release(&offsets);
-    if (ranges.obj) PyBuffer_Release(&ranges);
-    if (starts.obj) PyBuffer_Release(&starts);
+    release(&data, 1);
+    release(&offsets, 1);
+    release(&ranges, 1);
+    release(&starts, 1);
     return result;
 }
 
@@ -275,11 +275,11 @@ static PyObject *signatures(PyObject *self, PyObject *args) {
 done:
     free(halves);
     free(adds);
-    if (hashes.obj) PyBuffer_Release(&hashes);
-    if (starts.obj) PyBuffer_Release(&starts);
-    if (a.obj) PyBuffer_Release(&a);
-    if (b.obj) PyBuffer_Release(&b);
-    if (out.obj) PyBuffer_Release(&out);
+    release(&hashes, 1);
+    release(&starts, 1);
+    release(&a, 1);
+    release(&b, 1);
+    release(&out, 1);
     return result;
 }
 
@@ -367,10 +367,10 @@ static PyObject *shingle_sets(PyObject *self, PyObject *args) {
     result = Py_NewRef(Py_None);
 done:
     free(scratch);
-    if (hashes.obj) PyBuffer_Release(&hashes);
-    if (starts.obj) PyBuffer_Release(&starts);
-    if (values.obj) PyBuffer_Release(&values);
-    if (offsets.obj) PyBuffer_Release(&offsets);
+    release(&hashes, 1);
+    release(&starts, 1);
+    release(&values, 1);
+    release(&offsets, 1);
     return result;
 }
 

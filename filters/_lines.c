@@ -300,7 +300,7 @@ static PyObject *line_counts(PyObject *self, PyObject *args) {
     else result = Py_NewRef(Py_None);
 done:
     release(t.views, 3);
-    if (out.obj) PyBuffer_Release(&out);
+    release(&out, 1);
     return result;
 }
 
@@ -372,7 +372,7 @@ static PyObject *gopher_text_counts(PyObject *self, PyObject *args) {
     result = Py_NewRef(Py_None);
 done:
     release(t.views, 3);
-    if (out.obj) PyBuffer_Release(&out);
+    release(&out, 1);
     return result;
 }
 

@@ -47,7 +47,7 @@ static PyObject *script_counts(PyObject *self, PyObject *args) {
     result = Py_NewRef(Py_None);
 done:
     release(t.views, 3);
-    if (out.obj) PyBuffer_Release(&out);
+    release(&out, 1);
     return result;
 }
 
@@ -110,8 +110,8 @@ done:
     free(folded);
     free(bounds);
     release(t.views, 3);
-    if (rows_view.obj) PyBuffer_Release(&rows_view);
-    if (ends_view.obj) PyBuffer_Release(&ends_view);
+    release(&rows_view, 1);
+    release(&ends_view, 1);
     return result;
 }
 
@@ -135,7 +135,7 @@ static PyObject *cjk_counts(PyObject *self, PyObject *args) {
     result = Py_NewRef(Py_None);
 done:
     release(t.views, 3);
-    if (out.obj) PyBuffer_Release(&out);
+    release(&out, 1);
     return result;
 }
 

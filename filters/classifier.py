@@ -89,11 +89,10 @@ def score_texts(lines: pl.Series, path: str, label: str) -> pl.Series:
     if model is None:
         return score_texts_with(load_model(path), lines, label)
     texts = lines.drop_nulls().to_list()
-    wanted = model.labels.index(LABEL_PREFIX + label) if LABEL_PREFIX + label in model.labels else -2
     found_scores = np.zeros(len(texts))
     for start in range(0, len(texts), PREDICT_LINES):
         found, probabilities = model.predict(texts[start : start + PREDICT_LINES], -1)
-        found_scores[start : start + PREDICT_LINES] = np.where(found == wanted, probabilities, 0.0).sum(axis=1).clip(0.0, 1.0)
+        found_scores[start : start + PREDICT_LINES] = model.probability(found, probabilities, LABEL_PREFIX + label).clip(0.0, 1.0)
     scores = np.full(len(lines), np.nan)
     scores[lines.is_not_null().to_numpy()] = found_scores
     return pl.Series(scores, dtype=pl.Float64).fill_nan(None)

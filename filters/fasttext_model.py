@@ -116,6 +116,12 @@ class FastTextModel:
         self.kernel.predict(lines, width, float(threshold), found, probabilities)
         return found, probabilities
 
+    def probability(self, found: np.ndarray, probabilities: np.ndarray, label: str) -> np.ndarray:
+        """Per line of a `predict`, the probability of `label` (`__label__en`): 0.0 where it is not among the line's
+        labels found, or not the model's."""
+        wanted = self.labels.index(label) if label in self.labels else -2
+        return np.where(found == wanted, probabilities, 0.0).sum(axis=1)
+
 
 def parse(data: bytes) -> FastTextModel | None:
     """The model in `data` (a .bin or .ftz file's bytes), or None where the kernel does not implement it."""

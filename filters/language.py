@@ -64,11 +64,10 @@ def _identify_batch(lines: list[str], path: str) -> pl.Series:
     if model is None:
         return _identify_with_fasttext(lines, path)
     found, probabilities = model.predict(lines, TOP_K)
-    labels = [label.removeprefix("__label__") for label in model.labels]
     chinese = 0  # as the dict's sum: its CHINESE labels' probabilities added in that order, 0.0 for one not found
     for label in CHINESE:
-        chinese = chinese + np.where(found == (labels.index(label) if label in labels else -2), probabilities, 0.0).sum(axis=1)
-    names = np.array([*labels, None], dtype=object)
+        chinese = chinese + model.probability(found, probabilities, "__label__" + label)
+    names = np.array([*(label.removeprefix("__label__") for label in model.labels), None], dtype=object)
     valid = (found[:, 0] >= 0) & (np.fromiter(map(len, lines), np.int64, len(lines)) > 0)
     return pl.DataFrame(
         {LANGUAGE: names[found[:, 0]], SCORE: probabilities[:, 0], "_chinese": np.broadcast_to(chinese, len(lines)), "_valid": valid},

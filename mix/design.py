@@ -193,7 +193,7 @@ def sweep(pipeline: str, sets: list[str], runs: int, seed: int, out: Path, total
     out.mkdir(parents=True, exist_ok=True)
     table = pl.DataFrame({RUN_COLUMN: ids, **{s: weights[:, j] for j, s in enumerate(sv.sources)}})
     table.write_csv(out / CANDIDATES_FILE)
-    resolved = _without_nulls(yaml.safe_load(config.resolved_yaml()))
+    resolved = _without_nulls(config.resolved())
     for run, w in zip(ids, weights):
         entry = {k: v for k, v in resolved["stages"][index].items() if k != "temperature"}
         entry.update(weights={s: float(x) for s, x in zip(sv.sources, w)}, total=sv.total)
