@@ -148,7 +148,7 @@ def run(src: Path, out: Path, workers: int) -> tuple[float, dict[str, dict[str, 
     shutil.rmtree(out, ignore_errors=True)
     launched = time.time()
     done = subprocess.run([sys.executable, __file__, "--child", str(src), str(out), str(workers), repr(launched)],
-                          capture_output=True, text=True, check=False)
+                          capture_output=True, text=True, check=False, env={"OPENBLAS_NUM_THREADS": "1", **os.environ})  # as `clean run`
     wall = time.time() - launched
     if done.returncode != 0:
         raise SystemExit(done.stderr[-3000:])

@@ -6,7 +6,7 @@ everything after (keep policy, decisions on disk, resume, the `apply` join) is h
 
 from __future__ import annotations
 
-import shutil
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -16,6 +16,7 @@ from pydantic import Field, model_validator
 
 from cleanmix.dedup.partitions import KEY, fresh_dir
 from cleanmix.pipelines.order import UnitDecisions
+from cleanmix.pipelines.shards import remove_in_background, write_parquet
 from cleanmix.pipelines.stage import ID, ORDER, SOURCE, TEXT, Context, GlobalStage, StageResult, with_reason
 
 DOC_ID = "_cm_id"
@@ -27,28 +28,67 @@ DUPLICATE_OF = "duplicate_of"
 REMOVED = "_cm_removed"
 
 
-def file_components(files: list[Path]) -> tuple[np.ndarray, np.ndarray]:
-    """Union-find over the edges of Parquet files (columns `a`, `b`), vectorised: (nodes, root) where
-    root[i] is the smallest node of nodes[i]'s component. One file in memory at a time: memory is 16
-    bytes per node in some edge plus one file, never every pair."""
-    nodes = edge_nodes(files)
+@dataclass(frozen=True)
+class EdgeFile:
+    """A Parquet file of edges (columns `a`, `b`) with its distinct nodes, ascending, and how many
+    edges it holds: found by the parallel step that writes the file, so that the driver only merges them."""
+
+    path: Path
+    nodes: np.ndarray
+    edges: int
+
+
+def write_edges(edges: pl.DataFrame, path: Path, positions: bool) -> EdgeFile:
+    """`positions`: the file also holds each edge's ends as positions in the node list (`ia`, `ib`),
+    which the union-find reads: no binary search per edge in the driver (twice the union-find's time)."""
+    ends = pl.concat([edges["a"], edges["b"]])
+    if not positions:
+        write_parquet(edges, path, dictionary=False)  # (distinct numbers)
+        return EdgeFile(path, ends.unique().sort().to_numpy(), edges.height)  # (Polars' unique: 10x NumPy's)
+    rank = (ends.rank("dense") - 1).to_numpy()
+    nodes = np.empty(int(rank.max()) + 1 if rank.size else 0, np.uint64)
+    nodes[rank] = ends.to_numpy()
+    write_parquet(edges.with_columns(pl.Series("ia", rank[: edges.height]), pl.Series("ib", rank[edges.height :])), path,
+                  dictionary=False)
+    return EdgeFile(path, nodes, edges.height)
+
+
+def merged_nodes(files: list[EdgeFile]) -> np.ndarray:
+    """The distinct nodes of edge files, ascending."""
+    return pl.concat([pl.Series(f.nodes) for f in files]).unique().sort().to_numpy() if files else np.zeros(0, np.uint64)
+
+
+def file_components(files: list[EdgeFile]) -> tuple[np.ndarray, np.ndarray]:
+    """Union-find over the edges of edge files, vectorised: (nodes, root) where root[i] is the
+    smallest node of nodes[i]'s component. One file in memory at a time: memory is 16 bytes per
+    node in some edge plus one file, never every pair."""
+    ends = pl.concat([pl.Series(f.nodes, dtype=pl.UInt64) for f in files]) if files else pl.Series(dtype=pl.UInt64)
+    position = (ends.rank("dense") - 1).to_numpy()  # of each file's nodes, among all nodes
+    nodes = np.empty(int(position.max()) + 1 if position.size else 0, np.uint64)
+    nodes[position] = ends.to_numpy()
     parent = np.arange(nodes.size)
-    for path in files:
-        a, b = _ends(path).reshape(2, -1)
-        _link(parent, np.searchsorted(nodes, a), np.searchsorted(nodes, b))
+    bounds = np.cumsum([0, *(f.nodes.size for f in files)])
+    for file, start, end in zip(files, bounds, bounds[1:]):
+        df = pl.read_parquet(file.path, columns=["ia", "ib"])
+        _link(parent, position[start:end][df["ia"].to_numpy()], position[start:end][df["ib"].to_numpy()])
     return nodes, nodes[parent]
 
 
-def edge_nodes(files: list[Path]) -> np.ndarray:
-    """The distinct nodes of the edges in Parquet files (columns `a`, `b`), ascending."""
-    ends = [pl.Series(_ends(path)).unique() for path in files]  # (Polars' unique: 10x NumPy's sort-based one)
-    return pl.concat(ends).unique().sort().to_numpy() if ends else np.zeros(0, np.uint64)
+def clustered_members(job: tuple[Path, Path]) -> pl.DataFrame:
+    """One scan file's documents that are in a cluster: their member columns, and GROUP, the smallest
+    node of their cluster, from the union-find's (nodes, roots) saved at `components` (mapped, not read)."""
+    scan, components = job
+    nodes, roots = np.load(components, mmap_mode="r")
+    df = pl.read_parquet(scan, columns=[ORDER, DOC_ID, WEIGHT, KEY])
+    orders = df[ORDER].to_numpy()
+    at = np.minimum(np.searchsorted(nodes, orders), max(nodes.size - 1, 0))
+    hit = nodes[at] == orders if nodes.size else np.zeros(orders.size, bool)
+    return df.filter(pl.Series(hit)).with_columns(pl.Series(GROUP, roots[at[hit]], pl.UInt64))
 
 
-def _ends(path: Path) -> np.ndarray:
-    """Both columns of an edge file, one after the other (a..., b...)."""
-    df = pl.read_parquet(path, columns=["a", "b"])
-    return np.concatenate([df["a"].to_numpy(), df["b"].to_numpy()]).astype(np.uint64)
+def write_unit_decisions(job: tuple[UnitDecisions, pl.DataFrame, str]) -> None:
+    decisions, rows, name = job
+    decisions.write(rows, name)
 
 
 def _link(parent: np.ndarray, a: np.ndarray, b: np.ndarray) -> None:
@@ -162,7 +202,7 @@ class DedupStage(GlobalStage):
         """Find clusters and write the decisions (`ctx.decisions`); scratch files go once done."""
         work = fresh_dir(ctx.workdir / "work")
         details = self.find_clusters(scans, ctx, work) if scans else {"docs": 0, "clusters": 0, "duplicates": 0}
-        shutil.rmtree(work, ignore_errors=True)
+        remove_in_background([work])
         return details
 
     def find_clusters(self, scans: list[Path], ctx: Context, work: Path) -> dict[str, Any]:
@@ -170,25 +210,35 @@ class DedupStage(GlobalStage):
         raise NotImplementedError
 
     def write_decisions(self, members: pl.DataFrame, decisions: UnitDecisions, name: str) -> pl.DataFrame:
-        """Pick each group's keeper and write one row per member, split by input unit.
-
-        `members` has ORDER, DOC_ID, WEIGHT, KEY and GROUP (any id shared by a cluster's members).
-        Returns the decisions (ORDER, cluster id, size, duplicate_of, removed).
-        """
-        decided = (
-            members.lazy()
-            .sort([GROUP, KEY, ORDER], descending=[False, self.keep == "highest", False], nulls_last=True)
-            .select(
-                ORDER,
-                pl.col(ORDER).first().over(GROUP).alias(CLUSTER_ID),
-                pl.col(WEIGHT).sum().over(GROUP).cast(pl.UInt64).alias(CLUSTER_SIZE),
-                pl.col(DOC_ID).first().over(GROUP).alias(DUPLICATE_OF),
-            )
-            .with_columns((pl.col(ORDER) != pl.col(CLUSTER_ID)).alias(REMOVED))
-            .collect()
-        )
+        """`keepers`, written split by input unit; returns them."""
+        decided = self.keepers(members)
         decisions.write(decided, name)
         return decided
+
+    def keepers(self, members: pl.DataFrame) -> pl.DataFrame:
+        """Pick each group's keeper: first by the keep policy (`KEY`), ties to the first in input order.
+
+        `members` has ORDER, DOC_ID, WEIGHT, KEY and GROUP (any id shared by a cluster's members).
+        Returns one row per member: ORDER, cluster id (the keeper's ORDER), size (the
+        members' weights), duplicate_of (the keeper's id), removed, in input order. Stable sorts from
+        input order; `first` (no key) sorts by group alone: one key sorts 8x faster than several."""
+        if members.is_empty():
+            return pl.DataFrame(schema={ORDER: pl.UInt64, CLUSTER_ID: pl.UInt64, CLUSTER_SIZE: pl.UInt64,
+                                        DUPLICATE_OF: members.schema[DOC_ID], REMOVED: pl.Boolean})
+        members = members.sort(ORDER)
+        keys = [GROUP] if self.keep == "first" else [GROUP, KEY]
+        rank = members.select(pl.arg_sort_by(keys, descending=[False, self.keep == "highest"][: len(keys)], nulls_last=True,
+                                             maintain_order=True)).to_series().to_numpy()
+        group = members[GROUP].to_numpy()[rank]
+        starts = np.flatnonzero(np.r_[True, group[1:] != group[:-1]])
+        cluster = np.repeat(np.arange(starts.size), np.diff(np.r_[starts, rank.size]))  # of each sorted member
+        keeper = np.empty(rank.size, np.int64)
+        keeper[rank] = rank[starts][cluster]
+        size = np.empty(rank.size, np.uint64)
+        size[rank] = np.add.reduceat(members[WEIGHT].cast(pl.UInt64).to_numpy()[rank], starts)[cluster]
+        orders = members[ORDER].cast(pl.UInt64).to_numpy()
+        return pl.DataFrame({ORDER: orders, CLUSTER_ID: orders[keeper], CLUSTER_SIZE: size}).with_columns(
+            members[DOC_ID].gather(keeper).alias(DUPLICATE_OF), pl.Series(REMOVED, keeper != np.arange(rank.size)))
 
     # apply ----------------------------------------------------------------------------------
 

@@ -15,7 +15,7 @@ import polars as pl
 import xxhash
 from pydantic import Field
 
-from cleanmix.dedup.clusters import CLUSTER_ID, CLUSTER_SIZE, GROUP, REMOVED, DedupStage, size_histogram
+from cleanmix.dedup.clusters import CLUSTER_SIZE, GROUP, REMOVED, DedupStage, size_histogram
 from cleanmix.dedup.partitions import count_rows, partition_count, partition_files, partition_of, split_to_disk
 from cleanmix.dedup.shingles import normalize_expr
 from cleanmix.pipelines.order import UnitDecisions
@@ -83,4 +83,4 @@ def _group(job: tuple[ExactDedup, int, Path, UnitDecisions]) -> tuple[list[int],
         pl.struct(HASH_HI, HASH_LO).rank("dense").alias(GROUP)
     )
     decisions = stage.write_decisions(members, decided, f"p{partition:05d}")
-    return decisions.unique(CLUSTER_ID)[CLUSTER_SIZE].to_list(), int(decisions[REMOVED].sum())
+    return decisions.filter(~pl.col(REMOVED))[CLUSTER_SIZE].to_list(), int(decisions[REMOVED].sum())

@@ -35,7 +35,6 @@ boilerplate and lose their text in every copy.
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import Any, Literal
 
@@ -49,6 +48,7 @@ from cleanmix.dedup.partitions import count_rows, fresh_dir, partition_count, pa
 from cleanmix.dedup.shingles import text_buffers
 from cleanmix.pipelines import arrow_buffers
 from cleanmix.pipelines.order import UnitDecisions
+from cleanmix.pipelines.shards import remove_in_background
 from cleanmix.pipelines.stage import ORDER, REASON, TEXT, Context, GlobalStage, StageResult, with_reason
 
 LINE, UNIT, BLANK = "_cm_line", "_cm_unit_no", "_cm_blank"  # not "_cm_unit": UnitDecisions uses it
@@ -183,7 +183,7 @@ class LineDedup(GlobalStage):
         partitions = partition_count(rows * _BYTES_PER_UNIT, self.partition_mb)
         ctx.map(_split, [(path, f"s{i:06d}", partitions, work) for i, path in enumerate(scans)])
         counted = ctx.map(_count, [(self.threshold, self.keep, p, work, ctx.decisions) for p in range(partitions)])
-        shutil.rmtree(work, ignore_errors=True)
+        remove_in_background([work])
         top = (
             pl.concat([c[1] for c in counted])
             .sort(["docs", "occurrences", HASH], descending=[True, True, False])

@@ -20,21 +20,21 @@ import polars as pl
 from pydantic import Field, model_validator
 
 from cleanmix.dedup.clusters import (
-    CLUSTER_ID,
     CLUSTER_SIZE,
-    DOC_ID,
-    GROUP,
     REMOVED,
-    WEIGHT,
     DedupStage,
-    edge_nodes,
+    EdgeFile,
+    clustered_members,
     file_components,
+    merged_nodes,
     size_histogram,
+    write_edges,
+    write_unit_decisions,
 )
-from cleanmix.dedup.partitions import KEY, count_rows, partition_count, partition_files, partition_of, split_to_disk
+from cleanmix.dedup.partitions import count_rows, partition_count, partition_files, partition_of, split_to_disk
 from cleanmix.dedup.shingles import band_keys, buffer_shingle_hashes, folded_buffers, shingle_sets, signatures
 from cleanmix.dedup.verify import SHINGLES, SIGNATURE, attach_left, distinct_pairs, score_right, split_pairs, split_payload
-from cleanmix.pipelines.shards import write_parquet
+from cleanmix.pipelines.order import by_unit
 from cleanmix.pipelines.stage import ORDER, TEXT, Context
 
 BANDS = "_cm_bands"
@@ -115,16 +115,12 @@ class MinhashDedup(DedupStage):
         ctx.map(_split, [(group, f"s{i:06d}", partitions, work) for i, group in enumerate(_groups(scans, partitions))])
         edge_files = [f for f in ctx.map(_bucket, [(p, work) for p in range(partitions)]) if f is not None]
         candidates, pair_files = self._pairs(edge_files, scans, docs, ctx, work)
-        nodes, roots = file_components(pair_files)
-        clustered = pl.DataFrame({ORDER: nodes, GROUP: roots}, schema={ORDER: pl.UInt64, GROUP: pl.UInt64})
-        members = (  # streamed: the scans pass by, only the clustered documents stay (decisions sort them)
-            pl.scan_parquet(scans)
-            .select(ORDER, DOC_ID, WEIGHT, KEY)
-            .join(clustered.lazy(), on=ORDER, how="inner")
-            .collect(engine="streaming")
-        )
-        decisions = self.write_decisions(members, ctx.decisions, "clusters")
-        sizes = decisions.unique(CLUSTER_ID)[CLUSTER_SIZE]
+        components = work / "components.npy"
+        np.save(components, np.stack(file_components(pair_files)))
+        members = ctx.map(clustered_members, [(scan, components) for scan in scans])
+        decisions = self.keepers(pl.concat(members))
+        ctx.map(write_unit_decisions, [(ctx.decisions, rows, "clusters") for _, rows in by_unit(decisions)])
+        sizes = decisions.filter(~pl.col(REMOVED))[CLUSTER_SIZE]
         return {
             "docs_with_shingles": docs,
             "num_perm": self.num_perm,
@@ -135,13 +131,13 @@ class MinhashDedup(DedupStage):
             "verify": self.verify,
             "partitions": partitions,
             "candidate_pairs": candidates,
-            "verified_pairs": count_rows(pair_files),
+            "verified_pairs": sum(f.edges for f in pair_files),
             "clusters": len(sizes),
             "duplicates": int(decisions[REMOVED].sum()),
             "cluster_sizes": size_histogram(sizes),
         }
 
-    def _pairs(self, edge_files: list[Path], scans: list[Path], docs: int, ctx: Context, work: Path) -> tuple[int, list[Path]]:
+    def _pairs(self, edge_files: list[EdgeFile], scans: list[Path], docs: int, ctx: Context, work: Path) -> tuple[int, list[EdgeFile]]:
         """(distinct candidate pairs, files of the pairs that are duplicates as `verify` measures).
 
         Two documents meet in every band they share, and the bands' keys fall in different
@@ -153,11 +149,11 @@ class MinhashDedup(DedupStage):
         if not edge_files:
             return 0, []
         column = {"exact": SHINGLES, "signature": SIGNATURE}.get(self.verify)
-        paired = edge_nodes(edge_files) if column else np.zeros(0, np.uint64)
+        paired = merged_nodes(edge_files) if column else np.zeros(0, np.uint64)
         share = len(paired) / max(1, docs)
         payload = sum(path.stat().st_size for path in scans) * _PAYLOAD_EXPANSION * share
-        partitions = partition_count(payload + count_rows(edge_files) * _BYTES_PER_PAIR, self.partition_mb)
-        ctx.map(split_pairs, [(path, partitions, work) for path in edge_files])
+        partitions = partition_count(payload + sum(f.edges for f in edge_files) * _BYTES_PER_PAIR, self.partition_mb)
+        ctx.map(split_pairs, [(f.path, partitions, work) for f in edge_files])
         if column is None:
             found = ctx.map(distinct_pairs, [(p, work) for p in range(partitions)])
         else:
@@ -221,7 +217,7 @@ def _split(job: tuple[list[Path], str, int, Path]) -> None:
     split_to_disk(frame, partition_of(keys, partitions), partitions, work / "bands", name)
 
 
-def _bucket(job: tuple[int, Path]) -> Path | None:
+def _bucket(job: tuple[int, Path]) -> EdgeFile | None:
     """Bucket one partition's band keys: each document links to the first document of its bucket."""
     partition, work = job
     files = partition_files(work / "bands", partition)
@@ -235,6 +231,4 @@ def _bucket(job: tuple[int, Path]) -> Path | None:
     head = orders[np.maximum.accumulate(np.where(first, np.arange(keys.size), 0))]
     linked = ~first & (head != orders)
     edges = pl.DataFrame({"a": head[linked], "b": orders[linked]}).unique()
-    path = work / "edges" / f"p{partition:05d}.parquet"
-    write_parquet(edges, path)
-    return path
+    return write_edges(edges, work / "edges" / f"p{partition:05d}.parquet", positions=False)

@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from cleanmix.dedup.clusters import EdgeFile, write_edges
 from cleanmix.dedup.partitions import partition_files, partition_of, split_to_disk
 from cleanmix.dedup.shingles import set_values, splitmix
-from cleanmix.pipelines.shards import write_parquet
 from cleanmix.pipelines.stage import ORDER
 
 SIGNATURE = "_cm_signature"
@@ -40,7 +40,7 @@ def split_payload(job: tuple[list[Path], str, str, int, Path, np.ndarray]) -> No
 def split_pairs(job: tuple[Path, int, Path]) -> None:
     """One file of candidate pairs into the partitions of their left document."""
     path, partitions, work = job
-    edges = pl.read_parquet(path)
+    edges = pl.read_parquet(path, columns=["a", "b"])
     split_to_disk(edges, document_partition(edges["a"].to_numpy(), partitions), partitions, work / "pairs", path.stem)
 
 
@@ -50,15 +50,13 @@ def _partition_pairs(work: Path, partition: int) -> pl.DataFrame | None:
     return pl.read_parquet(files).unique() if files else None
 
 
-def distinct_pairs(job: tuple[int, Path]) -> tuple[int, Path | None]:
+def distinct_pairs(job: tuple[int, Path]) -> tuple[int, EdgeFile | None]:
     """Without verification: one partition's distinct pairs, all duplicates (count, file)."""
     partition, work = job
     pairs = _partition_pairs(work, partition)
     if pairs is None:
         return 0, None
-    path = work / "verified" / f"p{partition:05d}.parquet"
-    write_parquet(pairs, path)
-    return pairs.height, path
+    return pairs.height, write_edges(pairs, work / "verified" / f"p{partition:05d}.parquet", positions=True)
 
 
 def attach_left(job: tuple[int, str, int, Path, float]) -> int:
@@ -81,7 +79,7 @@ def attach_left(job: tuple[int, str, int, Path, float]) -> int:
     return pairs.height
 
 
-def score_right(job: tuple[int, str, float, Path]) -> Path | None:
+def score_right(job: tuple[int, str, float, Path]) -> EdgeFile | None:
     """Pass 2, one right partition: attach the right payload to each file of half-joined pairs (a
     slice of pairs from pass 1) in turn, keep pairs with similarity ≥ threshold."""
     partition, column, threshold, work = job
@@ -93,9 +91,7 @@ def score_right(job: tuple[int, str, float, Path]) -> Path | None:
     for path in half:
         both = pl.read_parquet(path).join(payload, left_on="b", right_on=ORDER)
         similar.append(both.filter(pl.Series(_similarity(both, column) >= threshold)).select("a", "b"))
-    path = work / "verified" / f"p{partition:05d}.parquet"
-    write_parquet(pl.concat(similar), path)
-    return path
+    return write_edges(pl.concat(similar), work / "verified" / f"p{partition:05d}.parquet", positions=True)
 
 
 def _similarity(both: pl.DataFrame, column: str) -> np.ndarray:

@@ -60,6 +60,8 @@ def _identify_batch(lines: list[str], path: str) -> pl.Series:
     """The top language, its probability and the probability of the Chinese labels, per line (an empty line: null).
     By the compiled predict (`fasttext_model`), fastText's results bit for bit; a model it does not implement by
     fastText itself."""
+    if not lines:  # (the run measures the columns' types on an empty batch: no model for that)
+        return pl.Series("", [], STRUCT)
     model = fasttext_model.load(path)
     if model is None:
         return _identify_with_fasttext(lines, path)

@@ -73,10 +73,11 @@ def _disk_full(error: BaseException) -> bool:
 
 
 def _space_needed(config: Any) -> str:
-    """Scratch space: every pass writes the rows it keeps once, and the output is written at the end."""
+    """Scratch space: every pass writes the rows it keeps, and the rows it read go once it is done
+    (`run.release_read`), so at most two passes' rows are held; the output is written at the end."""
     from cleanmix.pipelines.run import plan_segments
 
-    passes = sum(seg.writes for seg in plan_segments(config.stages))
+    passes = min(2, sum(seg.writes for seg in plan_segments(config.stages)))
     try:
         from cleanmix.pipelines.shards import input_files
 
@@ -121,6 +122,9 @@ def _load(pipeline: str, sets: tuple[str, ...], output: str | None, workers: int
 def run(pipeline: str, output: str | None, sets: tuple[str, ...], workers: int | None, engine: str,
         address: str | None, limit: int | None, overwrite: bool, quiet: bool) -> None:
     """Run PIPELINE (a pipeline YAML file); re-running resumes an interrupted run."""
+    # Before NumPy loads, and inherited by the workers: NumPy's BLAS would start a thread per core in every
+    # process (0.05 CPU s each on two cores, more on more) for linear algebra no stage of a run does.
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     from cleanmix.pipelines.local import run_local
     from cleanmix.pipelines.progress import Reporter
 

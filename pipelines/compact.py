@@ -114,8 +114,10 @@ class Cut:
         return self.folder / f"part-{self.first:05d}.json"
 
 
-def plan_cuts(job: Compaction, folder: Path) -> list[Cut]:
-    """The compaction's jobs, from the unit files' footers (rows and columns) alone."""
+def plan_cuts(planned: tuple[Compaction, Path]) -> list[Cut]:
+    """A compaction's jobs (their scratch in the folder given), from the unit files' footers (rows and
+    columns) alone: a step of its own, mapped over the workers like the jobs it plans."""
+    job, folder = planned
     metas = [pq.read_metadata(path) for path in job.files]
     schema = _output_schema([meta.schema.to_arrow_schema() for meta in metas], dict(job.renames))
     rows = [meta.num_rows for meta in metas]
@@ -162,6 +164,7 @@ def compact(cut: Cut) -> tuple[int, int, int]:
 
     A shard is written in row groups of at most ROW_GROUP_BYTES of text under a temporary name,
     and renamed when whole."""
+    release_freed_memory()  # the shard starts from what it needs, not from what the passes or the shard before left
     job, schema = cut.job, cut.schema
     renames = dict(job.renames)
     shard: ShardWriter | JsonlShardWriter | None = None
@@ -225,7 +228,6 @@ def compact(cut: Cut) -> tuple[int, int, int]:
         close_shard()
     done = (shards, docs, total_bytes)
     write_json(cut.marker, list(done))
-    release_freed_memory()  # the next job in this process starts from what it needs
     return done
 
 

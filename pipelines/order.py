@@ -43,11 +43,8 @@ class UnitDecisions:
     def write(self, decisions: pl.DataFrame, name: str, sort_by: tuple[str, ...] = (ORDER,)) -> None:
         from cleanmix.pipelines.shards import write_parquet
 
-        ordered = decisions.sort(list(sort_by))  # ORDER first: each unit's rows are one slice
-        units = unit_of(ordered.get_column(ORDER)).to_numpy()
-        starts = np.flatnonzero(np.r_[True, units[1:] != units[:-1]]) if units.size else np.zeros(0, np.int64)
-        for start, end in zip(starts, [*starts[1:], units.size]):
-            write_parquet(ordered[int(start) : int(end)], self.folder / f"u{units[start]:08d}" / f"{name}.parquet", dictionary=False)
+        for unit, rows in by_unit(decisions, sort_by):
+            write_parquet(rows, self.folder / f"u{unit:08d}" / f"{name}.parquet", dictionary=False)
 
     def load(self, orders: pl.Series) -> pl.DataFrame | None:
         """The decisions about the units of `orders`; None where no decision names any of them."""
@@ -61,3 +58,11 @@ class UnitDecisions:
             if (frame := self.cache[unit]) is not None:
                 frames.append(frame)
         return pl.concat(frames) if frames else None
+
+
+def by_unit(rows: pl.DataFrame, sort_by: tuple[str, ...] = (ORDER,)) -> list[tuple[int, pl.DataFrame]]:
+    """Rows sorted (ORDER first), then cut into one slice per input unit: (unit, its rows)."""
+    ordered = rows.sort(list(sort_by))
+    units = unit_of(ordered.get_column(ORDER)).to_numpy()
+    starts = np.flatnonzero(np.r_[True, units[1:] != units[:-1]]) if units.size else np.zeros(0, np.int64)
+    return [(int(units[start]), ordered[int(start) : int(end)]) for start, end in zip(starts, [*starts[1:], units.size])]

@@ -81,7 +81,7 @@ class RunFolder:
     @cached_property
     def pipeline(self) -> dict[str, Any]:
         try:
-            loaded = yaml.safe_load(self.pipeline_text)
+            loaded = yaml.load(self.pipeline_text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # (libyaml's: 8x)
         except yaml.YAMLError:
             return {}
         return loaded if isinstance(loaded, dict) else {}

@@ -5,7 +5,8 @@ runs independent steps (a global stage's parallel work, the compactions) and ret
 in order; `each(fn, job, units)` runs `run_unit` over units and yields each unit's marker as it
 completes. The local engine is a process pool; the Ray engine runs the same functions as Ray tasks.
 
-Scratch files live in `<output>/_work/` and are removed when the run completes:
+Scratch files live in `<output>/_work/`; what a pass read goes once the pass is done (`release_read`),
+the rest when the run completes:
   seg-K/uNNNNN.parquet      rows kept by pass K for unit N (written under a temporary name, renamed)
   seg-K/uNNNNN.json         marker: pass K is done for unit N, with its stage stats (written last)
   scan-K/uNNNNN.parquet     unit N's scan for the global stage that heads pass K
@@ -32,7 +33,7 @@ import polars as pl
 import pyarrow.parquet as pq
 
 from cleanmix.pipelines import arrow_buffers
-from cleanmix.pipelines.compact import Compaction, compact, place, plan_cuts, release_freed_memory, sort_by_order
+from cleanmix.pipelines.compact import Compaction, Cut, compact, place, plan_cuts, sort_by_order
 from cleanmix.pipelines.config import InputConfig, PipelineConfig
 from cleanmix.pipelines.errors import UserError
 from cleanmix.pipelines.formats import count
@@ -46,6 +47,7 @@ from cleanmix.pipelines.shards import (
     UnreadableSlice,
     plan_input,
     read_unit,
+    remove,
     write_json,
 )
 from cleanmix.pipelines.stage import Context, GlobalStage, Mapper, SharedColumns, Stage, is_global, without_shared
@@ -296,6 +298,7 @@ def run_pipeline(config: PipelineConfig, pipeline: str, reporter: Reporter, laun
                 if seg.head:
                     decide(state, seg)
                 run_pass(state, seg)
+                release_read(state, seg)
             reporter.log("writing output shards")
             summary = finish(state)
         finally:
@@ -349,6 +352,17 @@ def run_pass(state: RunState, seg: Segment) -> None:
             state.stats[entry["name"]].merge(StageStats.from_json(entry))
 
 
+def release_read(state: RunState, seg: Segment) -> None:
+    """Once a pass has run over every unit, what it read is needed no more: the kept rows of the pass
+    before, and its global stage's scan and decisions. They are removed, so the scratch disk holds
+    two passes' rows at most, not every pass's. The markers stay: a resumed run skips the passes and
+    decisions they mark, and never reads these again."""
+    done = [unit_file(state.work / f"seg-{seg.reads}", u.index) for u in state.live_units()] if seg.reads is not None else []
+    if seg.head:
+        done += [state.work / f"scan-{seg.index}", global_workdir(state.work, seg.head)]
+    remove(done)
+
+
 # finishing --------------------------------------------------------------------------------------
 
 def finish(state: RunState) -> dict[str, Any]:
@@ -356,10 +370,9 @@ def finish(state: RunState) -> dict[str, Any]:
     from cleanmix.pipelines.report import write_report
 
     out = state.out
-    release_freed_memory()
-    shards, docs, nbytes = write_shards(state)
+    (shards, docs, nbytes), duplicate_ids = write_shards(state)
     summary = summarize(state, {"docs": docs, "bytes": nbytes, "shards": shards})
-    summary["input"]["duplicate_ids"] = shared_ids(state)
+    summary["input"]["duplicate_ids"] = duplicate_ids
     if summary["input"]["duplicate_ids"]:
         state.reporter.log(f"warning: {summary['input']['duplicate_ids']:,} input documents share their id with another "
                            "(`duplicate_of` and `clean explain --id` name one of them)")
@@ -370,9 +383,12 @@ def finish(state: RunState) -> dict[str, Any]:
     return summary
 
 
-def write_shards(state: RunState) -> tuple[int, int, int]:
+def write_shards(state: RunState) -> tuple[tuple[int, int, int], int]:
     """Compact the last pass's kept rows into data/, and each stage's removed rows into rejected/:
-    one job per output shard, mapped over the workers; a resumed run keeps the shards marked done."""
+    one job per output shard, mapped over the workers; a resumed run keeps the shards marked done.
+    The same map counts the input ids several documents share (`shared_ids`), which no shard waits
+    for: a worker done with its shards counts them while the others write. Returns (shards, docs,
+    bytes of data/) and that count."""
     config, work = state.config, state.work
     out = state.out.resolve()
     kept = state.unit_files(work / f"seg-{state.segments[-1].index}")
@@ -380,29 +396,35 @@ def write_shards(state: RunState) -> tuple[int, int, int]:
         kept = sort_by_order(kept, work / "sorted", state.executor.map) or kept  # no rows: the units give the columns
     renames = [(ours, theirs) for theirs, ours in config.input.renames().items()]
     limits = (config.output.shard_rows, config.output.shard_bytes)
-    cuts = plan_cuts(Compaction(tuple(kept), out / "data", tuple(renames), *limits, always_one=True, format=config.output.format),
-                     work / "compact" / "data")
-    data = len(cuts)
+    jobs = [(Compaction(tuple(kept), out / "data", tuple(renames), *limits, always_one=True, format=config.output.format),
+             work / "compact" / "data")]
     if config.output.keep_rejected:
-        for label in state.stats:
-            job = Compaction(tuple(state.unit_files(work / "rejected" / label)), out / "rejected" / label, tuple(renames), *limits,
-                             always_one=False)
-            cuts += plan_cuts(job, work / "compact" / "rejected" / label)
+        jobs += [(Compaction(tuple(state.unit_files(work / "rejected" / label)), out / "rejected" / label, tuple(renames),
+                             *limits, always_one=False), work / "compact" / "rejected" / label) for label in state.stats]
+    planned = state.executor.map(plan_cuts, jobs)
+    data, cuts = len(planned[0]), [cut for plan in planned for cut in plan]
     done = {i: tuple(json.loads(cut.marker.read_text())) for i, cut in enumerate(cuts) if cut.marker.exists()}
     todo = [i for i in range(len(cuts)) if i not in done]
-    done.update(zip(todo, state.executor.map(compact, [cuts[i] for i in todo])))
+    ids = shared_ids(state)
+    results = state.executor.map(_finish_step, [*(cuts[i] for i in todo), *ids])
+    done.update(zip(todo, results))
     for i, cut in enumerate(cuts):
         place(cut, done[i][0])
-    return tuple(sum(done[i][k] for i in range(data)) for k in range(3))  # type: ignore[return-value]
+    return tuple(sum(done[i][k] for i in range(data)) for k in range(3)), sum(results[len(todo):])  # type: ignore[return-value]
 
 
-def shared_ids(state: RunState) -> int:
-    """Input documents whose id another document has too: counted over 64-bit hashes of the ids,
-    split into partitions of at most ID_PARTITION_ROWS so memory stays bounded."""
+def shared_ids(state: RunState) -> list[tuple[list[Path], int, int]]:
+    """The jobs that count input documents whose id another document has too: over 64-bit hashes
+    of the ids, split into partitions of at most ID_PARTITION_ROWS so memory stays bounded."""
     files = state.unit_files(state.work / "ids")
     rows = sum(u.get("docs", 0) for u in state.units.values())
     partitions = max(1, -(-rows // ID_PARTITION_ROWS))
-    return sum(state.executor.map(_shared_in_partition, [(files, partitions, p) for p in range(partitions)]))
+    return [(files, partitions, p) for p in range(partitions)]
+
+
+def _finish_step(job: Cut | tuple[list[Path], int, int]) -> Any:
+    """One job of `write_shards`' map: an output shard's cut, or a partition of the shared-id count."""
+    return compact(job) if isinstance(job, Cut) else _shared_in_partition(job)
 
 
 def _shared_in_partition(job: tuple[list[Path], int, int]) -> int:

@@ -9,6 +9,8 @@ import glob
 import json
 import os
 import re
+import shutil
+import threading
 from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -469,6 +471,33 @@ def write_parquet(table: pa.Table | pl.DataFrame, path: Path, dictionary: bool =
         table = table.to_arrow()
     with _atomic(path) as tmp:
         pq.write_table(table, tmp, compression=SCRATCH, use_dictionary=dictionary)
+
+
+def remove_in_background(paths: list[Path]) -> None:
+    """Scratch a decide is done with (a thousand small files), removed by a thread while the next
+    pass runs: their unlinks need not hold up the run. The folder is renamed first, so its name is
+    free at once; what the thread has not removed when the run ends goes with the run's scratch.
+    (Not for a pass's rows: unlinked in a thread beside the output's compaction, they slowed it by
+    10–50% at 200 MB.)"""
+    doomed = []
+    for path in paths:
+        if path.is_dir():
+            trash = path.with_name(f"{path.name}.removing")
+            shutil.rmtree(trash, ignore_errors=True)  # an earlier attempt's
+            path.rename(trash)
+            path = trash
+        doomed.append(path)
+    if doomed:
+        threading.Thread(target=remove, args=(doomed,), daemon=True).start()
+
+
+def remove(paths: list[Path]) -> None:
+    """Scratch files and folders (any of them may be gone already)."""
+    for path in paths:
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
 
 
 def write_text(path: Path, text: str) -> None:

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cleanmix.dedup.clusters import file_components
+from cleanmix.dedup.clusters import file_components, write_edges
 from cleanmix.dedup.exact_dedup import ExactDedup
 from cleanmix.dedup.minhash_dedup import MinhashDedup
 from cleanmix.pipelines.order import order_of
@@ -262,8 +262,7 @@ def reference_components(left: np.ndarray, right: np.ndarray) -> tuple[list[int]
 def test_connected_components_match_a_reference(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     left, right = rng.integers(0, 3000, 2000).astype(np.uint64), rng.integers(0, 3000, 2000).astype(np.uint64)
-    pl.DataFrame({"a": left, "b": right}).write_parquet(tmp_path / "edges.parquet")
-    nodes, roots = file_components([tmp_path / "edges.parquet"])
+    nodes, roots = file_components([write_edges(pl.DataFrame({"a": left, "b": right}), tmp_path / "edges.parquet", positions=True)])
     assert (nodes.tolist(), roots.tolist()) == reference_components(left, right)
 
 
@@ -318,8 +317,7 @@ def test_components_over_files_are_the_components_of_all_edges(tmp_path: Path) -
     cuts = [0, 7, 1000, 1001, 2500, 4000]
     files = []
     for i, (lo, hi) in enumerate(zip(cuts, cuts[1:])):
-        files.append(tmp_path / f"p{i}.parquet")
-        pl.DataFrame({"a": left[lo:hi], "b": right[lo:hi]}).write_parquet(files[-1])
+        files.append(write_edges(pl.DataFrame({"a": left[lo:hi], "b": right[lo:hi]}), tmp_path / f"p{i}.parquet", positions=True))
     nodes, roots = file_components(files[::-1])
     assert (nodes.tolist(), roots.tolist()) == reference_components(left, right)
     assert len(set(roots.tolist())) > 1  # more than one component: the split matters
@@ -386,3 +384,30 @@ def test_only_paired_documents_have_their_payload_split(tmp_path: Path) -> None:
     assert split[SHINGLES].to_list() == [b"\x02" * 4, b"\x07" * 4, b"\t" * 4]
     split_payload(([scan], "s1", SHINGLES, 3, tmp_path / "none", np.zeros(0, np.uint64)))
     assert not (tmp_path / "none" / "payload").exists()
+
+
+MEMBERS = st.lists(st.tuples(st.integers(0, 4), st.one_of(st.none(), st.integers(-2, 2)), st.integers(1, 3)), max_size=40)
+
+
+@given(MEMBERS, st.sampled_from(["first", "highest", "lowest"]))
+def test_each_cluster_keeps_the_member_its_policy_names(members: list[tuple[int, int | None, int]], keep: str) -> None:
+    """`keepers` against plain Python: in each group, the member with the highest (lowest) key, nulls
+    last, ties and `first` to the earliest in input order, is kept; it names the cluster and is what
+    the others duplicate; the size adds the members' weights. Members come in any order."""
+    from cleanmix.dedup.clusters import CLUSTER_ID, CLUSTER_SIZE, DOC_ID, DUPLICATE_OF, GROUP, KEY, REMOVED, WEIGHT
+
+    orders = [(i * 7919) % 1009 for i in range(len(members))]  # distinct, not ascending
+    keys = [0 if keep == "first" else key for _, key, _ in members]
+    df = pl.DataFrame({ORDER: orders, DOC_ID: [f"doc{o}" for o in orders], WEIGHT: [w for *_, w in members], KEY: keys,
+                       GROUP: [g for g, *_ in members]},
+                      schema={ORDER: pl.UInt64, DOC_ID: pl.String, WEIGHT: pl.UInt64, KEY: pl.Int64, GROUP: pl.UInt64})
+    stage = MinhashDedup() if keep == "first" else MinhashDedup(keep=keep, keep_column="score")
+    expected = {}
+    for group in {g for g, *_ in members}:
+        rows = [(o, k, w) for o, k, (g, _, w) in zip(orders, keys, members) if g == group]
+        best = min(rows, key=lambda r: (r[1] is None, -(r[1] or 0) if keep == "highest" else (r[1] or 0), r[0]))
+        for order, _, _ in rows:
+            expected[order] = (best[0], sum(w for *_, w in rows), f"doc{best[0]}", order != best[0])
+    got = stage.keepers(df)
+    assert {row[0]: row[1:] for row in got.select(ORDER, CLUSTER_ID, CLUSTER_SIZE, DUPLICATE_OF, REMOVED).rows()} == expected
+    assert got.height == len(members)

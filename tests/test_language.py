@@ -102,3 +102,16 @@ def test_rows_without_text_or_han_take_the_right_path() -> None:
     out = Language(min_han_share=0.0).annotate(frame(texts))
     assert out["language"].to_list() == [None, "zh", "zh", "ja", "zh", "zh"]
     assert out["language_score"].to_list()[:3] == [None, 0.0, 0.0] and out["language_score"][4] == 1.0
+
+
+
+def test_the_columns_types_are_known_without_the_model(tmp_path: Path) -> None:
+    """A run measures each stage's columns on an empty batch before it starts (to refuse input columns of
+    their names): for language ID that reads no model, and the types are those a real batch gets."""
+    model = tmp_path / "lid.176.ftz"
+    model.write_bytes(Path(bundled_model()).read_bytes())
+    stage = Language(model_path=str(model))
+    model.unlink()  # reading the model now would fail
+    assert stage.metric_types == {"language": pl.String, "language_score": pl.Float64}
+    measured = Language().with_metrics(frame(list(TEXTS.values())))
+    assert {name: measured.schema[name] for name in stage.metric_types} == stage.metric_types

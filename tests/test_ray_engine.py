@@ -96,7 +96,8 @@ def test_same_documents_and_stats_as_local(ray_instance, local_reference, tmp_pa
 
 def test_resume_keeps_finished_units_and_redoes_the_rest(ray_instance, local_reference, tmp_path, monkeypatch):
     """Crash just before the output is written, then undo parts of the work as a crash mid-pass
-    would; the re-run (the same resume as the local engine's) redoes exactly those units."""
+    would (before the pass is done, what it read is still there: no `release_read`); the re-run
+    (the same resume as the local engine's) redoes exactly those units."""
     import cleanmix.pipelines.run as run_module
 
     out = tmp_path / "resumed"
@@ -106,6 +107,7 @@ def test_resume_keeps_finished_units_and_redoes_the_rest(ray_instance, local_ref
 
     with monkeypatch.context() as patch:
         patch.setattr(run_module, "finish", crash)
+        patch.setattr(run_module, "release_read", lambda state, seg: None)
         with pytest.raises(KeyboardInterrupt):
             run_ray(out)
     work = out / "_work"

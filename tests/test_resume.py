@@ -111,3 +111,40 @@ def test_the_fingerprint_is_what_pipeline_yaml_says():
     assert len(configs) >= 20
     for config in configs:
         assert config.fingerprint() == fingerprint_of(yaml.safe_load(config.resolved_yaml()))
+
+
+def test_what_a_pass_read_goes_once_it_is_done_and_a_resume_never_needs_it(tmp_path, monkeypatch):
+    """Once the pass that applies a dedup's decisions is done, the rows it read, the dedup's scan and
+    its decisions are removed (the scratch disk holds two passes' rows at most, not every pass's);
+    the markers stay. A run stopped while writing the output resumes to the same bytes."""
+    import cleanmix.pipelines.run as run
+    from cleanmix.pipelines.config import validate_pipeline
+    from cleanmix.pipelines.local import run_local
+    from cleanmix.pipelines.progress import Reporter
+    from conftest import crash_on_call
+
+    source = corpus(tmp_path / "in")
+    stages = [{"type": "length", "min_chars": 30}, {"type": "minhash_dedup", "ngram": 3}]
+
+    def run_into(out: Path) -> None:
+        config = {"input": {"path": str(source)}, "output": {"path": str(out), "shard_rows": 2000}, "workers": 1, "stages": stages}
+        run_local(validate_pipeline(config), "p.yaml", Reporter(quiet=True))
+
+    run_into(tmp_path / "reference")
+    out = tmp_path / "stopped"
+    monkeypatch.setattr(run, "_finish_step", crash_on_call(run._finish_step, 2))
+    with pytest.raises(KeyboardInterrupt):
+        run_into(out)
+    work = out / "_work"
+    gone = lambda: (not list((work / "seg-0").glob("*.parquet")) and not (work / "scan-1").exists()  # noqa: E731
+                    and not list(work.glob("global-*")) and not list(work.glob("*.removing")))
+    deadline = time.monotonic() + 30
+    while not gone() and time.monotonic() < deadline:  # (a thread removes the decide's scratch)
+        time.sleep(0.05)
+    assert gone()
+    assert len(list((work / "seg-0").glob("u*.json"))) == len(list((work / "seg-1").glob("u*.json"))) == 24
+    assert list((work / "seg-1").glob("*.parquet"))  # what the output is written from stays
+    monkeypatch.undo()
+    run_into(out)
+    assert output_files(out) == output_files(tmp_path / "reference")
+    assert not work.exists()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import polars as pl
@@ -369,7 +370,7 @@ def test_one_job_per_output_shard_writes_the_bytes_of_one_sequential_job(tmp_pat
         files.append(path)
     for shard_rows, fmt in [(4000, "parquet"), (777, "jsonl.gz"), (10**6, "parquet")]:
         job = compact.Compaction(tuple(files), tmp_path / f"out-{shard_rows}", (("text", "body"),), shard_rows, None, True, fmt)
-        cuts = compact.plan_cuts(job, tmp_path / f"cuts-{shard_rows}")
+        cuts = compact.plan_cuts((job, tmp_path / f"cuts-{shard_rows}"))
         done = [compact.compact(cut) for cut in cuts]
         for cut, (shards, _, _) in zip(cuts, done):
             assert shards == 1
@@ -429,6 +430,41 @@ def test_shared_columns_are_made_once_and_found_again_for_the_rows_a_stage_sees(
     assert [len(got) for got, _ in seen] == [9, 7, 5, 4]
     assert made == [9, 5, 4]  # at a (b gathers what a kept), at c (the text changed), at d (rows reordered)
     assert sorted(df["text"].str.len_bytes()) == [10, 11, 14]
+
+
+BLAS_THREADS = """
+import ctypes, sys
+from cleanmix.pipelines.cli import main
+try:
+    main(["run", sys.argv[1], "-q"])
+except SystemExit as e:
+    assert not e.code, e.code
+import numpy  # (the run imported it)
+libraries = {line.split()[-1] for line in open("/proc/self/maps") if "openblas" in line.lower() and ".so" in line}
+counts = [getattr(ctypes.CDLL(lib), name)() for lib in libraries for name in
+          ("scipy_openblas_get_num_threads64_", "openblas_get_num_threads64_", "openblas_get_num_threads")
+          if hasattr(ctypes.CDLL(lib), name)]
+print("blas threads:", *counts)
+"""
+
+
+def test_a_run_starts_no_blas_threads(tmp_path):
+    """NumPy's OpenBLAS would start a thread per core in every process of a run (the driver and each
+    worker) for linear algebra no stage does; `clean run` asks it for one."""
+    import subprocess
+    import sys
+
+    if (os.cpu_count() or 1) < 2 or not sys.platform.startswith("linux"):
+        pytest.skip("OpenBLAS starts one thread on one core anyway; /proc/self/maps is Linux's")
+    pipeline = write_pipeline(tmp_path / "p.yaml", write_shards(tmp_path / "in", [["some text", "more text"]]), tmp_path / "out",
+                              [{"type": "length", "min_chars": 5}], workers=1)
+    env = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")}
+    found = subprocess.run([sys.executable, "-c", BLAS_THREADS, str(pipeline)], capture_output=True, text=True, timeout=300,
+                           check=True, env=env)
+    line = found.stdout.splitlines()[-1]
+    if line == "blas threads:":
+        pytest.skip("this NumPy has no OpenBLAS")
+    assert line == "blas threads: 1"
 
 
 def test_a_run_imports_only_what_it_uses(tmp_path):
