@@ -47,7 +47,7 @@ from cleanmix.pipelines.shards import (
     UnreadableSlice,
     plan_input,
     read_unit,
-    remove,
+    remove_scratch,
     write_json,
 )
 from cleanmix.pipelines.stage import Context, GlobalStage, Mapper, SharedColumns, Stage, is_global, without_shared
@@ -360,7 +360,7 @@ def release_read(state: RunState, seg: Segment) -> None:
     done = [unit_file(state.work / f"seg-{seg.reads}", u.index) for u in state.live_units()] if seg.reads is not None else []
     if seg.head:
         done += [state.work / f"scan-{seg.index}", global_workdir(state.work, seg.head)]
-    remove(done)
+    remove_scratch(done)
 
 
 # finishing --------------------------------------------------------------------------------------

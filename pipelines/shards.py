@@ -488,10 +488,10 @@ def remove_in_background(paths: list[Path]) -> None:
             path = trash
         doomed.append(path)
     if doomed:
-        threading.Thread(target=remove, args=(doomed,), daemon=True).start()
+        threading.Thread(target=remove_scratch, args=(doomed,), daemon=True).start()
 
 
-def remove(paths: list[Path]) -> None:
+def remove_scratch(paths: list[Path]) -> None:
     """Scratch files and folders (any of them may be gone already)."""
     for path in paths:
         if path.is_dir():
