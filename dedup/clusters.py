@@ -86,9 +86,9 @@ def clustered_members(job: tuple[Path, Path]) -> pl.DataFrame:
     return df.filter(pl.Series(hit)).with_columns(pl.Series(GROUP, roots[at[hit]], pl.UInt64))
 
 
-def write_unit_decisions(job: tuple[UnitDecisions, pl.DataFrame, str]) -> None:
-    decisions, rows, name = job
-    decisions.write(rows, name)
+def write_unit_decisions(job: tuple[UnitDecisions, int, pl.DataFrame, str]) -> None:
+    decisions, unit, rows, name = job
+    decisions.write_unit(unit, rows, name)
 
 
 def _link(parent: np.ndarray, a: np.ndarray, b: np.ndarray) -> None:
@@ -202,7 +202,7 @@ class DedupStage(GlobalStage):
         """Find clusters and write the decisions (`ctx.decisions`); scratch files go once done."""
         work = fresh_dir(ctx.workdir / "work")
         details = self.find_clusters(scans, ctx, work) if scans else {"docs": 0, "clusters": 0, "duplicates": 0}
-        remove_in_background([work])
+        remove_in_background(work)
         return details
 
     def find_clusters(self, scans: list[Path], ctx: Context, work: Path) -> dict[str, Any]:

@@ -183,7 +183,7 @@ class LineDedup(GlobalStage):
         partitions = partition_count(rows * _BYTES_PER_UNIT, self.partition_mb)
         ctx.map(_split, [(path, f"s{i:06d}", partitions, work) for i, path in enumerate(scans)])
         counted = ctx.map(_count, [(self.threshold, self.keep, p, work, ctx.decisions) for p in range(partitions)])
-        remove_in_background([work])
+        remove_in_background(work)
         top = (
             pl.concat([c[1] for c in counted])
             .sort(["docs", "occurrences", HASH], descending=[True, True, False])

@@ -119,7 +119,7 @@ class MinhashDedup(DedupStage):
         np.save(components, np.stack(file_components(pair_files)))
         members = ctx.map(clustered_members, [(scan, components) for scan in scans])
         decisions = self.keepers(pl.concat(members))
-        ctx.map(write_unit_decisions, [(ctx.decisions, rows, "clusters") for _, rows in by_unit(decisions)])
+        ctx.map(write_unit_decisions, [(ctx.decisions, unit, rows, "clusters") for unit, rows in by_unit(decisions)])
         sizes = decisions.filter(~pl.col(REMOVED))[CLUSTER_SIZE]
         return {
             "docs_with_shingles": docs,

@@ -41,10 +41,14 @@ class UnitDecisions:
         self.cache: dict[int, pl.DataFrame | None] = {} if cache is None else cache
 
     def write(self, decisions: pl.DataFrame, name: str, sort_by: tuple[str, ...] = (ORDER,)) -> None:
+        for unit, rows in by_unit(decisions, sort_by):
+            self.write_unit(unit, rows, name)
+
+    def write_unit(self, unit: int, rows: pl.DataFrame, name: str) -> None:
+        """One unit's decisions (`by_unit` gives them)."""
         from cleanmix.pipelines.shards import write_parquet
 
-        for unit, rows in by_unit(decisions, sort_by):
-            write_parquet(rows, self.folder / f"u{unit:08d}" / f"{name}.parquet", dictionary=False)
+        write_parquet(rows, self.folder / f"u{unit:08d}" / f"{name}.parquet", dictionary=False)
 
     def load(self, orders: pl.Series) -> pl.DataFrame | None:
         """The decisions about the units of `orders`; None where no decision names any of them."""

@@ -386,7 +386,7 @@ def finish(state: RunState) -> dict[str, Any]:
 def write_shards(state: RunState) -> tuple[tuple[int, int, int], int]:
     """Compact the last pass's kept rows into data/, and each stage's removed rows into rejected/:
     one job per output shard, mapped over the workers; a resumed run keeps the shards marked done.
-    The same map counts the input ids several documents share (`shared_ids`), which no shard waits
+    The same map counts the input ids several documents share (`shared_id_jobs`), which no shard waits
     for: a worker done with its shards counts them while the others write. Returns (shards, docs,
     bytes of data/) and that count."""
     config, work = state.config, state.work
@@ -405,7 +405,7 @@ def write_shards(state: RunState) -> tuple[tuple[int, int, int], int]:
     data, cuts = len(planned[0]), [cut for plan in planned for cut in plan]
     done = {i: tuple(json.loads(cut.marker.read_text())) for i, cut in enumerate(cuts) if cut.marker.exists()}
     todo = [i for i in range(len(cuts)) if i not in done]
-    ids = shared_ids(state)
+    ids = shared_id_jobs(state)
     results = state.executor.map(_finish_step, [*(cuts[i] for i in todo), *ids])
     done.update(zip(todo, results))
     for i, cut in enumerate(cuts):
@@ -413,7 +413,7 @@ def write_shards(state: RunState) -> tuple[tuple[int, int, int], int]:
     return tuple(sum(done[i][k] for i in range(data)) for k in range(3)), sum(results[len(todo):])  # type: ignore[return-value]
 
 
-def shared_ids(state: RunState) -> list[tuple[list[Path], int, int]]:
+def shared_id_jobs(state: RunState) -> list[tuple[list[Path], int, int]]:
     """The jobs that count input documents whose id another document has too: over 64-bit hashes
     of the ids, split into partitions of at most ID_PARTITION_ROWS so memory stays bounded."""
     files = state.unit_files(state.work / "ids")

@@ -473,22 +473,15 @@ def write_parquet(table: pa.Table | pl.DataFrame, path: Path, dictionary: bool =
         pq.write_table(table, tmp, compression=SCRATCH, use_dictionary=dictionary)
 
 
-def remove_in_background(paths: list[Path]) -> None:
-    """Scratch a decide is done with (a thousand small files), removed by a thread while the next
-    pass runs: their unlinks need not hold up the run. The folder is renamed first, so its name is
-    free at once; what the thread has not removed when the run ends goes with the run's scratch.
-    (Not for a pass's rows: unlinked in a thread beside the output's compaction, they slowed it by
-    10–50% at 200 MB.)"""
-    doomed = []
-    for path in paths:
-        if path.is_dir():
-            trash = path.with_name(f"{path.name}.removing")
-            shutil.rmtree(trash, ignore_errors=True)  # an earlier attempt's
-            path.rename(trash)
-            path = trash
-        doomed.append(path)
-    if doomed:
-        threading.Thread(target=remove_scratch, args=(doomed,), daemon=True).start()
+def remove_in_background(folder: Path) -> None:
+    """The scratch folder a decide is done with (a thousand small files), removed by a thread while the
+    next pass runs: its unlinks need not hold up the run. It is renamed first, so its name is free at
+    once; what the thread has not removed when the run ends goes with the run's scratch. (Not for a
+    pass's rows: unlinked in a thread beside the output's compaction, they slowed it by 10–50% at 200 MB.)"""
+    trash = folder.with_name(f"{folder.name}.removing")
+    shutil.rmtree(trash, ignore_errors=True)  # an earlier attempt's
+    folder.rename(trash)
+    threading.Thread(target=shutil.rmtree, args=(trash,), kwargs={"ignore_errors": True}, daemon=True).start()
 
 
 def remove_scratch(paths: list[Path]) -> None:

@@ -383,7 +383,6 @@ def test_one_job_per_output_shard_writes_the_bytes_of_one_sequential_job(tmp_pat
         assert all(p.read_bytes() == (whole.folder / p.name).read_bytes() for p in ours)
 
 
-
 def test_shared_columns_are_made_once_and_found_again_for_the_rows_a_stage_sees():
     """A shared column is computed at its first reader when a later one reads it, then gathered for the rows
     each later reader sees (after removals, after rows were reordered), never passed on by a stage, and made
