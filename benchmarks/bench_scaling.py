@@ -11,17 +11,23 @@ phases are stamped: start-up (interpreter and imports), plan (input survey, chec
 folder), each pass over the units, each global stage's decide, and finish (the output shards,
 stats, report), then the interpreter's exit. Inside every phase, the seconds spent in the engine's
 `map` and `each` over two or more items (pass units, a global stage's partition steps, the output
-shards: the parallel units) are parallel; everything else is serial, whatever the phase: what the
+shards: the parallel units), and waiting for steps started in the background (the output shards,
+which run beside each other and the steps after them) are parallel; everything else is serial,
+whatever the phase: what the
 driver does alone (start-up, planning, merging markers, reading edges, the union-find, decisions,
 the report) and a step of one item (one worker alone). From the 1-worker run's items, the script
-also predicts the wall seconds at N workers (each step: its items' seconds / N, never less than
-its longest item), for a machine with more cores than this one.
+also predicts the wall seconds at N workers, for a machine with more cores than this one: the pool is
+simulated, each step's items handed in order to whichever of N workers is free first (as the process
+pool does), the run waiting for each step before it hands out the next and for the steps it started in
+the background (the rejected rows' shards) at the end; each worker process's start-up (the measured
+start-up phase) comes once before the first step.
 Prints the table and writes benchmarks/scaling.json.
 """
 
 from __future__ import annotations
 
 import argparse
+import heapq
 import json
 import os
 import subprocess
@@ -41,8 +47,9 @@ def child(src: str, out: str, workers: int, launched: float) -> None:
 
     A phase runs from the start of `run_pass`, `decide` or `finish` (or the start of the run:
     plan) to the start of the next. Inside a phase, time spent in the engine's `map` and `each`
-    over two or more items (the parallel units: pass units, a global stage's partition steps, the
-    output shards) is parallel; everything else (the driver alone, a step of one item) is serial."""
+    over two or more items (the parallel units: pass units, a global stage's partition steps), or
+    waiting for steps started in the background (the output shards), is parallel; everything else
+    (the driver alone, a `map` of one item) is serial."""
     sys.path.insert(0, str(REPO / "benchmarks"))
     import threading
 
@@ -79,47 +86,58 @@ def child(src: str, out: str, workers: int, launched: float) -> None:
     run.run_pass = phase(lambda state, seg: f"pass {seg.index + 1} ({len(state.live_units())} units)", run.run_pass)
     run.decide = phase(lambda state, seg: f"decide {seg.head.label}", run.decide)
     run.finish = phase(lambda state: "finish", run.finish)
-    pool_map, pool_each = Pool.map, Pool.each
+    pool_start, pool_map, pool_each = Pool.start, Pool.map, Pool.each
+    at_once = [False]
 
-    def timed_map(self: Pool, fn: Callable[[Any], Any], items: Any) -> list[Any]:
-        wall, cpu = time.time(), time.process_time()
+    def timed_start(self: Pool, fn: Callable[[Any], Any], items: Any) -> Callable[[], list[Any]]:
+        """Steps started: `map` waits for them at once; the run waits for others later (background)."""
+        items, background = list(items), not at_once[0]
         took: list[float] = []
+        if self.executor is None and items:  # in this process (1 worker): each item's seconds, in the pool's order
+            phases.setdefault(current[0], blank()).setdefault("calls", []).append(
+                {"step": getattr(fn, "__name__", "step"), "items": took, "background": background})
 
-        def timed(item: Any) -> Any:  # in this process (1 worker): each item's seconds
+        def timed(item: Any) -> Any:
             started = time.time()
             try:
                 return fn(item)
             finally:
                 took.append(time.time() - started)
 
-        items = list(items)
+        waiting = pool_start(self, timed if self.executor is None else fn, items)
+
+        def wait() -> list[Any]:
+            wall, cpu = time.time(), time.process_time()
+            try:
+                return waiting()
+            finally:  # started in the background, a step runs beside others, even of one item
+                add("parallel" if len(items) > 1 or background else "single", time.time() - wall, time.process_time() - cpu)
+        return wait
+
+    def timed_map(self: Pool, fn: Callable[[Any], Any], items: Any) -> list[Any]:
+        at_once[0] = True
         try:
-            return pool_map(self, timed if self.executor is None else fn, items)
+            return pool_map(self, fn, items)
         finally:
-            add("parallel" if len(items) > 1 else "single", time.time() - wall, time.process_time() - cpu)
-            record(took)
+            at_once[0] = False
 
     def timed_each(self: Pool, fn: Callable[..., Any], job: Any, units: Any) -> Any:
         results = pool_each(self, fn, job, units)
         took: list[float] = []
+        if self.executor is None and units:
+            phases.setdefault(current[0], blank()).setdefault("calls", []).append({"step": getattr(fn, "__name__", "unit"), "items": took})
         while True:
             wall, cpu = time.time(), time.process_time()
             try:
                 result = next(results)
             except StopIteration:
-                record(took)
                 return
             finally:
                 add("parallel" if len(units) > 1 else "single", time.time() - wall, time.process_time() - cpu)
             took.append(time.time() - wall)
             yield result
 
-    def record(took: list[float]) -> None:
-        """One map's items (1 worker): their sum and the longest, which no number of workers shortens."""
-        if took:
-            phases[current[0]].setdefault("calls", []).append([sum(took), max(took), len(took)])
-
-    Pool.map, Pool.each = timed_map, timed_each  # type: ignore[method-assign]
+    Pool.start, Pool.map, Pool.each = timed_start, timed_map, timed_each  # type: ignore[method-assign]
 
     def sample() -> None:  # resident memory of this process (1 worker: the whole run), per phase
         while sampling:
@@ -165,6 +183,23 @@ def serial(phase: dict[str, float], kind: str = "wall") -> float:
     """The phase's seconds outside the parallel units: what the driver did alone, and steps of one
     job (a worker alone; no number of workers shortens them)."""
     return phase[kind] - phase["parallel" if kind == "wall" else "parallel_cpu"]
+
+
+def simulated(calls: list[dict[str, Any]], workers: int) -> float:
+    """Seconds until the last item is done when the run hands each step's items, in order, to the worker
+    free first, and waits for each step before the next, for the ones started in the background at the end."""
+    free, now, background = [0.0] * workers, 0.0, 0.0
+    for call in calls:
+        end = now
+        for seconds in call["items"]:
+            done = max(heapq.heappop(free), now) + seconds
+            heapq.heappush(free, done)
+            end = max(end, done)
+        if call.get("background"):
+            background = max(background, end)
+        else:
+            now = end
+    return max(now, background)
 
 
 def main() -> None:
@@ -220,15 +255,24 @@ def report(rows: list[dict[str, Any]]) -> None:
           + ", ".join(f"{name} {serial(p, 'cpu'):.2f} of {p['cpu']:.2f}" for name, p in first.items() if name != "exit")
           + f"; serial {alone:.2f} of {total:.2f} ({alone / total:.1%})")
     if any("calls" in p for p in first.values()):
-        print(f"\nAt N workers, from the {rows[0]['workers']}-worker run's items (each map: its items' seconds / N, "
-              "but never less than its longest item; serial seconds as measured):\n\n| workers | predicted wall s | speed-up "
-              "| longest items s |\n|---|---|---|---|")
+        print(f"\nAt N workers, from the {rows[0]['workers']}-worker run's items (the pool simulated: each step's items handed in "
+              "order to the first free worker, the run waiting for each step before the next, for started ones at the end; "
+              "serial seconds as measured; each worker's start-up once):\n\n"
+              "| workers | predicted wall s | speed-up | of which waiting on the last items s |\n|---|---|---|---|")
         calls = [call for p in first.values() for call in p.get("calls", ())]
         alone = sum(serial(p) for p in first.values())
         for n in (1, 2, 4, 8, 16, 32):
-            poles = sum(longest for items, longest, _ in calls if longest > items / n)
-            wall = alone + sum(max(items / n, longest) for items, longest, _ in calls)
-            print(f"| {n} | {wall:.1f} | {rows[0]['wall'] / wall:.2f} | {poles:.1f} |")
+            steps = simulated(calls, n)
+            wall = alone + steps + (first["start-up"]["wall"] if n > 1 else 0.0)
+            tails = steps - sum(sum(call["items"]) for call in calls) / n
+            print(f"| {n} | {wall:.1f} | {rows[0]['wall'] / wall:.2f} | {tails:.1f} |")
+        print("\nthe steps at 16 workers (a worker's share of the items, and when the last item is done, the step alone):\n\n"
+              "| phase | step | items | seconds at 1 worker | longest item | share at 16 | done at 16 |\n|---|---|---|---|---|---|---|")
+        for name, p in first.items():
+            for call in p.get("calls", ()):
+                items = call["items"]
+                print(f"| {name} | {call['step']}{' (started, waited for at the end)' if call.get('background') else ''} "
+                      f"| {len(items)} | {sum(items):.2f} | {max(items):.2f} | {sum(items) / 16:.2f} | {simulated([call], 16):.2f} |")
     print("peak RSS MB per phase: " + ", ".join(f"{name} {p['peak_mb']:.0f}" for name, p in first.items() if p.get("peak_mb")))
 
 

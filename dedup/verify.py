@@ -30,10 +30,14 @@ def document_partition(orders: np.ndarray, partitions: int) -> np.ndarray:
 
 
 def split_payload(job: tuple[list[Path], str, str, int, Path, np.ndarray]) -> None:
-    """Scan files' (order, payload) rows of the `paired` documents (their orders) into their document partitions."""
+    """Scan files' (order, payload) rows of the `paired` documents (their orders, ascending) into their document partitions."""
     paths, name, column, partitions, work, paired = job
     df = pl.read_parquet(paths, columns=[ORDER, column])
-    df = df.filter(pl.Series(np.isin(df[ORDER].to_numpy(), paired)))
+    orders = df[ORDER].to_numpy()
+    found = np.zeros(orders.size, bool)
+    if paired.size:  # a binary search per row; np.isin sorts `paired` again, 50× slower at 2M
+        found = paired[np.searchsorted(paired, orders).clip(max=paired.size - 1)] == orders
+    df = df.filter(pl.Series(found))
     split_to_disk(df, document_partition(df[ORDER].to_numpy(), partitions), partitions, work / "payload", name)
 
 

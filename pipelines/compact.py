@@ -98,8 +98,8 @@ def _sort_bucket(folder: Path) -> None:
 class Cut:
     """One job of a compaction: rows of the unit files, in order, written as shards numbered from `first`.
 
-    With `shard_rows`, a cut is one shard, so every shard is its own job on any worker; with
-    `shard_bytes`, where a shard ends is known only by reading the text, so one cut writes them all."""
+    `plan_cuts` gives every shard a cut of its own, so each is a job on any worker; `compact` fills
+    shards in order from any run of rows, which is what the plan's cuts must add up to."""
 
     pieces: tuple[tuple[Path, int, int], ...]
     """(file, first row, end row) of each file the cut reads."""
@@ -115,25 +115,51 @@ class Cut:
 
 
 def plan_cuts(planned: tuple[Compaction, Path]) -> list[Cut]:
-    """A compaction's jobs (their scratch in the folder given), from the unit files' footers (rows and
-    columns) alone: a step of its own, mapped over the workers like the jobs it plans."""
+    """A compaction's jobs, one per output shard (their scratch in the folder given): a step of its own,
+    mapped over the workers like the jobs it plans. The rows of each shard are known from the unit
+    files' footers, and with `shard_bytes` from their rows' text sizes (the text column read once)."""
     job, folder = planned
     metas = [pq.read_metadata(path) for path in job.files]
     schema = _output_schema([meta.schema.to_arrow_schema() for meta in metas], dict(job.renames))
-    rows = [meta.num_rows for meta in metas]
-    whole = tuple((path, 0, n) for path, n in zip(job.files, rows) if n)
+    whole = tuple((path, meta.num_rows) for path, meta in zip(job.files, metas) if meta.num_rows)
     if not whole:
         return [Cut((), 0, folder, schema, job)] if job.always_one else []
+    ends = np.cumsum([n for _, n in whole])
+    total = int(ends[-1])
     if job.shard_bytes:
-        return [Cut(whole, 0, folder, schema, job)]
+        starts = shard_starts(np.concatenate([_file_text_sizes(path) for path, _ in whole]), job.shard_bytes, job.shard_rows)
+    else:
+        starts = list(range(0, total, job.shard_rows))
     cuts = []
-    ends = np.cumsum([n for _, _, n in whole])
-    for shard, start in enumerate(range(0, int(ends[-1]), job.shard_rows)):
-        stop = start + job.shard_rows
+    for shard, (start, stop) in enumerate(zip(starts, [*starts[1:], total])):
         pieces = tuple((path, max(start - (end - n), 0), min(stop - (end - n), n))
-                       for (path, _, n), end in zip(whole, ends) if end > start and end - n < stop)
+                       for (path, n), end in zip(whole, ends) if end > start and end - n < stop)
         cuts.append(Cut(pieces, shard, folder, schema, job))
     return cuts
+
+
+def shard_starts(sizes: np.ndarray, shard_bytes: int, shard_rows: int) -> list[int]:
+    """The first row of each shard of rows with these text sizes, filled in order as `compact` fills them."""
+    ends = np.cumsum(sizes)
+    starts: list[int] = []
+    start = 0
+    while start < len(sizes):
+        starts.append(start)
+        fits = _rows_that_fit(ends, start, (ends[start - 1] if start else 0) + shard_bytes)
+        start += min(max(fits, 1), shard_rows)  # a shard holds at least one document
+    return starts
+
+
+def _rows_that_fit(ends: np.ndarray, start: int, full: int) -> int:
+    """How many rows from `start` a shard takes that is full when the cumulative text size `ends` reaches
+    `full`: it ends at the row that fills it, or before a row that would take it past."""
+    return min(int(np.searchsorted(ends, full, side="right")), int(np.searchsorted(ends, full, side="left")) + 1) - start
+
+
+def _file_text_sizes(path: Path) -> np.ndarray:
+    if TEXT not in pq.read_schema(path).names:
+        return np.zeros(pq.read_metadata(path).num_rows, np.int64)
+    return _text_sizes(pq.read_table(path, columns=[TEXT]))
 
 
 def _blocks(pieces: tuple[tuple[Path, int, int], ...]) -> Iterator[pa.Table]:
@@ -202,7 +228,7 @@ def compact(cut: Cut) -> tuple[int, int, int]:
         sizes = _text_sizes(block)
         while block.num_rows:
             if job.shard_bytes:
-                fits = int((np.cumsum(sizes) <= job.shard_bytes - shard_bytes_).sum())
+                fits = min(_rows_that_fit(np.cumsum(sizes), 0, job.shard_bytes - shard_bytes_), job.shard_rows - shard_rows)
                 take = fits or int(shard_rows == 0)  # a shard holds at least one document
             else:
                 take = min(block.num_rows, job.shard_rows - shard_rows)

@@ -65,7 +65,7 @@ class OutputConfig(Strict):
     path: str
     keep_rejected: bool = Field(True, description="also write removed documents, by stage, for audit")
     shard_rows: int = Field(100_000, ge=1, description="rows per output shard")
-    shard_bytes: int | None = Field(None, ge=1, description="text bytes per output shard (instead of shard_rows)")
+    shard_bytes: int | None = Field(None, ge=1, description="text bytes per output shard, at most (a shard also ends at shard_rows)")
     format: Literal["parquet", "jsonl.gz", "jsonl.zst"] = Field(
         "parquet", description="the kept documents' shards: data/part-NNNNN.<format> (rejected/ stays Parquet)"
     )

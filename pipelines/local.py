@@ -36,12 +36,17 @@ class Pool:
             self.executor = ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_bind_to_parent,
                                                 initargs=(os.getpid(),))
 
-    def map(self, fn: Callable[[Any], Any], items: Iterable[Any]) -> list[Any]:
+    def start(self, fn: Callable[[Any], Any], items: Iterable[Any]) -> Callable[[], list[Any]]:
+        """Every item submitted now (starting the workers); one worker runs them when they are waited for."""
+        items = list(items)
         if self.executor is None:
-            return [fn(item) for item in items]
+            return lambda: [fn(item) for item in items]
         with _workers_ignore_ctrl_c():
-            results = self.executor.map(fn, items)  # (submits every item, starting the workers)
-        return list(results)
+            futures = [self.executor.submit(fn, item) for item in items]
+        return lambda: [future.result() for future in futures]
+
+    def map(self, fn: Callable[[Any], Any], items: Iterable[Any]) -> list[Any]:
+        return self.start(fn, items)()
 
     def each(self, fn: Callable[[Job, Unit], dict[str, Any]], job: Job, units: list[Unit]) -> Iterator[dict[str, Any]]:
         """Results as they complete (any order)."""

@@ -33,14 +33,18 @@ def import_ray() -> Any:
 
 
 class RayTasks:
-    """The run's executor on Ray: `map` in item order, `each` as units complete, `workers` at a time."""
+    """The run's executor on Ray: `start` and `map` in item order, `each` as units complete, `workers` at a time."""
 
     def __init__(self, ray: Any, workers: int) -> None:
         self.ray, self.workers = ray, workers
         self.remote = ray.remote(num_cpus=1)(_call)
 
+    def start(self, fn: Callable[[Any], Any], items: Iterable[Any]) -> Callable[[], list[Any]]:
+        tasks = [self.remote.remote(fn, item) for item in items]
+        return lambda: _unwrap(lambda: self.ray.get(tasks))
+
     def map(self, fn: Callable[[Any], Any], items: Iterable[Any]) -> list[Any]:
-        return _unwrap(lambda: self.ray.get([self.remote.remote(fn, item) for item in items]))
+        return self.start(fn, items)()
 
     def each(self, fn: Callable[[Job, Unit], dict[str, Any]], job: Job, units: list[Unit]) -> Iterator[dict[str, Any]]:
         waiting = [u.resolved() for u in reversed(units)]  # nodes may not share our working folder

@@ -1,9 +1,11 @@
 """A run, whatever the engine: plan the passes, run each unit, decide, resume, finish.
 
-An engine only launches. It hands `run_pipeline` an `Executor` with two methods: `map(fn, items)`
-runs independent steps (a global stage's parallel work, the compactions) and returns their results
-in order; `each(fn, job, units)` runs `run_unit` over units and yields each unit's marker as it
-completes. The local engine is a process pool; the Ray engine runs the same functions as Ray tasks.
+An engine only launches. It hands `run_pipeline` an `Executor` with three methods: `start(fn, items)`
+begins independent steps on the workers and gives a function that waits for their results, in order
+(the output shards a pass's stages removed are written beside the steps that follow it); `map` starts
+and waits at once (a global stage's parallel work); `each(fn, job, units)` runs `run_unit` over units
+and yields each unit's marker as it completes. The local engine is a process pool; the Ray engine runs
+the same functions as Ray tasks.
 
 Scratch files live in `<output>/_work/`; what a pass read goes once the pass is done (`release_read`),
 the rest when the run completes:
@@ -62,6 +64,8 @@ class Executor(Protocol):
     """What an engine provides: parallel steps, in order or as they complete."""
 
     workers: int
+
+    def start(self, fn: Callable[[Any], Any], items: Iterable[Any]) -> Callable[[], list[Any]]: ...
 
     def map(self, fn: Callable[[Any], Any], items: Iterable[Any]) -> list[Any]: ...
 
@@ -263,6 +267,8 @@ class RunState:
     details: dict[str, dict[str, Any]] = field(default_factory=dict)
     units: dict[int, dict[str, Any]] = field(default_factory=dict)
     """Per unit: its input docs and bytes, or why it was skipped."""
+    shards: list[Callable[[], list[tuple[Cut, tuple[int, int, int]]]]] = field(default_factory=list)
+    """The output shards started so far: each waits for its compactions' cuts and what they wrote."""
     started: datetime = field(default_factory=lambda: datetime.now(UTC))
     clock: float = field(default_factory=time.perf_counter)
 
@@ -299,6 +305,7 @@ def run_pipeline(config: PipelineConfig, pipeline: str, reporter: Reporter, laun
                     decide(state, seg)
                 run_pass(state, seg)
                 release_read(state, seg)
+                start_rejected(state, seg)
             reporter.log("writing output shards")
             summary = finish(state)
         finally:
@@ -383,34 +390,53 @@ def finish(state: RunState) -> dict[str, Any]:
     return summary
 
 
+def start_rejected(state: RunState, seg: Segment) -> None:
+    """Once a pass has run, the rows its stages removed are final: their shards start on the workers and
+    are written beside the steps that follow (the next decide, the next pass), so the longest of them
+    (a filter that removes half the text) does not hold up the end of the run alone."""
+    if state.config.output.keep_rejected:
+        state.shards.append(start_compactions(state, [
+            compaction(state, state.unit_files(state.work / "rejected" / stage.label), f"rejected/{stage.label}", always_one=False)
+            for stage in seg.all_stages]))
+
+
+def start_compactions(state: RunState, jobs: list[tuple[Compaction, Path]]) -> Callable[[], list[tuple[Cut, tuple[int, int, int]]]]:
+    """Plan the compactions' cuts (a step mapped over the workers) and start those not marked done by an
+    earlier attempt; the function returned waits for them: each cut with its (shards, docs, text bytes)."""
+    cuts = [cut for plan in state.executor.map(plan_cuts, jobs) for cut in plan]
+    done = {i: tuple(json.loads(cut.marker.read_text())) for i, cut in enumerate(cuts) if cut.marker.exists()}
+    todo = [i for i in range(len(cuts)) if i not in done]
+    written = state.executor.start(compact, [cuts[i] for i in todo])
+
+    def wait() -> list[tuple[Cut, tuple[int, int, int]]]:
+        done.update(zip(todo, written()))
+        return [(cut, done[i]) for i, cut in enumerate(cuts)]  # type: ignore[misc]
+    return wait
+
+
+def compaction(state: RunState, files: list[Path], name: str, always_one: bool, format: str = "parquet") -> tuple[Compaction, Path]:
+    """Unit files → the output shards under `name` (data, rejected/<label>), with the input's column
+    names; their scratch under `_work/compact/<name>`."""
+    output, renames = state.config.output, tuple((ours, theirs) for theirs, ours in state.config.input.renames().items())
+    return (Compaction(tuple(files), state.out.resolve() / name, renames, output.shard_rows, output.shard_bytes, always_one, format),
+            state.work / "compact" / name)
+
+
 def write_shards(state: RunState) -> tuple[tuple[int, int, int], int]:
-    """Compact the last pass's kept rows into data/, and each stage's removed rows into rejected/:
-    one job per output shard, mapped over the workers; a resumed run keeps the shards marked done.
-    The same map counts the input ids several documents share (`shared_id_jobs`), which no shard waits
-    for: a worker done with its shards counts them while the others write. Returns (shards, docs,
-    bytes of data/) and that count."""
+    """Compact the last pass's kept rows into data/ (one job per output shard, mapped over the workers; a
+    resumed run keeps the shards marked done), wait for the rejected/ shards started after each pass,
+    and link them all into place. Beside them, the input ids several documents share are counted
+    (`shared_id_jobs`), which no shard waits for. Returns (shards, docs, bytes of data/) and that count."""
     config, work = state.config, state.work
-    out = state.out.resolve()
     kept = state.unit_files(work / f"seg-{state.segments[-1].index}")
     if any(is_global(stage) and stage.reorders for stage in config.stages):
         kept = sort_by_order(kept, work / "sorted", state.executor.map) or kept  # no rows: the units give the columns
-    renames = [(ours, theirs) for theirs, ours in config.input.renames().items()]
-    limits = (config.output.shard_rows, config.output.shard_bytes)
-    jobs = [(Compaction(tuple(kept), out / "data", tuple(renames), *limits, always_one=True, format=config.output.format),
-             work / "compact" / "data")]
-    if config.output.keep_rejected:
-        jobs += [(Compaction(tuple(state.unit_files(work / "rejected" / label)), out / "rejected" / label, tuple(renames),
-                             *limits, always_one=False), work / "compact" / "rejected" / label) for label in state.stats]
-    planned = state.executor.map(plan_cuts, jobs)
-    data, cuts = len(planned[0]), [cut for plan in planned for cut in plan]
-    done = {i: tuple(json.loads(cut.marker.read_text())) for i, cut in enumerate(cuts) if cut.marker.exists()}
-    todo = [i for i in range(len(cuts)) if i not in done]
-    ids = shared_id_jobs(state)
-    results = state.executor.map(_finish_step, [*(cuts[i] for i in todo), *ids])
-    done.update(zip(todo, results))
-    for i, cut in enumerate(cuts):
-        place(cut, done[i][0])
-    return tuple(sum(done[i][k] for i in range(data)) for k in range(3)), sum(results[len(todo):])  # type: ignore[return-value]
+    data = start_compactions(state, [compaction(state, kept, "data", always_one=True, format=config.output.format)])
+    shared = state.executor.start(_shared_in_partition, shared_id_jobs(state))
+    written = data()
+    for cut, (shards, _, _) in [*written, *(pair for rejected in state.shards for pair in rejected())]:
+        place(cut, shards)
+    return tuple(sum(done[k] for _, done in written) for k in range(3)), sum(shared())  # type: ignore[return-value]
 
 
 def shared_id_jobs(state: RunState) -> list[tuple[list[Path], int, int]]:
@@ -420,11 +446,6 @@ def shared_id_jobs(state: RunState) -> list[tuple[list[Path], int, int]]:
     rows = sum(u.get("docs", 0) for u in state.units.values())
     partitions = max(1, -(-rows // ID_PARTITION_ROWS))
     return [(files, partitions, p) for p in range(partitions)]
-
-
-def _finish_step(job: Cut | tuple[list[Path], int, int]) -> Any:
-    """One job of `write_shards`' map: an output shard's cut, or a partition of the shared-id count."""
-    return compact(job) if isinstance(job, Cut) else _shared_in_partition(job)
 
 
 def _shared_in_partition(job: tuple[list[Path], int, int]) -> int:

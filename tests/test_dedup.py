@@ -378,7 +378,7 @@ def test_only_paired_documents_have_their_payload_split(tmp_path: Path) -> None:
 
     scan = tmp_path / "scan.parquet"
     pl.DataFrame({ORDER: np.arange(10, dtype=np.uint64), SHINGLES: [bytes([i]) * 4 for i in range(10)]}).write_parquet(scan)
-    split_payload(([scan], "s0", SHINGLES, 3, tmp_path, np.array([2, 7, 9], np.uint64)))
+    split_payload(([scan], "s0", SHINGLES, 3, tmp_path, np.array([2, 7, 9, 50], np.uint64)))
     split = pl.read_parquet(tmp_path / "payload" / "*" / "*.parquet").sort(ORDER)
     assert split[ORDER].to_list() == [2, 7, 9]
     assert split[SHINGLES].to_list() == [b"\x02" * 4, b"\x07" * 4, b"\t" * 4]

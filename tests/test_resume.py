@@ -132,7 +132,7 @@ def test_what_a_pass_read_goes_once_it_is_done_and_a_resume_never_needs_it(tmp_p
 
     run_into(tmp_path / "reference")
     out = tmp_path / "stopped"
-    monkeypatch.setattr(run, "_finish_step", crash_on_call(run._finish_step, 2))
+    monkeypatch.setattr(run, "compact", crash_on_call(run.compact, 2))
     with pytest.raises(KeyboardInterrupt):
         run_into(out)
     work = out / "_work"

@@ -6,6 +6,7 @@ import json
 import os
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -118,6 +119,16 @@ def test_shard_bytes_and_limit(tmp_path):
     sizes = [pq.read_metadata(p).num_rows for p in sorted((out / "data").iterdir())]
     assert sizes == [10, 10, 10, 3]
     assert summary["input"]["docs"] == 33
+
+
+def test_a_shard_of_shard_bytes_ends_at_the_row_that_fills_it_or_at_shard_rows():
+    from cleanmix.pipelines.compact import shard_starts
+
+    assert shard_starts(np.array([5, 5, 0, 0, 5]), 10, 100) == [0, 2]  # empty texts after a full shard start the next
+    assert shard_starts(np.array([4, 4, 4]), 10, 100) == [0, 2]  # before the row that would take it past
+    assert shard_starts(np.array([3, 20, 3]), 10, 100) == [0, 1, 2]  # a row over shard_bytes alone
+    assert shard_starts(np.ones(10, np.int64), 100, 3) == [0, 3, 6, 9]  # shard_rows still ends a shard
+    assert shard_starts(np.zeros(0, np.int64), 10, 100) == []
 
 
 def test_big_file_is_split_into_units_at_row_groups(tmp_path, monkeypatch):
@@ -344,8 +355,9 @@ def test_grouped_small_files_keep_the_input_order(tmp_path):
 
 
 def test_one_job_per_output_shard_writes_the_bytes_of_one_sequential_job(tmp_path, monkeypatch):
-    """Shards written each by its own job (rows found from the unit files' footers, read from row
-    groups that do not start at a batch) are byte for byte those one job writes in order."""
+    """Shards written each by its own job (rows found from the unit files' footers, or their texts' sizes
+    with shard_bytes; read from row groups that do not start at a batch) are byte for byte those one job
+    writes in order."""
     import numpy as np
     import pyarrow.parquet as pq
 
@@ -368,14 +380,16 @@ def test_one_job_per_output_shard_writes_the_bytes_of_one_sequential_job(tmp_pat
             writer.write_table(df.to_arrow())
         writer.close()
         files.append(path)
-    for shard_rows, fmt in [(4000, "parquet"), (777, "jsonl.gz"), (10**6, "parquet")]:
-        job = compact.Compaction(tuple(files), tmp_path / f"out-{shard_rows}", (("text", "body"),), shard_rows, None, True, fmt)
-        cuts = compact.plan_cuts((job, tmp_path / f"cuts-{shard_rows}"))
+    limits = [(4000, None, "parquet"), (777, None, "jsonl.gz"), (10**6, None, "parquet"),
+              (10**6, 20_000, "parquet"), (300, 7_000, "jsonl.gz"), (10**6, 1_000, "parquet")]  # shard_bytes: texts of even sizes and nulls
+    for case, (shard_rows, shard_bytes, fmt) in enumerate(limits):
+        job = compact.Compaction(tuple(files), tmp_path / f"out-{case}", (("text", "body"),), shard_rows, shard_bytes, True, fmt)
+        cuts = compact.plan_cuts((job, tmp_path / f"cuts-{case}"))
         done = [compact.compact(cut) for cut in cuts]
         for cut, (shards, _, _) in zip(cuts, done):
             assert shards == 1
             compact.place(cut, shards)
-        whole = compact.Cut(tuple((f, 0, pq.read_metadata(f).num_rows) for f in files), 0, tmp_path / f"one-{shard_rows}",
+        whole = compact.Cut(tuple((f, 0, pq.read_metadata(f).num_rows) for f in files), 0, tmp_path / f"one-{case}",
                             cuts[0].schema, job)
         assert compact.compact(whole) == tuple(map(sum, zip(*done)))
         ours = sorted(job.dest.iterdir())
@@ -486,3 +500,37 @@ def test_a_run_imports_only_what_it_uses(tmp_path):
     found = subprocess.run([sys.executable, "-c", script, str(pipeline)], capture_output=True, text=True, timeout=300, check=True)
     assert found.stdout.splitlines()[-1] == "imported:"
     assert (tmp_path / "out" / "stats" / "summary.json").exists()
+
+
+def test_the_shards_of_rows_a_pass_removed_are_started_when_the_pass_is_done(tmp_path, monkeypatch):
+    """The rows a pass's stages removed are final when the pass ends: their shards are started on the workers
+    then, and written while the dedup decides, not after everything else; the output is what one worker
+    writes at the end."""
+    import cleanmix.pipelines.run as run_module
+    from cleanmix.pipelines.local import Pool
+
+    texts = [f"document {i % 30} with enough words in it to be kept by the length filter" if i % 4 else "short" for i in range(400)]
+    corpus = write_shards(tmp_path / "in", [texts[:200], texts[200:]])
+    stages = [{"type": "length", "min_chars": 20}, {"type": "minhash_dedup", "ngram": 3}]
+    events: list[str] = []
+    start, decide = Pool.start, run_module.decide
+
+    def recorded_start(self, fn, items):
+        items = list(items)
+        events.extend(f"start {fn.__name__} {cut.job.dest.name}" for cut in items if fn is run_module.compact)
+        return start(self, fn, items)
+
+    def recorded_decide(state, seg):
+        events.append("decide")
+        return decide(state, seg)
+
+    monkeypatch.setattr(Pool, "start", recorded_start)
+    monkeypatch.setattr(run_module, "decide", recorded_decide)
+    out, summary = run(tmp_path, corpus, stages, name="two", workers=2)
+    assert events == ["start compact length", "decide", "start compact minhash_dedup", "start compact data"]
+    monkeypatch.undo()
+    one, _ = run(tmp_path, corpus, stages, name="one", workers=1)
+    assert summary["stages"][0]["removed"] and summary["stages"][1]["removed"]
+    files = sorted(p.relative_to(out) for p in out.rglob("*.parquet"))
+    assert files == sorted(p.relative_to(one) for p in one.rglob("*.parquet"))
+    assert all((out / f).read_bytes() == (one / f).read_bytes() for f in files)
