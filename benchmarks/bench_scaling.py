@@ -1,6 +1,6 @@
 """How close N workers come to N times one, and what stays serial: the table, on any machine.
 
-    .venv/bin/python benchmarks/bench_scaling.py [--mb 200] [--workers 1 2 4 8 16]
+    .venv/bin/python benchmarks/bench_scaling.py [--mb 200] [--workers 1 2 4 8 16] [--shard-mb 32] [--json F]
 
 Builds bench_core's corpus (real English, multilingual and Chinese web text repeated with distinct
 ids, 20,000 documents per shard: 395k documents, 20 shards and units at 200 MB) and runs `clean run` with
@@ -42,7 +42,7 @@ REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "benchmarks" / "scaling.json"
 
 
-def child(src: str, out: str, workers: int, launched: float) -> None:
+def child(src: str, out: str, workers: int, launched: float, output: dict[str, Any]) -> None:
     """One run in this fresh process; prints its phases as JSON.
 
     A phase runs from the start of `run_pass`, `decide` or `finish` (or the start of the run:
@@ -151,7 +151,7 @@ def child(src: str, out: str, workers: int, launched: float) -> None:
     started = time.time()
     startup_cpu = time.process_time()
     clock[:] = [started, startup_cpu]
-    config = validate_pipeline({"input": {"path": src}, "output": {"path": out}, "workers": workers, "stages": STAGES})
+    config = validate_pipeline({"input": {"path": src}, "output": {"path": out, **output}, "workers": workers, "stages": STAGES})
     run_local(config, "bench", Reporter(quiet=True))
     enter("end")
     sampling = False
@@ -160,12 +160,12 @@ def child(src: str, out: str, workers: int, launched: float) -> None:
     print(json.dumps(result))
 
 
-def run(src: Path, out: Path, workers: int) -> tuple[float, dict[str, dict[str, float]]]:
+def run(src: Path, out: Path, workers: int, output: dict[str, Any]) -> tuple[float, dict[str, dict[str, float]]]:
     import shutil
 
     shutil.rmtree(out, ignore_errors=True)
     launched = time.time()
-    done = subprocess.run([sys.executable, __file__, "--child", str(src), str(out), str(workers), repr(launched)],
+    done = subprocess.run([sys.executable, __file__, "--child", str(src), str(out), str(workers), repr(launched), json.dumps(output)],
                           capture_output=True, text=True, check=False, env={"OPENBLAS_NUM_THREADS": "1", **os.environ})  # as `clean run`
     wall = time.time() - launched
     if done.returncode != 0:
@@ -208,11 +208,14 @@ def main() -> None:
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4, 8, 16])
     parser.add_argument("--heldout", type=int, metavar="REPLICAS",
                         help="bench_pipeline.py's held-out corpus, this many times (1,302 documents per shard), instead of --mb")
-    parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
+    parser.add_argument("--shard-mb", type=int, help="output shards of at most this many MB of text (shard_bytes), not 100,000 rows")
+    parser.add_argument("--json", type=Path, default=OUT, help="where the runs are written (default: benchmarks/scaling.json)")
+    parser.add_argument("--child", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        src, out, workers, launched = args.child
-        return child(src, out, int(workers), float(launched))
+        src, out, workers, launched, output = args.child
+        return child(src, out, int(workers), float(launched), json.loads(output))
+    output = {"shard_bytes": args.shard_mb * 2**20} if args.shard_mb else {}
     sys.path.insert(0, str(REPO / "benchmarks"))
     from bench_core import build_corpus
     from bench_pipeline import write_corpus
@@ -226,11 +229,12 @@ def main() -> None:
               f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}", flush=True)
         rows = []
         for workers in counts:
-            wall, phases = run(src, Path(tmp) / "out", workers)
+            wall, phases = run(src, Path(tmp) / "out", workers, output)
             rows.append({"workers": workers, "wall": wall, "phases": phases, "load": os.getloadavg()[0]})
             print(json.dumps(rows[-1]), flush=True)
     report(rows)
-    OUT.write_text(json.dumps({"docs": docs, "bytes": nbytes, "shards": shards, "cores": os.cpu_count(), "runs": rows}, indent=1) + "\n")
+    args.json.write_text(json.dumps({"docs": docs, "bytes": nbytes, "shards": shards, "cores": os.cpu_count(), "output": output,
+                                     "runs": rows}, indent=1) + "\n")
 
 
 def report(rows: list[dict[str, Any]]) -> None:

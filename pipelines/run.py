@@ -305,7 +305,8 @@ def run_pipeline(config: PipelineConfig, pipeline: str, reporter: Reporter, laun
                     decide(state, seg)
                 run_pass(state, seg)
                 release_read(state, seg)
-                start_rejected(state, seg)
+                if seg is not state.segments[-1]:  # (the last pass's are written with data/)
+                    state.shards.append(start_compactions(state, rejected_compactions(state, seg)))
             reporter.log("writing output shards")
             summary = finish(state)
         finally:
@@ -390,14 +391,14 @@ def finish(state: RunState) -> dict[str, Any]:
     return summary
 
 
-def start_rejected(state: RunState, seg: Segment) -> None:
-    """Once a pass has run, the rows its stages removed are final: their shards start on the workers and
-    are written beside the steps that follow (the next decide, the next pass), so the longest of them
-    (a filter that removes half the text) does not hold up the end of the run alone."""
-    if state.config.output.keep_rejected:
-        state.shards.append(start_compactions(state, [
-            compaction(state, state.unit_files(state.work / "rejected" / stage.label), f"rejected/{stage.label}", always_one=False)
-            for stage in seg.all_stages]))
+def rejected_compactions(state: RunState, seg: Segment) -> list[tuple[Compaction, Path]]:
+    """The rows a pass's stages removed, into rejected/<label>/. They are final once the pass has run, so
+    their shards are started then and written beside the steps that follow (the next decide, the next
+    pass): the longest of them (a filter that removes half the text) does not hold up the end alone."""
+    if not state.config.output.keep_rejected:
+        return []
+    return [compaction(state, state.unit_files(state.work / "rejected" / stage.label), f"rejected/{stage.label}", always_one=False)
+            for stage in seg.all_stages]
 
 
 def start_compactions(state: RunState, jobs: list[tuple[Compaction, Path]]) -> Callable[[], list[tuple[Cut, tuple[int, int, int]]]]:
@@ -423,20 +424,23 @@ def compaction(state: RunState, files: list[Path], name: str, always_one: bool, 
 
 
 def write_shards(state: RunState) -> tuple[tuple[int, int, int], int]:
-    """Compact the last pass's kept rows into data/ (one job per output shard, mapped over the workers; a
-    resumed run keeps the shards marked done), wait for the rejected/ shards started after each pass,
-    and link them all into place. Beside them, the input ids several documents share are counted
-    (`shared_id_jobs`), which no shard waits for. Returns (shards, docs, bytes of data/) and that count."""
+    """Compact the last pass's kept rows into data/ and its removed rows into rejected/ (one job per output
+    shard, on the workers; a resumed run keeps the shards marked done), wait for the rejected/ shards
+    started after the earlier passes, and link them all into place. Beside them, the input ids several
+    documents share are counted (`shared_id_jobs`), which no shard waits for. Returns (shards, docs,
+    bytes of data/) and that count."""
     config, work = state.config, state.work
     kept = state.unit_files(work / f"seg-{state.segments[-1].index}")
     if any(is_global(stage) and stage.reorders for stage in config.stages):
         kept = sort_by_order(kept, work / "sorted", state.executor.map) or kept  # no rows: the units give the columns
-    data = start_compactions(state, [compaction(state, kept, "data", always_one=True, format=config.output.format)])
+    data = compaction(state, kept, "data", always_one=True, format=config.output.format)
+    last = start_compactions(state, [data, *rejected_compactions(state, state.segments[-1])])
     shared = state.executor.start(_shared_in_partition, shared_id_jobs(state))
-    written = data()
-    for cut, (shards, _, _) in [*written, *(pair for rejected in state.shards for pair in rejected())]:
+    written = [pair for started in [last, *state.shards] for pair in started()]
+    for cut, (shards, _, _) in written:
         place(cut, shards)
-    return tuple(sum(done[k] for _, done in written) for k in range(3)), sum(shared())  # type: ignore[return-value]
+    in_data = [done for cut, done in written if cut.job.dest == data[0].dest]
+    return tuple(sum(done[k] for done in in_data) for k in range(3)), sum(shared())  # type: ignore[return-value]
 
 
 def shared_id_jobs(state: RunState) -> list[tuple[list[Path], int, int]]:

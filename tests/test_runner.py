@@ -504,8 +504,8 @@ def test_a_run_imports_only_what_it_uses(tmp_path):
 
 def test_the_shards_of_rows_a_pass_removed_are_started_when_the_pass_is_done(tmp_path, monkeypatch):
     """The rows a pass's stages removed are final when the pass ends: their shards are started on the workers
-    then, and written while the dedup decides, not after everything else; the output is what one worker
-    writes at the end."""
+    then (the last pass's with data/) and written while the dedup decides, not after everything else; the
+    output is what one worker writes at the end."""
     import cleanmix.pipelines.run as run_module
     from cleanmix.pipelines.local import Pool
 
@@ -527,7 +527,7 @@ def test_the_shards_of_rows_a_pass_removed_are_started_when_the_pass_is_done(tmp
     monkeypatch.setattr(Pool, "start", recorded_start)
     monkeypatch.setattr(run_module, "decide", recorded_decide)
     out, summary = run(tmp_path, corpus, stages, name="two", workers=2)
-    assert events == ["start compact length", "decide", "start compact minhash_dedup", "start compact data"]
+    assert events == ["start compact length", "decide", "start compact data", "start compact minhash_dedup"]
     monkeypatch.undo()
     one, _ = run(tmp_path, corpus, stages, name="one", workers=1)
     assert summary["stages"][0]["removed"] and summary["stages"][1]["removed"]
