@@ -3,9 +3,10 @@
 Units finish in any order on any number of workers, so the output is cut from the unit files in
 unit order (or, after a stage that reorders rows, in `ORDER` order by an external sort): the same
 input, pipeline and seed give the same bytes whatever the worker count. Which rows go into which
-shard is known from the unit files' row counts, so each shard is a job of its own (`Cut`), mapped
-over the workers like any unit and marked done like one. Memory is bounded by one row group being
-written and one sort bucket, never by the corpus or the shard size.
+shard is known from the unit files' row counts (with `shard_bytes`, also their texts' sizes), so
+each shard is a job of its own (`Cut`), mapped over the workers like any unit and marked done like
+one. Memory is bounded by one row group being written and one sort bucket, never by the corpus or
+the shard size.
 """
 
 from __future__ import annotations
@@ -127,7 +128,7 @@ def plan_cuts(planned: tuple[Compaction, Path]) -> list[Cut]:
     ends = np.cumsum([n for _, n in whole])
     total = int(ends[-1])
     if job.shard_bytes:
-        starts = shard_starts(np.concatenate([_file_text_sizes(path) for path, _ in whole]), job.shard_bytes, job.shard_rows)
+        starts = shard_starts((_file_text_sizes(path) for path, _ in whole), job.shard_bytes, job.shard_rows)
     else:
         starts = list(range(0, total, job.shard_rows))
     cuts = []
@@ -138,15 +139,26 @@ def plan_cuts(planned: tuple[Compaction, Path]) -> list[Cut]:
     return cuts
 
 
-def shard_starts(sizes: np.ndarray, shard_bytes: int, shard_rows: int) -> list[int]:
-    """The first row of each shard of rows with these text sizes, filled in order as `compact` fills them."""
-    ends = np.cumsum(sizes)
+def shard_starts(files: Iterable[np.ndarray], shard_bytes: int, shard_rows: int) -> list[int]:
+    """The first row of each shard, filled in order as `compact` fills them, from the text sizes of the
+    rows of each file in turn (one file's sizes in memory at a time)."""
     starts: list[int] = []
-    start = 0
-    while start < len(sizes):
-        starts.append(start)
-        fits = _rows_that_fit(ends, start, (ends[start - 1] if start else 0) + shard_bytes)
-        start += min(max(fits, 1), shard_rows)  # a shard holds at least one document
+    first = held_rows = held_bytes = 0  # the file's first row; what the open shard holds
+    for sizes in files:
+        ends, at = np.cumsum(sizes), 0
+        while at < len(sizes):
+            if held_rows == 0:
+                starts.append(first + at)
+            before = int(ends[at - 1]) if at else 0
+            take = min(_rows_that_fit(ends, at, before + shard_bytes - held_bytes), shard_rows - held_rows)
+            take = take or int(held_rows == 0)  # a shard holds at least one document
+            if take == 0:  # the next row would take the shard past shard_bytes
+                held_rows = held_bytes = 0
+                continue
+            held_rows, held_bytes, at = held_rows + take, held_bytes + int(ends[at + take - 1]) - before, at + take
+            if held_rows >= shard_rows or held_bytes >= shard_bytes:
+                held_rows = held_bytes = 0
+        first += len(sizes)
     return starts
 
 

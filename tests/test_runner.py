@@ -11,6 +11,8 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import cleanmix.pipelines.shards
 from cleanmix.pipelines.config import validate_pipeline
@@ -124,11 +126,31 @@ def test_shard_bytes_and_limit(tmp_path):
 def test_a_shard_of_shard_bytes_ends_at_the_row_that_fills_it_or_at_shard_rows():
     from cleanmix.pipelines.compact import shard_starts
 
-    assert shard_starts(np.array([5, 5, 0, 0, 5]), 10, 100) == [0, 2]  # empty texts after a full shard start the next
-    assert shard_starts(np.array([4, 4, 4]), 10, 100) == [0, 2]  # before the row that would take it past
-    assert shard_starts(np.array([3, 20, 3]), 10, 100) == [0, 1, 2]  # a row over shard_bytes alone
-    assert shard_starts(np.ones(10, np.int64), 100, 3) == [0, 3, 6, 9]  # shard_rows still ends a shard
-    assert shard_starts(np.zeros(0, np.int64), 10, 100) == []
+    assert shard_starts([np.array([5, 5, 0, 0, 5])], 10, 100) == [0, 2]  # empty texts after a full shard start the next
+    assert shard_starts([np.array([4, 4]), np.array([4])], 10, 100) == [0, 2]  # before the row that would take it past
+    assert shard_starts([np.array([3, 20, 3])], 10, 100) == [0, 1, 2]  # a row over shard_bytes alone
+    assert shard_starts([np.ones(10, np.int64)], 100, 3) == [0, 3, 6, 9]  # shard_rows still ends a shard
+    assert shard_starts([np.zeros(0, np.int64), np.zeros(0, np.int64)], 10, 100) == []
+
+
+@given(st.lists(st.integers(0, 12), max_size=60), st.lists(st.integers(0, 60), max_size=5), st.integers(1, 30), st.integers(1, 9))
+def test_shards_of_shard_bytes_start_where_a_plain_loop_starts_them_however_the_rows_come_in_files(sizes, cuts, shard_bytes, shard_rows):
+    """`shard_starts` against the rule written plainly, one row at a time: a row joins the open shard if the
+    shard is empty or the row fits; the shard closes once it holds shard_rows rows or shard_bytes bytes."""
+    from cleanmix.pipelines.compact import shard_starts
+
+    expected, rows, held = [], 0, 0
+    for row, size in enumerate(sizes):
+        if rows and held + size > shard_bytes:
+            rows = held = 0
+        if rows == 0:
+            expected.append(row)
+        rows, held = rows + 1, held + size
+        if rows >= shard_rows or held >= shard_bytes:
+            rows = held = 0
+    bounds = sorted({0, len(sizes), *(min(c, len(sizes)) for c in cuts)})
+    files = [np.array(sizes[a:b], np.int64) for a, b in zip(bounds, bounds[1:])]
+    assert shard_starts(files, shard_bytes, shard_rows) == expected
 
 
 def test_big_file_is_split_into_units_at_row_groups(tmp_path, monkeypatch):
