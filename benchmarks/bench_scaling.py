@@ -86,16 +86,19 @@ def child(src: str, out: str, workers: int, launched: float, output: dict[str, A
     run.run_pass = phase(lambda state, seg: f"pass {seg.index + 1} ({len(state.live_units())} units)", run.run_pass)
     run.decide = phase(lambda state, seg: f"decide {seg.head.label}", run.decide)
     run.finish = phase(lambda state: "finish", run.finish)
-    pool_start, pool_map, pool_each = Pool.start, Pool.map, Pool.each
-    at_once = [False]
+    pool_start, pool_each = Pool.start, Pool.each
 
-    def timed_start(self: Pool, fn: Callable[[Any], Any], items: Any) -> Callable[[], list[Any]]:
-        """Steps started: `map` waits for them at once; the run waits for others later (background)."""
-        items, background = list(items), not at_once[0]
+    def record(self: Pool, fn: Callable[..., Any], items: list[Any], **kind: bool) -> list[float]:
+        """The seconds of a step's items, filled as they run (1 worker: in this process, in the pool's order)."""
         took: list[float] = []
-        if self.executor is None and items:  # in this process (1 worker): each item's seconds, in the pool's order
-            phases.setdefault(current[0], blank()).setdefault("calls", []).append(
-                {"step": getattr(fn, "__name__", "step"), "items": took, "background": background})
+        if self.executor is None and items:
+            phases.setdefault(current[0], blank()).setdefault("calls", []).append({"step": fn.__name__, "items": took, **kind})
+        return took
+
+    def timed_start(self: Pool, fn: Callable[[Any], Any], items: Any, background: bool = True) -> Callable[[], list[Any]]:
+        """Steps started: the run waits for them later (background), or at once (`map`)."""
+        items = list(items)
+        took = record(self, fn, items, background=background)
 
         def timed(item: Any) -> Any:
             started = time.time()
@@ -115,17 +118,11 @@ def child(src: str, out: str, workers: int, launched: float, output: dict[str, A
         return wait
 
     def timed_map(self: Pool, fn: Callable[[Any], Any], items: Any) -> list[Any]:
-        at_once[0] = True
-        try:
-            return pool_map(self, fn, items)
-        finally:
-            at_once[0] = False
+        return timed_start(self, fn, items, background=False)()
 
     def timed_each(self: Pool, fn: Callable[..., Any], job: Any, units: Any) -> Any:
         results = pool_each(self, fn, job, units)
-        took: list[float] = []
-        if self.executor is None and units:
-            phases.setdefault(current[0], blank()).setdefault("calls", []).append({"step": getattr(fn, "__name__", "unit"), "items": took})
+        took = record(self, fn, units)
         while True:
             wall, cpu = time.time(), time.process_time()
             try:

@@ -14,7 +14,7 @@ import numpy as np
 import polars as pl
 from pydantic import Field, model_validator
 
-from cleanmix.dedup.partitions import KEY, fresh_dir
+from cleanmix.dedup.partitions import KEY, find_sorted, fresh_dir
 from cleanmix.pipelines.order import UnitDecisions
 from cleanmix.pipelines.shards import remove_in_background, write_parquet
 from cleanmix.pipelines.stage import ID, ORDER, SOURCE, TEXT, Context, GlobalStage, StageResult, with_reason
@@ -81,8 +81,7 @@ def clustered_members(job: tuple[Path, Path]) -> pl.DataFrame:
     nodes, roots = np.load(components, mmap_mode="r")
     df = pl.read_parquet(scan, columns=[ORDER, DOC_ID, WEIGHT, KEY])
     orders = df[ORDER].to_numpy()
-    at = np.minimum(np.searchsorted(nodes, orders), max(nodes.size - 1, 0))
-    hit = nodes[at] == orders if nodes.size else np.zeros(orders.size, bool)
+    at, hit = find_sorted(nodes, orders)
     return df.filter(pl.Series(hit)).with_columns(pl.Series(GROUP, roots[at[hit]], pl.UInt64))
 
 

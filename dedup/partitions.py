@@ -44,6 +44,13 @@ def partition_of(keys: np.ndarray, partitions: int) -> np.ndarray:
     return ((keys >> np.uint64(16)) % np.uint64(partitions)).astype(np.int64)
 
 
+def find_sorted(ascending: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Where each value is in an ascending array (clipped to its last place), and whether it is there:
+    a binary search per value. (np.isin sorts the array again on every call: 50× slower against 2M.)"""
+    at = np.minimum(np.searchsorted(ascending, values), max(ascending.size - 1, 0))
+    return at, (ascending[at] == values if ascending.size else np.zeros(values.size, bool))
+
+
 def split_to_disk(df: pl.DataFrame, part: np.ndarray, partitions: int, folder: Path, name: str) -> None:
     """Write the rows of `df` into folder/p<k>/<name>.parquet, k = `part` of the row."""
     order = np.argsort(part, kind="stable")

@@ -17,7 +17,7 @@ import numpy as np
 import polars as pl
 
 from cleanmix.dedup.clusters import EdgeFile, write_edges
-from cleanmix.dedup.partitions import partition_files, partition_of, split_to_disk
+from cleanmix.dedup.partitions import find_sorted, partition_files, partition_of, split_to_disk
 from cleanmix.dedup.shingles import set_values, splitmix
 from cleanmix.pipelines.stage import ORDER
 
@@ -33,11 +33,7 @@ def split_payload(job: tuple[list[Path], str, str, int, Path, np.ndarray]) -> No
     """Scan files' (order, payload) rows of the `paired` documents (their orders, ascending) into their document partitions."""
     paths, name, column, partitions, work, paired = job
     df = pl.read_parquet(paths, columns=[ORDER, column])
-    orders = df[ORDER].to_numpy()
-    found = np.zeros(orders.size, bool)
-    if paired.size:  # a binary search per row; np.isin sorts `paired` again, 50× slower at 2M
-        found = paired[np.searchsorted(paired, orders).clip(max=paired.size - 1)] == orders
-    df = df.filter(pl.Series(found))
+    df = df.filter(pl.Series(find_sorted(paired, df[ORDER].to_numpy())[1]))
     split_to_disk(df, document_partition(df[ORDER].to_numpy(), partitions), partitions, work / "payload", name)
 
 
@@ -115,8 +111,7 @@ def exact_jaccard(left: pl.Series, right: pl.Series) -> np.ndarray:
     if not rows:
         return np.zeros(0)
     (lkeys, lsize), (rkeys, rsize) = _keyed(left), _keyed(right)
-    at = np.minimum(np.searchsorted(lkeys, rkeys), max(lkeys.size - 1, 0))
-    hit = lkeys[at] == rkeys if lkeys.size else np.zeros(rkeys.size, bool)
+    hit = find_sorted(lkeys, rkeys)[1]
     common = np.bincount((rkeys[hit] >> np.uint64(32)).astype(np.int64), minlength=rows)
     union = lsize + rsize - common
     return np.divide(common, union, out=np.ones(rows), where=union > 0)

@@ -128,7 +128,8 @@ def plan_cuts(planned: tuple[Compaction, Path]) -> list[Cut]:
     ends = np.cumsum([n for _, n in whole])
     total = int(ends[-1])
     if job.shard_bytes:
-        starts = shard_starts((_file_text_sizes(path) for path, _ in whole), job.shard_bytes, job.shard_rows)
+        sizes = (_file_text_sizes(path, meta) for path, meta in zip(job.files, metas) if meta.num_rows)
+        starts = shard_starts(sizes, job.shard_bytes, job.shard_rows)
     else:
         starts = list(range(0, total, job.shard_rows))
     cuts = []
@@ -149,28 +150,30 @@ def shard_starts(files: Iterable[np.ndarray], shard_bytes: int, shard_rows: int)
         while at < len(sizes):
             if held_rows == 0:
                 starts.append(first + at)
-            before = int(ends[at - 1]) if at else 0
-            take = min(_rows_that_fit(ends, at, before + shard_bytes - held_bytes), shard_rows - held_rows)
-            take = take or int(held_rows == 0)  # a shard holds at least one document
+            take = _rows_to_take(ends, at, held_rows, held_bytes, shard_bytes, shard_rows)
             if take == 0:  # the next row would take the shard past shard_bytes
                 held_rows = held_bytes = 0
                 continue
-            held_rows, held_bytes, at = held_rows + take, held_bytes + int(ends[at + take - 1]) - before, at + take
+            held_bytes += int(ends[at + take - 1]) - (int(ends[at - 1]) if at else 0)
+            held_rows, at = held_rows + take, at + take
             if held_rows >= shard_rows or held_bytes >= shard_bytes:
                 held_rows = held_bytes = 0
         first += len(sizes)
     return starts
 
 
-def _rows_that_fit(ends: np.ndarray, start: int, full: int) -> int:
-    """How many rows from `start` a shard takes that is full when the cumulative text size `ends` reaches
-    `full`: it ends at the row that fills it, or before a row that would take it past."""
-    return min(int(np.searchsorted(ends, full, side="right")), int(np.searchsorted(ends, full, side="left")) + 1) - start
+def _rows_to_take(ends: np.ndarray, at: int, held_rows: int, held_bytes: int, shard_bytes: int, shard_rows: int) -> int:
+    """How many rows from `at`, of these cumulative text sizes, an open shard holding `held_rows` rows and
+    `held_bytes` bytes takes: up to the row that fills it, never one that would take it past
+    `shard_bytes` (but one, if it is empty), never past `shard_rows`. 0: the shard is done."""
+    full = (int(ends[at - 1]) if at else 0) + shard_bytes - held_bytes
+    fits = min(int(np.searchsorted(ends, full, side="right")), int(np.searchsorted(ends, full, side="left")) + 1) - at
+    return min(fits, shard_rows - held_rows) or int(held_rows == 0)
 
 
-def _file_text_sizes(path: Path) -> np.ndarray:
-    if TEXT not in pq.read_schema(path).names:
-        return np.zeros(pq.read_metadata(path).num_rows, np.int64)
+def _file_text_sizes(path: Path, meta: pq.FileMetaData) -> np.ndarray:
+    if TEXT not in meta.schema.names:
+        return np.zeros(meta.num_rows, np.int64)
     return _text_sizes(pq.read_table(path, columns=[TEXT]))
 
 
@@ -240,8 +243,7 @@ def compact(cut: Cut) -> tuple[int, int, int]:
         sizes = _text_sizes(block)
         while block.num_rows:
             if job.shard_bytes:
-                fits = min(_rows_that_fit(np.cumsum(sizes), 0, job.shard_bytes - shard_bytes_), job.shard_rows - shard_rows)
-                take = fits or int(shard_rows == 0)  # a shard holds at least one document
+                take = _rows_to_take(np.cumsum(sizes), 0, shard_rows, shard_bytes_, job.shard_bytes, job.shard_rows)
             else:
                 take = min(block.num_rows, job.shard_rows - shard_rows)
             if take == 0:

@@ -267,7 +267,7 @@ class RunState:
     details: dict[str, dict[str, Any]] = field(default_factory=dict)
     units: dict[int, dict[str, Any]] = field(default_factory=dict)
     """Per unit: its input docs and bytes, or why it was skipped."""
-    shards: list[Callable[[], list[tuple[Cut, tuple[int, int, int]]]]] = field(default_factory=list)
+    pending_shards: list[Callable[[], list[tuple[Cut, tuple[int, int, int]]]]] = field(default_factory=list)
     """The output shards started so far: each waits for its compactions' cuts and what they wrote."""
     started: datetime = field(default_factory=lambda: datetime.now(UTC))
     clock: float = field(default_factory=time.perf_counter)
@@ -306,7 +306,7 @@ def run_pipeline(config: PipelineConfig, pipeline: str, reporter: Reporter, laun
                 run_pass(state, seg)
                 release_read(state, seg)
                 if seg is not state.segments[-1]:  # (the last pass's are written with data/)
-                    state.shards.append(start_compactions(state, rejected_compactions(state, seg)))
+                    state.pending_shards.append(start_compactions(state, rejected_compactions(state, seg)))
             reporter.log("writing output shards")
             summary = finish(state)
         finally:
@@ -436,7 +436,7 @@ def write_shards(state: RunState) -> tuple[tuple[int, int, int], int]:
     data = compaction(state, kept, "data", always_one=True, format=config.output.format)
     last = start_compactions(state, [data, *rejected_compactions(state, state.segments[-1])])
     shared = state.executor.start(_shared_in_partition, shared_id_jobs(state))
-    written = [pair for started in [last, *state.shards] for pair in started()]
+    written = [pair for started in [last, *state.pending_shards] for pair in started()]
     for cut, (shards, _, _) in written:
         place(cut, shards)
     in_data = [done for cut, done in written if cut.job.dest == data[0].dest]
